@@ -1,0 +1,29 @@
+# The two commands of the README: `make reproduce` (main job) and `make test` (the test suite).
+# Both first run `deps`, which installs the system OpenBLAS when it is missing.
+SHELL := /bin/bash
+ARGS ?=
+
+.PHONY: deps build reproduce test bench compare lint
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	cargo build --release
+
+reproduce: deps
+	cargo run --release --bin reproduce-paper -- $(ARGS)
+
+test: deps
+	cargo test --release
+
+bench: deps
+	cargo bench --bench estimators
+
+# numpy/scipy side-by-side timings of the same work (creates .venv-bench with numpy and scipy)
+compare: deps
+	bash benches/compare.sh
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings

@@ -1,0 +1,251 @@
+//! The `synergy` command line (argument parsing and dispatch; the binary only prints).
+//!
+//! Every command returns one JSON object; with `--json` the binary prints it on one line, otherwise
+//! as `key: value` lines.
+
+use crate::estimators::{self as est, Bandwidths, MineParams, MmdVariant, StreamingKurtosisParams};
+use crate::io::{read_batches, read_matrix, read_vector};
+use crate::metrics::regression_metrics;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// Estimators and metrics of the neural-synergy harness on `.npy` files (rows = samples).
+#[derive(Debug, Parser)]
+#[command(name = "synergy", version, about)]
+pub struct Cli {
+    /// Print one JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a reference estimator.
+    #[command(subcommand)]
+    Estimate(Estimate),
+    /// MOSI/MOSEI regression metrics (MMSA conventions) of predictions against labels.
+    Metrics {
+        /// Predictions, 1-D .npy.
+        #[arg(long)]
+        pred: PathBuf,
+        /// Labels in [-3, 3], 1-D .npy.
+        #[arg(long)]
+        label: PathBuf,
+    },
+}
+
+/// The estimators.
+#[derive(Debug, Subcommand)]
+pub enum Estimate {
+    /// MMD² under the (mean) Gaussian kernel.
+    Mmd(MmdArgs),
+    /// KL(P‖Q) from samples x ~ P, y ~ Q.
+    Kl {
+        #[arg(long)]
+        x: PathBuf,
+        #[arg(long)]
+        y: PathBuf,
+        /// gauss: Gaussian plug-in; knn: Wang–Kulkarni–Verdú.
+        #[arg(long, value_enum)]
+        method: KlMethod,
+        /// Neighbour order of the kNN estimator.
+        #[arg(long, default_value_t = 1)]
+        k: usize,
+    },
+    /// Donsker–Varadhan and NWJ bounds from critic values.
+    Dv {
+        /// Critic values on samples of P, 1-D .npy.
+        #[arg(long)]
+        tp: PathBuf,
+        /// Critic values on samples of Q, 1-D .npy.
+        #[arg(long)]
+        tq: PathBuf,
+    },
+    /// MINE: KL(P‖Q) by maximising the DV bound over an MLP critic (held-out bound reported).
+    Mine {
+        #[arg(long)]
+        x: PathBuf,
+        #[arg(long)]
+        y: PathBuf,
+        #[arg(long, default_value_t = MineParams::default().steps)]
+        steps: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = MineParams::default().hidden)]
+        hidden: usize,
+        #[arg(long, default_value_t = MineParams::default().batch)]
+        batch: usize,
+        #[arg(long, default_value_t = MineParams::default().lr)]
+        lr: f64,
+    },
+    /// Mardia's multivariate kurtosis b2,p and its z statistic.
+    Kurtosis {
+        #[arg(long)]
+        x: PathBuf,
+    },
+    /// Streaming regularised kurtosis (the paper's L_kappa) over K batches of a K x N x p array.
+    KurtosisEma {
+        #[arg(long)]
+        batches: PathBuf,
+        #[arg(long)]
+        alpha: f64,
+        #[arg(long)]
+        ridge: f64,
+        /// Row-norm clip of the covariance update (default: no clipping).
+        #[arg(long, default_value_t = f64::INFINITY)]
+        clip: f64,
+    },
+}
+
+/// Arguments of `estimate mmd`.
+#[derive(Debug, Args)]
+pub struct MmdArgs {
+    #[arg(long)]
+    pub x: PathBuf,
+    #[arg(long)]
+    pub y: PathBuf,
+    #[arg(long, value_enum, default_value_t = VariantArg::Unbiased)]
+    pub variant: VariantArg,
+    /// Kernel bandwidth sigma (repeat for a mean over several kernels).
+    #[arg(long = "bandwidth", required_unless_present = "median", conflicts_with = "median")]
+    pub bandwidth: Vec<f64>,
+    /// Median heuristic: sigma_med x {0.25, 0.5, 1, 2, 4}.
+    #[arg(long)]
+    pub median: bool,
+}
+
+/// MMD variants on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum VariantArg {
+    Biased,
+    Unbiased,
+    Linear,
+}
+
+impl From<VariantArg> for MmdVariant {
+    fn from(v: VariantArg) -> Self {
+        match v {
+            VariantArg::Biased => MmdVariant::Biased,
+            VariantArg::Unbiased => MmdVariant::Unbiased,
+            VariantArg::Linear => MmdVariant::Linear,
+        }
+    }
+}
+
+/// KL methods on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KlMethod {
+    Gauss,
+    Knn,
+}
+
+/// Runs a parsed command and returns its JSON result.
+pub fn run(cli: &Cli) -> Result<Value> {
+    match &cli.command {
+        Command::Estimate(e) => estimate(e),
+        Command::Metrics { pred, label } => {
+            let p = read_vector(pred)?;
+            let l = read_vector(label)?;
+            let m = regression_metrics(&p.view(), &l.view())?;
+            Ok(serde_json::to_value(m)?)
+        }
+    }
+}
+
+fn estimate(e: &Estimate) -> Result<Value> {
+    Ok(match e {
+        Estimate::Mmd(a) => {
+            let x = read_matrix(&a.x)?;
+            let y = read_matrix(&a.y)?;
+            let bw = if a.median {
+                est::median_bandwidths(&x.view(), &y.view())?
+            } else {
+                Bandwidths::new(a.bandwidth.clone())?
+            };
+            let variant: MmdVariant = a.variant.into();
+            let v = est::mmd2(&x.view(), &y.view(), variant, &bw)?;
+            json!({"estimator": "mmd", "variant": variant.name(), "bandwidths": bw.as_slice(), "value": v})
+        }
+        Estimate::Kl { x, y, method, k } => {
+            let x = read_matrix(x)?;
+            let y = read_matrix(y)?;
+            let v = match method {
+                KlMethod::Gauss => est::gaussian_kl(&x.view(), &y.view())?,
+                KlMethod::Knn => est::knn_kl(&x.view(), &y.view(), *k)?,
+            };
+            json!({"estimator": "kl", "value": v})
+        }
+        Estimate::Dv { tp, tq } => {
+            let tp = read_vector(tp)?;
+            let tq = read_vector(tq)?;
+            let b = est::dv_nwj(&tp.view(), &tq.view())?;
+            json!({"estimator": "dv", "dv": b.dv, "nwj": b.nwj})
+        }
+        Estimate::Mine {
+            x,
+            y,
+            steps,
+            seed,
+            hidden,
+            batch,
+            lr,
+        } => {
+            let x = read_matrix(x)?;
+            let y = read_matrix(y)?;
+            let p = MineParams {
+                steps: *steps,
+                seed: *seed,
+                hidden: *hidden,
+                batch: *batch,
+                lr: *lr,
+                ..MineParams::default()
+            };
+            let r = est::mine_kl(&x.view(), &y.view(), &p)?;
+            json!({"estimator": "mine", "value": r.value, "train_value": r.train_value, "steps": r.steps})
+        }
+        Estimate::Kurtosis { x } => {
+            let x = read_matrix(x)?;
+            let m = est::mardia(&x.view())?;
+            json!({"estimator": "kurtosis", "value": m.b2, "z": m.z})
+        }
+        Estimate::KurtosisEma {
+            batches,
+            alpha,
+            ridge,
+            clip,
+        } => {
+            let b = read_batches(batches)?;
+            if b.shape()[0] == 0 {
+                bail!("{}: no batches (K = 0)", batches.display());
+            }
+            let mut s = StreamingKurtosisParams {
+                alpha: *alpha,
+                ridge: *ridge,
+                clip: *clip,
+            }
+            .init()?;
+            let mut values = Vec::with_capacity(b.shape()[0]);
+            for (t, batch) in b.outer_iter().enumerate() {
+                values.push(s.update(&batch).with_context(|| format!("batch {t}"))?);
+            }
+            json!({"estimator": "kurtosis-ema", "values": values})
+        }
+    })
+}
+
+/// Renders a result as `key: value` lines for humans.
+pub fn human(v: &Value) -> String {
+    match v.as_object() {
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => v.to_string(),
+    }
+}

@@ -1,0 +1,250 @@
+//! Gaussian kernels, bandwidth sets, the median heuristic and blocked pairwise distances.
+//!
+//! **Kernel.** `k_σ(x, y) = exp(−‖x − y‖² / (2σ²))`. With several bandwidths `σ_1..σ_B` the kernel is
+//! the **mean** `k(x, y) = (1/B) Σ_b k_{σ_b}(x, y)` (so `k(x, x) = 1` always).
+//!
+//! **Distances.** Squared distances are computed through a matrix product,
+//! `‖x − y‖² = ‖x‖² + ‖y‖² − 2 xᵀy`, clamped at 0; the distance of a point to itself is exactly 0.
+//!
+//! **Median heuristic.** `σ_med = sqrt(median{‖zᵢ − zⱼ‖² : i < j})` over the pooled sample
+//! `Z = [X; Y]`; the median of an even count is the mean of the two middle values. The `--median`
+//! bandwidth set is `σ_med × {0.25, 0.5, 1, 2, 4}` ([`MEDIAN_SCALES`]).
+
+use crate::error::{EstimatorError, Result};
+use ndarray::{concatenate, s, Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+/// Multipliers of `σ_med` used by the `--median` bandwidth set.
+pub const MEDIAN_SCALES: [f64; 5] = [0.25, 0.5, 1.0, 2.0, 4.0];
+
+/// Rows per tile of the blocked distance/kernel computations.
+pub(crate) const BLOCK: usize = 256;
+
+/// A validated, non-empty set of positive, finite bandwidths `σ_b`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bandwidths(Vec<f64>);
+
+impl Bandwidths {
+    /// Validates the set: non-empty, every σ finite and > 0.
+    pub fn new(sigmas: Vec<f64>) -> Result<Self> {
+        if sigmas.is_empty() {
+            return Err(EstimatorError::InvalidParameter {
+                name: "bandwidths",
+                reason: "at least one bandwidth is needed".into(),
+            });
+        }
+        if let Some(&bad) = sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(EstimatorError::NonPositiveBandwidth(bad));
+        }
+        Ok(Self(sigmas))
+    }
+
+    /// One bandwidth.
+    pub fn single(sigma: f64) -> Result<Self> {
+        Self::new(vec![sigma])
+    }
+
+    /// The σ values.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.0
+    }
+
+    /// The kernel as a fast evaluator of `d² ↦ k`.
+    pub fn evaluator(&self) -> KernelEval {
+        KernelEval::new(&self.0)
+    }
+}
+
+/// Evaluates the mean Gaussian kernel from a squared distance.
+///
+/// When every exponent `1/(2σ_b²)` is a power-of-two multiple of the smallest one (true for the
+/// median set, whose σ differ by factors of 2), a single `exp` serves all bandwidths:
+/// `k_b = exp(−a_min d²)^(2^j_b)`, computed by repeated squaring (relative error ≤ 2^j_b ulp).
+#[derive(Debug, Clone)]
+pub struct KernelEval {
+    coeffs: Vec<f64>,
+    /// `(a_min, sorted exponents j_b)` when the squaring path applies.
+    squaring: Option<(f64, Vec<u32>)>,
+    inv_b: f64,
+}
+
+impl KernelEval {
+    fn new(sigmas: &[f64]) -> Self {
+        let coeffs: Vec<f64> = sigmas.iter().map(|s| 0.5 / (s * s)).collect();
+        let a_min = coeffs.iter().cloned().fold(f64::INFINITY, f64::min);
+        let mut js = Vec::with_capacity(coeffs.len());
+        let mut ok = coeffs.len() > 1;
+        for &a in &coeffs {
+            let r = a / a_min;
+            let j = r.log2().round();
+            if !(0.0..=16.0).contains(&j) || ((2f64.powi(j as i32) - r) / r).abs() > 1e-13 {
+                ok = false;
+                break;
+            }
+            js.push(j as u32);
+        }
+        js.sort_unstable();
+        let inv_b = 1.0 / coeffs.len() as f64;
+        let squaring = ok.then_some((a_min, js));
+        Self {
+            coeffs,
+            squaring,
+            inv_b,
+        }
+    }
+
+    /// `k(d²) = (1/B) Σ_b exp(−d² / (2σ_b²))`.
+    #[inline]
+    pub fn eval(&self, d2: f64) -> f64 {
+        match &self.squaring {
+            Some((a_min, js)) => {
+                let mut cur = (-a_min * d2).exp();
+                let mut pow = 0u32;
+                let mut acc = 0.0;
+                for &j in js {
+                    while pow < j {
+                        cur *= cur;
+                        pow += 1;
+                    }
+                    acc += cur;
+                }
+                acc * self.inv_b
+            }
+            None => self.coeffs.iter().map(|a| (-a * d2).exp()).sum::<f64>() * self.inv_b,
+        }
+    }
+}
+
+/// Squared row norms.
+pub(crate) fn sq_norms(x: &ArrayView2<f64>) -> Array1<f64> {
+    x.rows().into_iter().map(|r| r.dot(&r)).collect()
+}
+
+/// `out[i, j] = ‖aᵢ − bⱼ‖²` for a tile, via one GEMM (`matrixmultiply`, single-threaded: the tiles are
+/// what runs in parallel), clamped at 0.
+pub(crate) fn tile_sq_dists(
+    a: &ArrayView2<f64>,
+    na: &[f64],
+    b: &ArrayView2<f64>,
+    nb: &[f64],
+    out: &mut Array2<f64>,
+) {
+    let (m, k) = a.dim();
+    let n = b.nrows();
+    debug_assert_eq!(out.dim(), (m, n));
+    // out = -2 a bᵀ
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            k,
+            n,
+            -2.0,
+            a.as_ptr(),
+            a.strides()[0],
+            a.strides()[1],
+            b.as_ptr(),
+            b.strides()[1],
+            b.strides()[0],
+            0.0,
+            out.as_mut_ptr(),
+            out.strides()[0],
+            out.strides()[1],
+        );
+    }
+    for (i, mut row) in out.rows_mut().into_iter().enumerate() {
+        let ni = na[i];
+        for (v, nj) in row.iter_mut().zip(nb) {
+            *v = (*v + ni + nj).max(0.0);
+        }
+    }
+}
+
+/// All tile pairs `(i0, i1, j0, j1)` of an `n × m` grid; with `upper`, only tiles with `j0 ≥ i0`.
+pub(crate) fn tiles(n: usize, m: usize, upper: bool) -> Vec<(usize, usize, usize, usize)> {
+    let mut v = Vec::new();
+    for i0 in (0..n).step_by(BLOCK) {
+        for j0 in (0..m).step_by(BLOCK) {
+            if upper && j0 < i0 {
+                continue;
+            }
+            v.push((i0, (i0 + BLOCK).min(n), j0, (j0 + BLOCK).min(m)));
+        }
+    }
+    v
+}
+
+/// Full matrix of squared distances `D[i, j] = ‖aᵢ − bⱼ‖²` (GEMM form, clamped at 0).
+pub fn pairwise_sq_dists(a: &ArrayView2<f64>, b: &ArrayView2<f64>) -> Result<Array2<f64>> {
+    super::check_pair(a, b)?;
+    let na = sq_norms(a);
+    let nb = sq_norms(b);
+    let mut out = Array2::zeros((a.nrows(), b.nrows()));
+    tile_sq_dists(
+        a,
+        na.as_slice().unwrap(),
+        b,
+        nb.as_slice().unwrap(),
+        &mut out,
+    );
+    Ok(out)
+}
+
+/// `σ_med = sqrt(median{‖zᵢ − zⱼ‖² : i < j})` of the pooled sample `Z = [X; Y]`.
+///
+/// Needs at least two pooled points; a zero median (more than half the pairs are duplicates) is an
+/// error, since it would give a zero bandwidth. Cost `O((n+m)² d)` time, `O((n+m)²)` memory.
+pub fn median_bandwidth(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<f64> {
+    super::check_pair(x, y)?;
+    let z = concatenate(Axis(0), &[x.view(), y.view()]).expect("same width");
+    let z = z.as_standard_layout();
+    let n = z.nrows();
+    if n < 2 {
+        return Err(EstimatorError::TooFewSamples {
+            what: "median heuristic",
+            need: "at least 2 pooled points".into(),
+            got: n,
+        });
+    }
+    let norms = sq_norms(&z.view());
+    let norms = norms.as_slice().unwrap();
+    let zv = z.view();
+    let mut all: Vec<f64> = tiles(n, n, true)
+        .into_par_iter()
+        .map(|(i0, i1, j0, j1)| {
+            let a = zv.slice(s![i0..i1, ..]);
+            let b = zv.slice(s![j0..j1, ..]);
+            let mut t = Array2::zeros((i1 - i0, j1 - j0));
+            tile_sq_dists(&a, &norms[i0..i1], &b, &norms[j0..j1], &mut t);
+            let mut v = Vec::with_capacity(t.len());
+            for ((i, j), d) in t.indexed_iter() {
+                if j0 + j > i0 + i {
+                    v.push(*d);
+                }
+            }
+            v
+        })
+        .flatten()
+        .collect();
+    let cnt = all.len();
+    let mid = cnt / 2;
+    let cmp = |a: &f64, b: &f64| a.total_cmp(b);
+    let (_, upper_mid, _) = all.select_nth_unstable_by(mid, cmp);
+    let upper_mid = *upper_mid;
+    let med = if cnt % 2 == 1 {
+        upper_mid
+    } else {
+        let lower_mid = all[..mid].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        0.5 * (lower_mid + upper_mid)
+    };
+    let sigma = med.sqrt();
+    if !(sigma > 0.0 && sigma.is_finite()) {
+        return Err(EstimatorError::NonPositiveBandwidth(sigma));
+    }
+    Ok(sigma)
+}
+
+/// The `--median` set: `σ_med × {0.25, 0.5, 1, 2, 4}`.
+pub fn median_bandwidths(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<Bandwidths> {
+    let s = median_bandwidth(x, y)?;
+    Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * s).collect())
+}

@@ -1,0 +1,82 @@
+//! Reference estimators (pure `ndarray`, `f64`). They are the oracle the Candle training path is
+//! checked against. One file per family; each function's rustdoc states its formula and convention.
+//!
+//! Conventions shared by all estimators:
+//! * samples are the **rows** of an `n × d` matrix;
+//! * every input is validated first: empty arrays, NaN/Inf, mismatched dimensions and parameters
+//!   outside their domain give a typed [`EstimatorError`](crate::error::EstimatorError).
+
+pub mod bounds;
+pub mod closed_form;
+pub mod kdtree;
+pub mod kernel;
+pub mod kl;
+pub mod kurtosis;
+pub mod linalg;
+pub mod mine;
+pub mod mmd;
+
+pub use bounds::{dv_bound, dv_nwj, log_mean_exp, nwj_bound, DvNwj};
+pub use kernel::{median_bandwidth, median_bandwidths, pairwise_sq_dists, Bandwidths, MEDIAN_SCALES};
+pub use kl::{gaussian_kl, knn_kl};
+pub use kurtosis::{mardia, mardia_kurtosis, mardia_z, Mardia, StreamingKurtosis, StreamingKurtosisParams};
+pub use mine::{mine_kl, MineParams, MineResult};
+pub use mmd::{mmd2, MmdVariant};
+
+use crate::error::{EstimatorError, Result};
+use ndarray::{ArrayView1, ArrayView2};
+
+/// Rejects an empty matrix or one holding NaN/Inf.
+pub fn check_matrix(what: &'static str, x: &ArrayView2<f64>) -> Result<()> {
+    let (rows, cols) = x.dim();
+    if rows == 0 || cols == 0 {
+        return Err(EstimatorError::Empty { what, rows, cols });
+    }
+    for ((row, col), v) in x.indexed_iter() {
+        if !v.is_finite() {
+            return Err(EstimatorError::NonFinite { what, row, col });
+        }
+    }
+    Ok(())
+}
+
+/// Rejects an empty vector or one holding NaN/Inf.
+pub fn check_vector(what: &'static str, x: &ArrayView1<f64>) -> Result<()> {
+    if x.is_empty() {
+        return Err(EstimatorError::Empty {
+            what,
+            rows: 0,
+            cols: 1,
+        });
+    }
+    for (row, v) in x.iter().enumerate() {
+        if !v.is_finite() {
+            return Err(EstimatorError::NonFinite { what, row, col: 0 });
+        }
+    }
+    Ok(())
+}
+
+/// Checks both samples and that they share their dimension.
+pub fn check_pair(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<()> {
+    check_matrix("x", x)?;
+    check_matrix("y", y)?;
+    if x.ncols() != y.ncols() {
+        return Err(EstimatorError::DimensionMismatch {
+            x: "x",
+            dx: x.ncols(),
+            y: "y",
+            dy: y.ncols(),
+        });
+    }
+    Ok(())
+}
+
+/// Turns a non-finite result into an error.
+pub(crate) fn finite(what: &'static str, value: f64) -> Result<f64> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(EstimatorError::NonFiniteResult { what, value })
+    }
+}
