@@ -1,0 +1,54 @@
+//! Shared helpers of the integration tests: seeded Gaussian samples, rotations, naive references.
+#![allow(dead_code)]
+
+use ndarray::{Array1, Array2, ArrayView2};
+use ndarray_linalg::QR;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// `n × d` standard normal matrix.
+pub fn randn(n: usize, d: usize, seed: u64) -> Array2<f64> {
+    let mut r = rng(seed);
+    Array2::from_shape_fn((n, d), |_| StandardNormal.sample(&mut r))
+}
+
+/// `n` rows of `N(mu, L Lᵀ)`.
+pub fn gauss(n: usize, mu: &Array1<f64>, l: &Array2<f64>, seed: u64) -> Array2<f64> {
+    let z = randn(n, mu.len(), seed);
+    z.dot(&l.t()) + mu
+}
+
+/// A random `d × d` orthogonal matrix (QR of a Gaussian matrix).
+pub fn rotation(d: usize, seed: u64) -> Array2<f64> {
+    let a = randn(d, d, seed);
+    let (q, _) = a.qr().unwrap();
+    q
+}
+
+/// Naive mean-Gaussian-kernel sum over all pairs, for cross-checking the tiled implementation.
+pub fn naive_kernel_sum(a: &ArrayView2<f64>, b: &ArrayView2<f64>, sigmas: &[f64], skip_diag: bool) -> f64 {
+    let mut s = 0.0;
+    for (i, x) in a.rows().into_iter().enumerate() {
+        for (j, y) in b.rows().into_iter().enumerate() {
+            if skip_diag && i == j {
+                continue;
+            }
+            let d2: f64 = x.iter().zip(y.iter()).map(|(u, v)| (u - v) * (u - v)).sum();
+            s += sigmas.iter().map(|sg| (-d2 / (2.0 * sg * sg)).exp()).sum::<f64>() / sigmas.len() as f64;
+        }
+    }
+    s
+}
+
+/// Mean and standard error of replicate values.
+pub fn mean_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+    (m, (var / n).sqrt())
+}
