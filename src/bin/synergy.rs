@@ -6,9 +6,15 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
+            // clap's message without its usage block, folded onto one line
             let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid arguments");
-            eprintln!("synergy: {first} (see synergy --help)");
+            let text: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("synergy: {} (see synergy --help)", text.join(" "));
             std::process::exit(2);
         }
         Err(e) => e.exit(),

@@ -115,9 +115,13 @@ impl KernelEval {
     }
 }
 
-/// Squared row norms.
+/// Squared row norms, summed in index order (BLAS `ddot` may change its summation order with the
+/// memory alignment of the row, which would make results differ between runs by an ulp).
 pub(crate) fn sq_norms(x: &ArrayView2<f64>) -> Array1<f64> {
-    x.rows().into_iter().map(|r| r.dot(&r)).collect()
+    x.rows()
+        .into_iter()
+        .map(|r| r.iter().map(|v| v * v).sum::<f64>())
+        .collect()
 }
 
 /// `out[i, j] = ‖aᵢ − bⱼ‖²` for a tile, via one GEMM (`matrixmultiply`, single-threaded: the tiles are

@@ -132,7 +132,9 @@ fn sym_offdiag_sum(x: &ArrayView2<f64>, k: &KernelEval) -> f64 {
                 }
             },
         )
-        .sum()
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum() // ordered: bit-identical results whatever the thread schedule
 }
 
 /// `Σ_{i,j} k(xᵢ, yⱼ)`.
@@ -161,7 +163,9 @@ fn cross_sum(x: &ArrayView2<f64>, y: &ArrayView2<f64>, k: &KernelEval) -> f64 {
                 buf.iter().map(|d| k.eval(*d)).sum::<f64>()
             },
         )
-        .sum()
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum() // ordered: bit-identical results whatever the thread schedule
 }
 
 fn sq_dist(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> f64 {
