@@ -112,7 +112,12 @@ pub struct MmdArgs {
     #[arg(long, value_enum, default_value_t = VariantArg::Unbiased)]
     pub variant: VariantArg,
     /// Kernel bandwidth sigma (repeat for a mean over several kernels).
-    #[arg(long = "bandwidth", allow_negative_numbers = true, required_unless_present = "median", conflicts_with = "median")]
+    #[arg(
+        long = "bandwidth",
+        allow_negative_numbers = true,
+        required_unless_present = "median",
+        conflicts_with = "median"
+    )]
     pub bandwidth: Vec<f64>,
     /// Median heuristic: sigma_med x {0.25, 0.5, 1, 2, 4}.
     #[arg(long)]

@@ -44,8 +44,14 @@ pub enum EstimatorError {
         got: usize,
     },
     /// A covariance matrix (or a regularised one) is not positive definite.
-    #[error("covariance of {what} is singular or not positive definite ({n} samples, {p} dimensions)")]
-    SingularCovariance { what: &'static str, n: usize, p: usize },
+    #[error(
+        "covariance of {what} is singular or not positive definite ({n} samples, {p} dimensions)"
+    )]
+    SingularCovariance {
+        what: &'static str,
+        n: usize,
+        p: usize,
+    },
     /// A kernel bandwidth is zero, negative or non-finite.
     #[error("bandwidth must be positive and finite, got {0}")]
     NonPositiveBandwidth(f64),

@@ -94,7 +94,10 @@ pub fn pearson(a: &ArrayView1<f64>, b: &ArrayView1<f64>) -> Option<f64> {
 
 /// All regression metrics of MMSA. `acc2_non0`/`f1_non0` are NaN-free: if every label is 0 they are
 /// an error ([`EstimatorError::TooFewSamples`]).
-pub fn regression_metrics(pred: &ArrayView1<f64>, label: &ArrayView1<f64>) -> Result<RegressionMetrics> {
+pub fn regression_metrics(
+    pred: &ArrayView1<f64>,
+    label: &ArrayView1<f64>,
+) -> Result<RegressionMetrics> {
     check(pred, label)?;
     let n = pred.len() as f64;
     let r7 = |v: f64| v.clamp(-3.0, 3.0).round_ties_even();
@@ -139,7 +142,11 @@ pub fn regression_metrics(pred: &ArrayView1<f64>, label: &ArrayView1<f64>) -> Re
 }
 
 /// UR-FUNNY binary accuracy: `score ≥ threshold` predicts class 1; labels must be 0 or 1.
-pub fn binary_accuracy(score: &ArrayView1<f64>, label: &ArrayView1<f64>, threshold: f64) -> Result<f64> {
+pub fn binary_accuracy(
+    score: &ArrayView1<f64>,
+    label: &ArrayView1<f64>,
+    threshold: f64,
+) -> Result<f64> {
     check(score, label)?;
     if let Some(bad) = label.iter().find(|l| **l != 0.0 && **l != 1.0) {
         return Err(EstimatorError::InvalidParameter {

@@ -44,7 +44,11 @@ fn weighted_f1_matches_the_support_weighted_mean() {
     let m = regression_metrics(&pred.view(), &label.view()).unwrap();
     assert_abs_diff_eq!(m.acc2_has0, 0.6);
     // F1(pos) = 2/3 with support 3, F1(neg) = 1/2 with support 2
-    assert_abs_diff_eq!(m.f1_has0, (2.0 / 3.0 * 3.0 + 0.5 * 2.0) / 5.0, epsilon = 1e-15);
+    assert_abs_diff_eq!(
+        m.f1_has0,
+        (2.0 / 3.0 * 3.0 + 0.5 * 2.0) / 5.0,
+        epsilon = 1e-15
+    );
     assert_abs_diff_eq!(m.f1_non0, m.f1_has0, epsilon = 1e-15);
 }
 
@@ -54,14 +58,25 @@ fn constant_predictions_give_an_undefined_correlation_not_nan() {
     let label = arr1(&[-1.0, 0.5, 2.0]);
     let m = regression_metrics(&pred.view(), &label.view()).unwrap();
     assert_eq!(m.corr, None);
-    assert_eq!(serde_json::to_value(m).unwrap()["corr"], serde_json::Value::Null);
+    assert_eq!(
+        serde_json::to_value(m).unwrap()["corr"],
+        serde_json::Value::Null
+    );
 }
 
 #[test]
 fn pearson_of_an_affine_image_is_plus_or_minus_one() {
     let a = arr1(&[1.0, 2.0, 4.0, 7.0]);
-    assert_abs_diff_eq!(pearson(&a.view(), &(&a * 3.0 + 1.0).view()).unwrap(), 1.0, epsilon = 1e-15);
-    assert_abs_diff_eq!(pearson(&a.view(), &(&a * -0.5).view()).unwrap(), -1.0, epsilon = 1e-15);
+    assert_abs_diff_eq!(
+        pearson(&a.view(), &(&a * 3.0 + 1.0).view()).unwrap(),
+        1.0,
+        epsilon = 1e-15
+    );
+    assert_abs_diff_eq!(
+        pearson(&a.view(), &(&a * -0.5).view()).unwrap(),
+        -1.0,
+        epsilon = 1e-15
+    );
 }
 
 #[test]
@@ -80,7 +95,12 @@ fn mismatched_lengths_and_nan_are_errors() {
 
 #[test]
 fn urfunny_binary_accuracy_thresholds_scores() {
-    let acc = binary_accuracy(&arr1(&[0.2, 0.7, 0.5]).view(), &arr1(&[0.0, 1.0, 0.0]).view(), 0.5).unwrap();
+    let acc = binary_accuracy(
+        &arr1(&[0.2, 0.7, 0.5]).view(),
+        &arr1(&[0.0, 1.0, 0.0]).view(),
+        0.5,
+    )
+    .unwrap();
     assert_abs_diff_eq!(acc, 2.0 / 3.0);
     assert!(binary_accuracy(&arr1(&[0.2]).view(), &arr1(&[2.0]).view(), 0.5).is_err());
 }

@@ -2,7 +2,9 @@
 mod common;
 use common::*;
 use ndarray::{arr1, arr2, Array1, Array2};
-use neural_synergy::estimators::closed_form::{gaussian_kl_closed, gaussian_log_ratio, GaussianLogDensity};
+use neural_synergy::estimators::closed_form::{
+    gaussian_kl_closed, gaussian_log_ratio, GaussianLogDensity,
+};
 use neural_synergy::estimators::{dv_bound, gaussian_kl, knn_kl, mine_kl, nwj_bound, MineParams};
 use neural_synergy::EstimatorError;
 use proptest::prelude::*;
@@ -146,16 +148,30 @@ proptest! {
 #[test]
 fn mine_is_seed_deterministic_and_approaches_the_closed_form_from_below() {
     let (m1, l1, m2, l2) = pair(1.2, 1.0);
-    let truth = gaussian_kl_closed(&m1.view(), &l1.dot(&l1.t()).view(), &m2.view(), &l2.dot(&l2.t()).view()).unwrap();
+    let truth = gaussian_kl_closed(
+        &m1.view(),
+        &l1.dot(&l1.t()).view(),
+        &m2.view(),
+        &l2.dot(&l2.t()).view(),
+    )
+    .unwrap();
     let x = gauss(4000, &m1, &l1, 1);
     let y = gauss(4000, &m2, &l2, 2);
-    let params = MineParams { steps: 600, seed: 3, ..MineParams::default() };
+    let params = MineParams {
+        steps: 600,
+        seed: 3,
+        ..MineParams::default()
+    };
     let a = mine_kl(&x.view(), &y.view(), &params).unwrap();
     let b = mine_kl(&x.view(), &y.view(), &params).unwrap();
     assert_eq!(a, b, "same seed, same result");
     // held-out DV of a trained critic: a lower bound, and a good critic gets close
     assert!(a.value <= truth + 0.08, "MINE {} vs KL {truth}", a.value);
-    assert!(a.value >= 0.75 * truth, "MINE {} far below KL {truth}", a.value);
+    assert!(
+        a.value >= 0.75 * truth,
+        "MINE {} far below KL {truth}",
+        a.value
+    );
     let c = mine_kl(&x.view(), &y.view(), &MineParams { seed: 4, ..params }).unwrap();
     assert_ne!(a.value, c.value, "another seed, another split and init");
 }

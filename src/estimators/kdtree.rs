@@ -12,8 +12,16 @@ pub const LEAF: usize = 16;
 
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf { start: usize, end: usize },
-    Split { dim: usize, value: f64, left: usize, right: usize },
+    Leaf {
+        start: usize,
+        end: usize,
+    },
+    Split {
+        dim: usize,
+        value: f64,
+        left: usize,
+        right: usize,
+    },
 }
 
 /// Exact k-NN index over the rows of a matrix.

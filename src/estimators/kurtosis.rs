@@ -1,8 +1,8 @@
 //! Multivariate kurtosis: Mardia's `b₂,p` and the paper's streaming regularised estimator `L_κ`.
 
-use super::linalg::{centre, cholesky_lower, solve_lower};
+use super::linalg::{centred_gram, centred_mahalanobis_sq, cholesky_lower, mean_rows};
 use crate::error::{EstimatorError, Result};
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
 /// Mardia's multivariate kurtosis and its normal-theory z statistic.
@@ -18,20 +18,9 @@ pub struct Mardia {
     pub p: usize,
 }
 
-/// `mⱼ = dⱼᵀ (L Lᵀ)⁻¹ dⱼ` for the rows `dⱼ` of `d`, via `W = L⁻¹ Dᵀ` (no explicit inverse).
-fn mahalanobis_sq(l: &Array2<f64>, d: &Array2<f64>) -> Array1<f64> {
-    let w = solve_lower(l, &d.t().as_standard_layout().to_owned());
-    let mut out = Array1::zeros(d.nrows());
-    for row in w.rows() {
-        for (o, v) in out.iter_mut().zip(row) {
-            *o += v * v;
-        }
-    }
-    out
-}
-
 /// Mardia's kurtosis: `b₂,p = (1/n) Σᵢ (dᵢᵀ S⁻¹ dᵢ)²` with `dᵢ = xᵢ − x̄` and the ML covariance
-/// `S = (1/n) Σ dᵢ dᵢᵀ` (Cholesky, not an explicit inverse), plus the normal-theory statistic
+/// `S = (1/n) Σ dᵢ dᵢᵀ`, through its Cholesky factor `S = L Lᵀ` (`dᵢᵀ S⁻¹ dᵢ = ‖L⁻¹dᵢ‖²`; `S⁻¹` is
+/// never formed), plus the normal-theory statistic
 /// `z = (b₂,p − p(p+2)) / sqrt(8p(p+2)/n)` (asymptotically N(0,1) for Gaussian data).
 ///
 /// Facts: `b₂,p ≥ p²` (Jensen, since `mean(mᵢ) = p`) and invariance under invertible
@@ -46,10 +35,10 @@ pub fn mardia(x: &ArrayView2<f64>) -> Result<Mardia> {
             got: n,
         });
     }
-    let (_, d) = centre(x);
-    let s = d.t().dot(&d) / n as f64;
+    let mu = mean_rows(x);
+    let s = centred_gram(x, &mu, f64::INFINITY) / n as f64;
     let l = cholesky_lower(&s, "x", n)?;
-    let m = mahalanobis_sq(&l, &d);
+    let m = centred_mahalanobis_sq(x, &mu, &l);
     let b2 = m.iter().map(|v| v * v).sum::<f64>() / n as f64;
     let pp = (p * (p + 2)) as f64;
     let z = (b2 - pp) / (8.0 * pp / n as f64).sqrt();
@@ -155,23 +144,15 @@ impl StreamingKurtosis {
         self.steps
     }
 
-    /// Clipped covariance `C_t` of a centred batch (a helper shared with the Candle path).
-    pub fn clipped_cov(d: &Array2<f64>, clip: f64) -> Array2<f64> {
-        let mut c = d.clone();
-        if clip.is_finite() {
-            for mut row in c.rows_mut() {
-                let norm = row.dot(&row).sqrt();
-                if norm > clip {
-                    row *= clip / norm;
-                }
-            }
-        }
-        c.t().dot(&c) / d.nrows() as f64
+    /// Clipped covariance `C_t = (1/N) Σⱼ cⱼcⱼᵀ` of a batch (a helper shared with the Candle path).
+    pub fn clipped_cov(z: &ArrayView2<f64>, clip: f64) -> Array2<f64> {
+        let mu = mean_rows(z);
+        centred_gram(z, &mu, clip) / z.nrows() as f64
     }
 
-    /// `S_t` after seeing a batch with centred rows `d`, without consuming it.
-    pub fn next_covariance(&self, d: &Array2<f64>) -> Array2<f64> {
-        let c = Self::clipped_cov(d, self.params.clip);
+    /// `S_t` after seeing batch `z`, without consuming it.
+    pub fn next_covariance(&self, z: &ArrayView2<f64>) -> Array2<f64> {
+        let c = Self::clipped_cov(z, self.params.clip);
         match &self.s {
             None => c,
             Some(s) => s * self.params.alpha + c * (1.0 - self.params.alpha),
@@ -199,11 +180,10 @@ impl StreamingKurtosis {
                 got: n,
             });
         }
-        let (_, d) = centre(z);
-        let s_new = self.next_covariance(&d);
+        let s_new = self.next_covariance(z);
         let reg = &s_new + &(Array2::<f64>::eye(p) * self.params.ridge);
         let l = cholesky_lower(&reg, "S_t + ridge·I", n)?;
-        let m = mahalanobis_sq(&l, &d);
+        let m = centred_mahalanobis_sq(z, &mean_rows(z), &l);
         let kappa = super::finite(
             "streaming kurtosis",
             m.iter().map(|v| v * v).sum::<f64>() / n as f64,

@@ -201,7 +201,11 @@ fn minibatch(x: &Array2<f64>, b: usize, rng: &mut ChaCha8Rng) -> Array2<f64> {
 }
 
 /// Estimates KL(P‖Q) from `x ~ P`, `y ~ Q` by training a DV critic (see the module docs).
-pub fn mine_kl(x: &ArrayView2<f64>, y: &ArrayView2<f64>, params: &MineParams) -> Result<MineResult> {
+pub fn mine_kl(
+    x: &ArrayView2<f64>,
+    y: &ArrayView2<f64>,
+    params: &MineParams,
+) -> Result<MineResult> {
     super::check_pair(x, y)?;
     params.check()?;
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
@@ -245,9 +249,14 @@ pub fn mine_kl(x: &ArrayView2<f64>, y: &ArrayView2<f64>, params: &MineParams) ->
         }
         critic.step(&acts, &g, params.lr, t.min(i32::MAX as usize) as i32);
     }
-    let value = dv_bound(&critic.values(&xte.view()).view(), &critic.values(&yte.view()).view())?;
-    let train_value =
-        dv_bound(&critic.values(&xtr.view()).view(), &critic.values(&ytr.view()).view())?;
+    let value = dv_bound(
+        &critic.values(&xte.view()).view(),
+        &critic.values(&yte.view()).view(),
+    )?;
+    let train_value = dv_bound(
+        &critic.values(&xtr.view()).view(),
+        &critic.values(&ytr.view()).view(),
+    )?;
     Ok(MineResult {
         value,
         train_value,

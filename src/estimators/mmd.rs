@@ -110,8 +110,8 @@ fn sym_offdiag_sum(x: &ArrayView2<f64>, k: &KernelEval) -> f64 {
     tiles(n, n, true)
         .into_par_iter()
         .map_init(
-            || Array2::zeros((0, 0)),
-            |buf: &mut Array2<f64>, (i0, i1, j0, j1)| {
+            || (Array2::zeros((0, 0)), Vec::new()),
+            |(buf, scratch): &mut (Array2<f64>, Vec<f64>), (i0, i1, j0, j1)| {
                 let a = xv.slice(s![i0..i1, ..]);
                 let b = xv.slice(s![j0..j1, ..]);
                 if buf.dim() != (i1 - i0, j1 - j0) {
@@ -121,14 +121,13 @@ fn sym_offdiag_sum(x: &ArrayView2<f64>, k: &KernelEval) -> f64 {
                 if i0 == j0 {
                     // diagonal tile: strictly upper part, counted twice
                     let mut acc = 0.0;
-                    for (i, row) in buf.rows().into_iter().enumerate() {
-                        for d in row.iter().skip(i + 1) {
-                            acc += k.eval(*d);
-                        }
+                    for (i, mut row) in buf.rows_mut().into_iter().enumerate() {
+                        let row = row.as_slice_mut().expect("standard layout");
+                        acc += k.sum_in_place(&mut row[i + 1..], scratch);
                     }
                     2.0 * acc
                 } else {
-                    2.0 * buf.iter().map(|d| k.eval(*d)).sum::<f64>()
+                    2.0 * k.sum_in_place(buf.as_slice_mut().expect("standard layout"), scratch)
                 }
             },
         )
@@ -148,8 +147,8 @@ fn cross_sum(x: &ArrayView2<f64>, y: &ArrayView2<f64>, k: &KernelEval) -> f64 {
     tiles(x.nrows(), y.nrows(), false)
         .into_par_iter()
         .map_init(
-            || Array2::zeros((0, 0)),
-            |buf: &mut Array2<f64>, (i0, i1, j0, j1)| {
+            || (Array2::zeros((0, 0)), Vec::new()),
+            |(buf, scratch): &mut (Array2<f64>, Vec<f64>), (i0, i1, j0, j1)| {
                 if buf.dim() != (i1 - i0, j1 - j0) {
                     *buf = Array2::zeros((i1 - i0, j1 - j0));
                 }
@@ -160,7 +159,7 @@ fn cross_sum(x: &ArrayView2<f64>, y: &ArrayView2<f64>, k: &KernelEval) -> f64 {
                     &ny[j0..j1],
                     buf,
                 );
-                buf.iter().map(|d| k.eval(*d)).sum::<f64>()
+                k.sum_in_place(buf.as_slice_mut().expect("standard layout"), scratch)
             },
         )
         .collect::<Vec<f64>>()

@@ -17,9 +17,13 @@ pub mod mine;
 pub mod mmd;
 
 pub use bounds::{dv_bound, dv_nwj, log_mean_exp, nwj_bound, DvNwj};
-pub use kernel::{median_bandwidth, median_bandwidths, pairwise_sq_dists, Bandwidths, MEDIAN_SCALES};
+pub use kernel::{
+    median_bandwidth, median_bandwidths, pairwise_sq_dists, Bandwidths, MEDIAN_SCALES,
+};
 pub use kl::{gaussian_kl, knn_kl};
-pub use kurtosis::{mardia, mardia_kurtosis, mardia_z, Mardia, StreamingKurtosis, StreamingKurtosisParams};
+pub use kurtosis::{
+    mardia, mardia_kurtosis, mardia_z, Mardia, StreamingKurtosis, StreamingKurtosisParams,
+};
 pub use mine::{mine_kl, MineParams, MineResult};
 pub use mmd::{mmd2, MmdVariant};
 

@@ -31,7 +31,12 @@ pub fn rotation(d: usize, seed: u64) -> Array2<f64> {
 }
 
 /// Naive mean-Gaussian-kernel sum over all pairs, for cross-checking the tiled implementation.
-pub fn naive_kernel_sum(a: &ArrayView2<f64>, b: &ArrayView2<f64>, sigmas: &[f64], skip_diag: bool) -> f64 {
+pub fn naive_kernel_sum(
+    a: &ArrayView2<f64>,
+    b: &ArrayView2<f64>,
+    sigmas: &[f64],
+    skip_diag: bool,
+) -> f64 {
     let mut s = 0.0;
     for (i, x) in a.rows().into_iter().enumerate() {
         for (j, y) in b.rows().into_iter().enumerate() {
@@ -39,7 +44,11 @@ pub fn naive_kernel_sum(a: &ArrayView2<f64>, b: &ArrayView2<f64>, sigmas: &[f64]
                 continue;
             }
             let d2: f64 = x.iter().zip(y.iter()).map(|(u, v)| (u - v) * (u - v)).sum();
-            s += sigmas.iter().map(|sg| (-d2 / (2.0 * sg * sg)).exp()).sum::<f64>() / sigmas.len() as f64;
+            s += sigmas
+                .iter()
+                .map(|sg| (-d2 / (2.0 * sg * sg)).exp())
+                .sum::<f64>()
+                / sigmas.len() as f64;
         }
     }
     s
