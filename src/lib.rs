@@ -7,6 +7,7 @@
 #![deny(missing_debug_implementations)]
 
 pub mod cli;
+pub mod synergy;
 pub mod error;
 pub mod estimators;
 pub mod io;

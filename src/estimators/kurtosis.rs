@@ -1,6 +1,6 @@
 //! Multivariate kurtosis: Mardia's `b₂,p` and the paper's streaming regularised estimator `L_κ`.
 
-use super::linalg::{centred_gram, centred_mahalanobis_sq, cholesky_lower, mean_rows};
+use super::linalg::{centred_gram, centred_mahalanobis_sq, cholesky_lower, inv_lower, mean_rows};
 use crate::error::{EstimatorError, Result};
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
@@ -159,8 +159,9 @@ impl StreamingKurtosis {
         }
     }
 
-    /// Consumes batch `Z_t` and returns `κ_t`. On error the state is unchanged.
-    pub fn update(&mut self, z: &ArrayView2<f64>) -> Result<f64> {
+    /// Validates batch `Z_t` and computes `S_t` and the Cholesky factor of `S_t + ridge·I` without
+    /// changing the state (the Candle loss uses this, then [`Self::commit`]s).
+    pub fn prepare(&self, z: &ArrayView2<f64>) -> Result<KurtosisStep> {
         super::check_matrix("batch", z)?;
         let (n, p) = z.dim();
         if let Some(s) = &self.s {
@@ -182,14 +183,62 @@ impl StreamingKurtosis {
         }
         let s_new = self.next_covariance(z);
         let reg = &s_new + &(Array2::<f64>::eye(p) * self.params.ridge);
-        let l = cholesky_lower(&reg, "S_t + ridge·I", n)?;
-        let m = centred_mahalanobis_sq(z, &mean_rows(z), &l);
-        let kappa = super::finite(
-            "streaming kurtosis",
-            m.iter().map(|v| v * v).sum::<f64>() / n as f64,
-        )?;
-        self.s = Some(s_new);
+        let chol = cholesky_lower(&reg, "S_t + ridge·I", n)?;
+        Ok(KurtosisStep {
+            covariance: s_new,
+            chol,
+        })
+    }
+
+    /// Makes `step.covariance` the state `S_t`.
+    pub fn commit(&mut self, step: KurtosisStep) {
+        self.s = Some(step.covariance);
         self.steps += 1;
+    }
+
+    /// Consumes batch `Z_t` and returns `κ_t`. On error the state is unchanged.
+    pub fn update(&mut self, z: &ArrayView2<f64>) -> Result<f64> {
+        let step = self.prepare(z)?;
+        let kappa = regularised_kurtosis(z, &step.chol)?;
+        self.commit(step);
         Ok(kappa)
     }
+}
+
+/// One prepared step of [`StreamingKurtosis`]: `S_t` and the lower Cholesky factor `L` of
+/// `S_t + ridge·I`.
+#[derive(Debug, Clone)]
+pub struct KurtosisStep {
+    /// `S_t`.
+    pub covariance: Array2<f64>,
+    /// `L` with `L Lᵀ = S_t + ridge·I`.
+    pub chol: Array2<f64>,
+}
+
+impl KurtosisStep {
+    /// `(S_t + ridge·I)⁻¹ = L⁻ᵀ L⁻¹` (for the Candle loss, which multiplies on the device).
+    pub fn precision(&self) -> Array2<f64> {
+        let li = inv_lower(&self.chol);
+        li.t().dot(&li)
+    }
+}
+
+/// `κ = (1/N) Σⱼ (dⱼᵀ (L Lᵀ)⁻¹ dⱼ)²` with `dⱼ = zⱼ − z̄` (the batch mean) and a fixed factor `L` —
+/// the quadratic form of the streaming estimator with `S_t` held fixed, as the gradient of the
+/// Candle `L_κ` sees it.
+pub fn regularised_kurtosis(z: &ArrayView2<f64>, chol: &Array2<f64>) -> Result<f64> {
+    super::check_matrix("batch", z)?;
+    if chol.nrows() != z.ncols() {
+        return Err(EstimatorError::DimensionMismatch {
+            x: "batch",
+            dx: z.ncols(),
+            y: "covariance factor",
+            dy: chol.nrows(),
+        });
+    }
+    let m = centred_mahalanobis_sq(z, &mean_rows(z), chol);
+    super::finite(
+        "streaming kurtosis",
+        m.iter().map(|v| v * v).sum::<f64>() / z.nrows() as f64,
+    )
 }

@@ -1,0 +1,146 @@
+//! A small synthetic fusion model and batch stream for `synergy train-demo` and the tests.
+//!
+//! Data: per sample a latent sentiment `s ~ N(0,1)` and a cue `u ~ N(0,1)`; text `= s·a_t + noise`,
+//! audio `= (s, u)·A_a + noise`, vision `= u·a_v + noise`, label `y = s + 0.5·s·sign(u)` — the
+//! second term needs audio and vision together. Model: per-modality `Linear + tanh` encoders
+//! (`Z_i`), a `Linear + tanh` fusion of their concatenation (`Z`) and a linear head.
+
+use super::step::{FusionModel, ModelOutput};
+use super::Result;
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{linear, Linear, VarBuilder, VarMap};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Input widths of the demo modalities (text, audio, vision).
+pub const DEMO_DIMS: [usize; 3] = [24, 12, 8];
+
+/// One batch: three modality matrices and the labels.
+#[derive(Debug, Clone)]
+pub struct DemoBatch {
+    pub inputs: Vec<Tensor>,
+    pub label: Tensor,
+}
+
+/// Seeded generator of demo batches.
+#[derive(Debug)]
+pub struct DemoStream {
+    rng: ChaCha8Rng,
+    mix: Vec<Vec<f64>>,
+    dtype: DType,
+    device: Device,
+}
+
+impl DemoStream {
+    /// A stream from `seed`.
+    pub fn new(seed: u64, dtype: DType, device: &Device) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mix = DEMO_DIMS
+            .iter()
+            .map(|&d| {
+                (0..2 * d)
+                    .map(|_| StandardNormal.sample(&mut rng))
+                    .collect()
+            })
+            .collect();
+        Self {
+            rng,
+            mix,
+            dtype,
+            device: device.clone(),
+        }
+    }
+
+    /// The next batch of `n` samples.
+    pub fn batch(&mut self, n: usize) -> Result<DemoBatch> {
+        let mut cols: Vec<Vec<f64>> = DEMO_DIMS.iter().map(|d| Vec::with_capacity(n * d)).collect();
+        let mut y = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s: f64 = StandardNormal.sample(&mut self.rng);
+            let u: f64 = StandardNormal.sample(&mut self.rng);
+            y.push(s + 0.5 * s * u.signum());
+            for (m, &d) in DEMO_DIMS.iter().enumerate() {
+                let (ws, wu) = match m {
+                    0 => (1.0, 0.0),
+                    1 => (0.5, 1.0),
+                    _ => (0.0, 1.0),
+                };
+                for j in 0..d {
+                    let e: f64 = StandardNormal.sample(&mut self.rng);
+                    cols[m].push(ws * s * self.mix[m][j] + wu * u * self.mix[m][d + j] + 0.3 * e);
+                }
+            }
+        }
+        let inputs = cols
+            .into_iter()
+            .zip(DEMO_DIMS)
+            .map(|(v, d)| Ok(Tensor::from_vec(v, (n, d), &self.device)?.to_dtype(self.dtype)?))
+            .collect::<Result<Vec<_>>>()?;
+        let label = Tensor::from_vec(y, n, &self.device)?.to_dtype(self.dtype)?;
+        Ok(DemoBatch { inputs, label })
+    }
+}
+
+/// The demo fusion model.
+pub struct DemoFusion {
+    vars: VarMap,
+    enc: Vec<Linear>,
+    fuse: Linear,
+    head: Linear,
+}
+
+impl std::fmt::Debug for DemoFusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoFusion").finish_non_exhaustive()
+    }
+}
+
+impl DemoFusion {
+    /// Width of each `Z_i` and of `Z`.
+    pub const HIDDEN: usize = 16;
+
+    /// A model with its own variables, initialised from `seed`.
+    pub fn new(seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, dtype, device);
+        let h = Self::HIDDEN;
+        let enc = DEMO_DIMS
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| linear(d, h, vb.pp(format!("enc{i}"))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let model = Self {
+            fuse: linear(3 * h, h, vb.pp("fuse"))?,
+            head: linear(h, 1, vb.pp("head"))?,
+            enc,
+            vars,
+        };
+        super::nets::seed_varmap(&model.vars, seed)?;
+        Ok(model)
+    }
+}
+
+impl FusionModel for DemoFusion {
+    type Input = DemoBatch;
+
+    fn forward(&self, b: &DemoBatch, _train: bool) -> candle_core::Result<ModelOutput> {
+        let unimodal = self
+            .enc
+            .iter()
+            .zip(&b.inputs)
+            .map(|(l, x)| l.forward(x)?.tanh())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let fused = self.fuse.forward(&Tensor::cat(&unimodal, 1)?)?.tanh()?;
+        let prediction = self.head.forward(&fused)?.squeeze(1)?;
+        Ok(ModelOutput {
+            unimodal,
+            fused,
+            prediction,
+        })
+    }
+
+    fn varmap(&self) -> &VarMap {
+        &self.vars
+    }
+}

@@ -1,0 +1,218 @@
+//! Algorithm D: the training step with the C-network, and the plain task step it is compared with.
+
+use super::cnet::CNetwork;
+use super::losses::scalar;
+use super::{Result, SynergyError};
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+
+/// What a fusion model returns: one representation per modality, the fused representation and
+/// the prediction. Any model returning this can be trained with [`SynergyStep`].
+#[derive(Debug, Clone)]
+pub struct ModelOutput {
+    /// `Z_i`, each `batch × d_i`.
+    pub unimodal: Vec<Tensor>,
+    /// `Z`, `batch × d_f`.
+    pub fused: Tensor,
+    /// `Ŷ`.
+    pub prediction: Tensor,
+}
+
+/// A fusion model: its own input type, its variables, and a forward pass.
+pub trait FusionModel {
+    /// A batch of inputs.
+    type Input;
+    /// Forward pass (`train` switches dropout on).
+    fn forward(&self, input: &Self::Input, train: bool) -> candle_core::Result<ModelOutput>;
+    /// The model's variables (everything except the C-network).
+    fn varmap(&self) -> &VarMap;
+}
+
+/// Scales the gradients of `vars` in `grads` so that their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`); returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<f64> {
+    let mut sq = 0.0;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += scalar(&g.sqr()?.sum_all()?)?;
+        }
+    }
+    let norm = sq.sqrt();
+    if !norm.is_finite() {
+        return Err(SynergyError::NonFinite {
+            what: "gradient norm",
+            value: norm,
+            step: 0,
+        });
+    }
+    if norm > max_norm {
+        let f = max_norm / (norm + 1e-6);
+        for v in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let scaled = (g * f)?;
+                grads.insert(v.as_tensor(), scaled);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+fn adamw(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<AdamW> {
+    Ok(AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr,
+            weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?)
+}
+
+/// The NLL baseline: AdamW on the task loss with gradient-norm clipping.
+#[derive(Debug)]
+pub struct TaskStep {
+    opt: AdamW,
+    vars: Vec<Var>,
+    grad_clip: f64,
+    steps: usize,
+}
+
+impl TaskStep {
+    /// AdamW over `vars` at `lr`.
+    pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64, grad_clip: f64) -> Result<Self> {
+        Ok(Self {
+            opt: adamw(vars.clone(), lr, weight_decay)?,
+            vars,
+            grad_clip,
+            steps: 0,
+        })
+    }
+
+    /// One update on `loss`; returns the gradient norm before clipping. A non-finite loss is an
+    /// error and nothing is updated.
+    pub fn step(&mut self, loss: &Tensor) -> Result<f64> {
+        let v = scalar(loss)?;
+        if !v.is_finite() {
+            return Err(SynergyError::NonFinite {
+                what: "task loss",
+                value: v,
+                step: self.steps,
+            });
+        }
+        let mut grads = loss.backward()?;
+        let norm = clip_grad_norm(&mut grads, &self.vars, self.grad_clip)?;
+        self.opt.step(&grads)?;
+        self.steps += 1;
+        Ok(norm)
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+}
+
+/// Loss values of one [`SynergyStep::step`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StepStats {
+    pub task: f64,
+    pub l2: Option<f64>,
+    pub ld: Option<f64>,
+    pub lk: Option<f64>,
+    pub reg: f64,
+    /// Gradient norm of the task model's parameters before clipping.
+    pub grad_norm_task: f64,
+    /// Gradient norm of the C-network's parameters before clipping.
+    pub grad_norm_c: f64,
+}
+
+/// Algorithm D's step. Per minibatch, from the model's `(Z_i, Z, Ŷ)`:
+/// 1. `L_reg = γ_L2 L_L2 + γ_d L_d + γ_κ L_κ` (C-network);
+/// 2. the C-network (`Q_i`, `g_i`) takes an AdamW step at `η_MI` on `∇L_reg`;
+/// 3. with SKL, the critics take an AdamW step that **maximises** `Σ DV_i`;
+/// 4. the task model (everything but the C-network) takes an AdamW step at `η_task` on
+///    `∇(L_task + β L_reg)`.
+///
+/// All gradients come from the same forward pass (the prediction does not depend on the
+/// C-network, so updating it first, as the paper's pseudo-code does, changes nothing). Each group's
+/// gradient is clipped to global norm `grad_clip` (5) before its update.
+#[derive(Debug)]
+pub struct SynergyStep {
+    /// The C-network (owned: it lives only as long as training).
+    pub cnet: CNetwork,
+    task: TaskStep,
+    c_opt: AdamW,
+    c_vars: Vec<Var>,
+    critic: Option<(AdamW, Vec<Var>)>,
+}
+
+impl SynergyStep {
+    /// A step for a model with variables `task_vars` trained at `lr_task`.
+    pub fn new(cnet: CNetwork, task_vars: Vec<Var>, lr_task: f64) -> Result<Self> {
+        let cfg = cnet.config().clone();
+        let c_vars = cnet.vars();
+        let critic_vars = cnet.critic_vars();
+        let critic = if critic_vars.is_empty() {
+            None
+        } else {
+            Some((
+                adamw(critic_vars.clone(), cfg.lr_critic, cfg.weight_decay)?,
+                critic_vars,
+            ))
+        };
+        Ok(Self {
+            task: TaskStep::new(task_vars, lr_task, cfg.weight_decay, cfg.grad_clip)?,
+            c_opt: adamw(c_vars.clone(), cfg.lr_mi, cfg.weight_decay)?,
+            c_vars,
+            critic,
+            cnet,
+        })
+    }
+
+    /// One step of Algorithm D on a batch's model output and task loss. A non-finite loss is an
+    /// error ([`SynergyError::NonFinite`]) and no parameter is updated.
+    pub fn step(&mut self, out: &ModelOutput, task_loss: &Tensor) -> Result<StepStats> {
+        let step = self.task.steps();
+        let reg = self.cnet.losses(&out.unimodal, &out.fused)?;
+        let cfg = self.cnet.config().clone();
+        let task_v = scalar(task_loss)?;
+        let reg_v = scalar(&reg.total)?;
+        for (what, value) in [("task loss", task_v), ("synergy regulariser", reg_v)] {
+            if !value.is_finite() {
+                return Err(SynergyError::NonFinite { what, value, step });
+            }
+        }
+        let opt = |t: &Option<Tensor>| t.as_ref().map(scalar).transpose();
+        let stats_parts = (opt(&reg.l2)?, opt(&reg.ld)?, opt(&reg.lk)?);
+        // gradients, all from this forward pass
+        let mut g_c = reg.total.backward()?;
+        let grad_norm_c = clip_grad_norm(&mut g_c, &self.c_vars, cfg.grad_clip)?;
+        let g_critic = match (&self.critic, &reg.critic_objective) {
+            (Some((_, vars)), Some(obj)) => {
+                let mut g = obj.neg()?.backward()?;
+                clip_grad_norm(&mut g, vars, cfg.grad_clip)?;
+                Some(g)
+            }
+            _ => None,
+        };
+        let total = (task_loss + (&reg.total * cfg.beta)?)?;
+        let grad_norm_task = {
+            // the task step's own backward on L_task + β L_reg
+            self.task.step(&total)?
+        };
+        self.c_opt.step(&g_c)?;
+        if let (Some((opt, _)), Some(g)) = (&mut self.critic, g_critic) {
+            opt.step(&g)?;
+        }
+        Ok(StepStats {
+            task: task_v,
+            l2: stats_parts.0,
+            ld: stats_parts.1,
+            lk: stats_parts.2,
+            reg: reg_v,
+            grad_norm_task,
+            grad_norm_c,
+        })
+    }
+}
