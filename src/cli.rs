@@ -28,6 +28,35 @@ pub enum Command {
     /// Run a reference estimator.
     #[command(subcommand)]
     Estimate(Estimate),
+    /// Train a small synthetic fusion model with the C-network (Algorithm D); print the losses
+    /// and write a PNG plot.
+    TrainDemo {
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, value_enum, default_value_t = DivArg::Mmd)]
+        divergence: DivArg,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// PNG plot of the loss curves.
+        #[arg(long, default_value = "train-demo.png")]
+        plot: PathBuf,
+        /// Print a table row every this many steps.
+        #[arg(long, default_value_t = 25)]
+        every: usize,
+    },
+    /// Parity of the Candle losses on a device against the CPU f64 reference, and timings.
+    CheckDevice {
+        /// Use CUDA device 0 (needs a build with `--features cuda`).
+        #[arg(long)]
+        cuda: bool,
+        /// Also time forward+backward of the synergy losses at batch 64 and 256, d = 128.
+        #[arg(long)]
+        bench: bool,
+        #[arg(long, default_value_t = 50)]
+        iters: usize,
+    },
     /// MOSI/MOSEI regression metrics (MMSA conventions) of predictions against labels.
     Metrics {
         /// Predictions, 1-D .npy.
@@ -142,6 +171,13 @@ impl From<VariantArg> for MmdVariant {
     }
 }
 
+/// Divergences of `L_d` on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DivArg {
+    Mmd,
+    Kl,
+}
+
 /// KL methods on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KlMethod {
@@ -153,6 +189,28 @@ pub enum KlMethod {
 pub fn run(cli: &Cli) -> Result<Value> {
     match &cli.command {
         Command::Estimate(e) => estimate(e),
+        Command::TrainDemo {
+            steps,
+            batch,
+            divergence,
+            seed,
+            plot,
+            every,
+        } => train_demo(*steps, *batch, *divergence, *seed, plot, *every, cli.json),
+        Command::CheckDevice { cuda, bench, iters } => {
+            let device = if *cuda {
+                candle_core::Device::new_cuda(0).context(
+                    "no CUDA device (is this a build with --features cuda, on a GPU machine?)",
+                )?
+            } else {
+                candle_core::Device::Cpu
+            };
+            let r = crate::synergy::check::check_device(&device, *bench, *iters)?;
+            if !r.all_within_tolerance {
+                eprintln!("synergy: warning: a device result is outside its tolerance");
+            }
+            Ok(serde_json::to_value(r)?)
+        }
         Command::Metrics { pred, label } => {
             let p = read_vector(pred)?;
             let l = read_vector(label)?;
@@ -241,6 +299,87 @@ fn estimate(e: &Estimate) -> Result<Value> {
             json!({"estimator": "kurtosis-ema", "values": values})
         }
     })
+}
+
+fn train_demo(
+    steps: usize,
+    batch: usize,
+    divergence: DivArg,
+    seed: u64,
+    plot: &std::path::Path,
+    every: usize,
+    quiet: bool,
+) -> Result<Value> {
+    use crate::synergy::demo::{run_demo, DemoConfig};
+    if steps == 0 || batch < 4 || every == 0 {
+        bail!("--steps and --every must be >= 1 and --batch >= 4");
+    }
+    let mut cfg = DemoConfig {
+        steps,
+        batch,
+        seed,
+        ..DemoConfig::default()
+    };
+    cfg.synergy.divergence = match divergence {
+        DivArg::Mmd => crate::synergy::Divergence::Mmd,
+        DivArg::Kl => crate::synergy::Divergence::Kl,
+    };
+    let tr = run_demo(&cfg)?;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    if !quiet {
+        let mut rows = Vec::new();
+        for s in (0..steps).step_by(every) {
+            let e = (s + every).min(steps);
+            let f = |v: &Vec<f64>| format!("{:.4}", mean(&v[s..e]));
+            rows.push(vec![
+                format!("{s}-{}", e - 1),
+                f(&tr.task),
+                f(&tr.l2),
+                f(&tr.ld),
+                f(&tr.lk),
+                f(&tr.reg),
+            ]);
+        }
+        println!(
+            "train-demo: synthetic 3-modality stream, batch {batch}, seed {seed}, L_d = {:?} (means over each window)\n",
+            cfg.synergy.divergence
+        );
+        println!(
+            "{}",
+            crate::report::markdown_table(
+                &["steps", "L_task", "L_L2", "L_d", "L_κ", "L_reg"],
+                &rows
+            )
+        );
+    }
+    let w = (steps / 30).max(1);
+    crate::report::plot_panels(
+        plot,
+        &format!(
+            "synergy train-demo ({:?}, seed {seed})",
+            cfg.synergy.divergence
+        ),
+        &[
+            ("L_task (MSE)", crate::report::smooth(&tr.task, w)),
+            ("L_L2", crate::report::smooth(&tr.l2, w)),
+            ("L_d", crate::report::smooth(&tr.ld, w)),
+            ("L_kappa", crate::report::smooth(&tr.lk, w)),
+            ("L_reg", crate::report::smooth(&tr.reg, w)),
+        ],
+    )
+    .with_context(|| format!("writing {}", plot.display()))?;
+    if !quiet {
+        println!("plot: {}", plot.display());
+    }
+    let q = (steps / 10).max(1);
+    Ok(json!({
+        "plot": plot.display().to_string(),
+        "reg_first": mean(&tr.reg[..q]),
+        "reg_last": mean(&tr.reg[steps - q..]),
+        "task_first": mean(&tr.task[..q]),
+        "task_last": mean(&tr.task[steps - q..]),
+        "trace": tr,
+    }))
 }
 
 /// Renders a result as `key: value` lines for humans.

@@ -3,6 +3,7 @@ use clap::Parser;
 use neural_synergy::cli::{human, run, Cli};
 
 fn main() {
+    neural_synergy::init_threads(None);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
@@ -19,8 +20,10 @@ fn main() {
         }
         Err(e) => e.exit(),
     };
+    let demo = matches!(cli.command, neural_synergy::cli::Command::TrainDemo { .. });
     match run(&cli) {
         Ok(v) if cli.json => println!("{v}"),
+        Ok(_) if demo => {} // already printed its table
         Ok(v) => println!("{}", human(&v)),
         Err(e) => {
             eprintln!("synergy: error: {e:#}");

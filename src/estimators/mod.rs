@@ -22,7 +22,8 @@ pub use kernel::{
 };
 pub use kl::{gaussian_kl, knn_kl};
 pub use kurtosis::{
-    mardia, mardia_kurtosis, mardia_z, Mardia, StreamingKurtosis, StreamingKurtosisParams,
+    mardia, mardia_kurtosis, mardia_z, regularised_kurtosis, KurtosisStep, Mardia,
+    StreamingKurtosis, StreamingKurtosisParams,
 };
 pub use mine::{mine_kl, MineParams, MineResult};
 pub use mmd::{mmd2, MmdVariant};

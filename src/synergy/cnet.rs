@@ -13,7 +13,9 @@ use std::cell::Cell;
 pub enum Divergence {
     /// MMD² between the aligned samples (the paper's SMMD).
     Mmd,
-    /// KL estimated by the Donsker–Varadhan bound of a critic trained to maximise it (SKL).
+    /// KL estimated by the Donsker–Varadhan bound of a critic trained to maximise it (SKL). The
+    /// loss the C-network and the model minimise is `max(DV, 0)` (KL is non-negative; without the
+    /// floor the minimisers drive a lagging critic's DV to −∞, measured with `synergy train-demo`).
     Kl,
 }
 
@@ -145,7 +147,8 @@ pub struct RegLosses {
     pub lk: Option<Tensor>,
     /// `γ_L2 L_L2 + γ_d L_d + γ_κ L_κ`.
     pub total: Tensor,
-    /// `Σᵢ DV_i`, the SKL critics' objective (to be maximised), when `d = KL`.
+    /// `Σᵢ DV_i` on detached `g` outputs, the SKL critics' objective (to be maximised), when
+    /// `d = KL`.
     pub critic_objective: Option<Tensor>,
 }
 
@@ -216,7 +219,13 @@ impl CNetwork {
             q.push(Mlp::new(vb.pp(format!("q{i}")), total - d, cfg.hidden, d)?);
             let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(2 * i as u64);
             proj_uni.push(RandomProjection::new(d, k, seed, dtype, device)?);
-            proj_fused.push(RandomProjection::new(fused_dim, k, seed + 1, dtype, device)?);
+            proj_fused.push(RandomProjection::new(
+                fused_dim,
+                k,
+                seed + 1,
+                dtype,
+                device,
+            )?);
             inv.push(InvertibleNet::new(
                 vb.pp(format!("g{i}")),
                 k,
@@ -341,27 +350,37 @@ impl CNetwork {
         let mut critic_objective = None;
         if cfg.gamma_d > 0.0 {
             let mut acc: Option<Tensor> = None;
+            let mut dv_acc: Option<Tensor> = None;
+            let add = |acc: Option<Tensor>, v: Tensor| -> Result<Option<Tensor>> {
+                Ok(Some(match acc {
+                    None => v,
+                    Some(a) => (a + v)?,
+                }))
+            };
             for (i, zi) in unimodal.iter().enumerate() {
                 let gi = self.g_unimodal(i, zi)?;
                 let gf = self.g_fused(i, fused)?;
                 let d = match cfg.divergence {
                     Divergence::Mmd => mmd2(&gi, &gf, cfg.mmd_variant, &cfg.bandwidth)?,
                     Divergence::Kl => {
-                        let tp = self.critics[i].forward(&gi)?;
-                        let tq = self.critics[i].forward(&gf)?;
-                        dv_bound(&tp, &tq)?
+                        let critic = &self.critics[i];
+                        let dv = dv_bound(&critic.forward(&gi)?, &critic.forward(&gf)?)?;
+                        // the critics' objective on detached inputs: its backward stays in the critic
+                        let dv_c = dv_bound(
+                            &critic.forward(&gi.detach())?,
+                            &critic.forward(&gf.detach())?,
+                        )?;
+                        dv_acc = add(dv_acc, dv_c)?;
+                        // KL ≥ 0: a negative DV value only says the critic is behind; the
+                        // minimisers see max(DV, 0), the critic maximises the raw DV
+                        dv.relu()?
                     }
                 };
-                acc = Some(match acc {
-                    None => d,
-                    Some(a) => (a + d)?,
-                });
+                acc = add(acc, d)?;
             }
             let v = acc.expect("two or more modalities");
             total = (total + (&v * cfg.gamma_d)?)?;
-            if cfg.divergence == Divergence::Kl {
-                critic_objective = Some(v.clone());
-            }
+            critic_objective = dv_acc;
             ld = Some(v);
         }
         let mut lk = None;

@@ -54,7 +54,10 @@ impl DemoStream {
 
     /// The next batch of `n` samples.
     pub fn batch(&mut self, n: usize) -> Result<DemoBatch> {
-        let mut cols: Vec<Vec<f64>> = DEMO_DIMS.iter().map(|d| Vec::with_capacity(n * d)).collect();
+        let mut cols: Vec<Vec<f64>> = DEMO_DIMS
+            .iter()
+            .map(|d| Vec::with_capacity(n * d))
+            .collect();
         let mut y = Vec::with_capacity(n);
         for _ in 0..n {
             let s: f64 = StandardNormal.sample(&mut self.rng);
@@ -143,4 +146,63 @@ impl FusionModel for DemoFusion {
     fn varmap(&self) -> &VarMap {
         &self.vars
     }
+}
+
+/// Settings of [`run_demo`].
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub steps: usize,
+    pub batch: usize,
+    pub lr_task: f64,
+    pub seed: u64,
+    pub synergy: super::SynergyConfig,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch: 64,
+            lr_task: 3e-3,
+            seed: 0,
+            synergy: super::SynergyConfig {
+                lr_mi: 3e-3,
+                ..super::SynergyConfig::default()
+            },
+        }
+    }
+}
+
+/// Per-step losses of a demo run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DemoTrace {
+    pub task: Vec<f64>,
+    pub l2: Vec<f64>,
+    pub ld: Vec<f64>,
+    pub lk: Vec<f64>,
+    pub reg: Vec<f64>,
+}
+
+/// Trains [`DemoFusion`] with [`super::SynergyStep`] on a [`DemoStream`] (CPU, f32) and records every
+/// step's losses.
+pub fn run_demo(cfg: &DemoConfig) -> Result<DemoTrace> {
+    let dev = Device::Cpu;
+    let model = DemoFusion::new(cfg.seed, DType::F32, &dev)?;
+    let h = DemoFusion::HIDDEN;
+    let cnet = super::CNetwork::new(cfg.synergy.clone(), &[h, h, h], h, DType::F32, &dev)?;
+    let mut step = super::SynergyStep::new(cnet, model.varmap().all_vars(), cfg.lr_task)?;
+    let mut stream = DemoStream::new(cfg.seed, DType::F32, &dev);
+    let mut tr = DemoTrace::default();
+    for _ in 0..cfg.steps {
+        let b = stream.batch(cfg.batch)?;
+        let out = model.forward(&b, true)?;
+        let loss = (&out.prediction - &b.label)?.sqr()?.mean_all()?;
+        let s = step.step(&out, &loss)?;
+        tr.task.push(s.task);
+        tr.l2.push(s.l2.unwrap_or(f64::NAN));
+        tr.ld.push(s.ld.unwrap_or(f64::NAN));
+        tr.lk.push(s.lk.unwrap_or(f64::NAN));
+        tr.reg.push(s.reg);
+    }
+    Ok(tr)
 }

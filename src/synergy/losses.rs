@@ -72,7 +72,8 @@ fn check_pair(x: &Tensor, y: &Tensor) -> Result<(usize, usize)> {
 /// Sum of the off-diagonal entries of a square kernel matrix.
 fn offdiag_sum(k: &Tensor) -> Result<Tensor> {
     let n = k.dim(0)?;
-    let mask = (Tensor::ones((n, n), k.dtype(), k.device())? - Tensor::eye(n, k.dtype(), k.device())?)?;
+    let mask =
+        (Tensor::ones((n, n), k.dtype(), k.device())? - Tensor::eye(n, k.dtype(), k.device())?)?;
     Ok((k * mask)?.sum_all()?)
 }
 

@@ -99,7 +99,11 @@ impl AffineCoupling {
             )));
         }
         let split = dim / 2;
-        let (na, nb) = if flip { (dim - split, split) } else { (split, dim - split) };
+        let (na, nb) = if flip {
+            (dim - split, split)
+        } else {
+            (split, dim - split)
+        };
         Ok(Self {
             net: Mlp::new(vb, na, hidden, 2 * nb)?,
             split,

@@ -101,8 +101,13 @@ impl TaskStep {
             });
         }
         let mut grads = loss.backward()?;
-        let norm = clip_grad_norm(&mut grads, &self.vars, self.grad_clip)?;
-        self.opt.step(&grads)?;
+        self.apply(&mut grads)
+    }
+
+    /// Clips this group's gradients in `grads` and updates; returns the norm before clipping.
+    pub fn apply(&mut self, grads: &mut GradStore) -> Result<f64> {
+        let norm = clip_grad_norm(grads, &self.vars, self.grad_clip)?;
+        self.opt.step(grads)?;
         self.steps += 1;
         Ok(norm)
     }
@@ -135,8 +140,12 @@ pub struct StepStats {
 ///    `∇(L_task + β L_reg)`.
 ///
 /// All gradients come from the same forward pass (the prediction does not depend on the
-/// C-network, so updating it first, as the paper's pseudo-code does, changes nothing). Each group's
-/// gradient is clipped to global norm `grad_clip` (5) before its update.
+/// C-network, so updating it first, as the paper's pseudo-code does, changes nothing). One
+/// backward pass of `J = L_task + β L_reg` serves steps 2 and 4: `L_task` does not depend on the
+/// C-network, so `∇_C J = β ∇_C L_reg` and the C-network's gradient is that divided by `β` (a
+/// separate backward of `L_reg` when `β = 0`). The critics' objective is evaluated on detached
+/// inputs, so its backward touches only the critics. Each group's gradient is clipped to global
+/// norm `grad_clip` (5) before its update.
 #[derive(Debug)]
 pub struct SynergyStep {
     /// The C-network (owned: it lives only as long as training).
@@ -184,11 +193,28 @@ impl SynergyStep {
             }
         }
         let opt = |t: &Option<Tensor>| t.as_ref().map(scalar).transpose();
-        let stats_parts = (opt(&reg.l2)?, opt(&reg.ld)?, opt(&reg.lk)?);
-        // gradients, all from this forward pass
-        let mut g_c = reg.total.backward()?;
-        let grad_norm_c = clip_grad_norm(&mut g_c, &self.c_vars, cfg.grad_clip)?;
-        let g_critic = match (&self.critic, &reg.critic_objective) {
+        let (l2, ld, lk) = (opt(&reg.l2)?, opt(&reg.ld)?, opt(&reg.lk)?);
+        let total = (task_loss + (&reg.total * cfg.beta)?)?;
+        let mut grads = total.backward()?;
+        let grad_norm_c = if cfg.beta > 0.0 {
+            for v in &self.c_vars {
+                if let Some(g) = grads.get(v.as_tensor()) {
+                    let g = (g / cfg.beta)?;
+                    grads.insert(v.as_tensor(), g);
+                }
+            }
+            clip_grad_norm(&mut grads, &self.c_vars, cfg.grad_clip)?
+        } else {
+            let mut g = reg.total.backward()?;
+            let n = clip_grad_norm(&mut g, &self.c_vars, cfg.grad_clip)?;
+            for v in &self.c_vars {
+                if let Some(t) = g.get(v.as_tensor()) {
+                    grads.insert(v.as_tensor(), t.clone());
+                }
+            }
+            n
+        };
+        let critic_grads = match (&self.critic, &reg.critic_objective) {
             (Some((_, vars)), Some(obj)) => {
                 let mut g = obj.neg()?.backward()?;
                 clip_grad_norm(&mut g, vars, cfg.grad_clip)?;
@@ -196,20 +222,16 @@ impl SynergyStep {
             }
             _ => None,
         };
-        let total = (task_loss + (&reg.total * cfg.beta)?)?;
-        let grad_norm_task = {
-            // the task step's own backward on L_task + β L_reg
-            self.task.step(&total)?
-        };
-        self.c_opt.step(&g_c)?;
-        if let (Some((opt, _)), Some(g)) = (&mut self.critic, g_critic) {
+        let grad_norm_task = self.task.apply(&mut grads)?;
+        self.c_opt.step(&grads)?;
+        if let (Some((opt, _)), Some(g)) = (&mut self.critic, critic_grads) {
             opt.step(&g)?;
         }
         Ok(StepStats {
             task: task_v,
-            l2: stats_parts.0,
-            ld: stats_parts.1,
-            lk: stats_parts.2,
+            l2,
+            ld,
+            lk,
             reg: reg_v,
             grad_norm_task,
             grad_norm_c,

@@ -1,0 +1,255 @@
+//! The C-network and Algorithm D's step: invertibility of g_i, L_d/L_L2 against the reference,
+//! training-time-only C-network, L_reg decreasing, reproducibility, non-finite losses.
+mod common;
+use candle_core::{DType, Device, Module, Tensor};
+use common::*;
+use neural_synergy::estimators::{self as est, MmdVariant};
+use neural_synergy::synergy::demo::{DemoFusion, DemoStream};
+use neural_synergy::synergy::losses::scalar;
+use neural_synergy::synergy::nets::InvertibleNet;
+use neural_synergy::synergy::{
+    from_array2, to_array2, CNetwork, Divergence, FusionModel, SynergyConfig, SynergyError,
+    SynergyStep,
+};
+use proptest::prelude::*;
+
+fn cpu() -> Device {
+    Device::Cpu
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn invertible_net_reconstructs_its_input(k in 2usize..12, layers in 1usize..6, n in 1usize..20, seed in any::<u64>()) {
+        let vars = candle_nn::VarMap::new();
+        let vb = candle_nn::VarBuilder::from_varmap(&vars, DType::F64, &cpu());
+        let net = InvertibleNet::new(vb, k, 16, layers).unwrap();
+        neural_synergy::synergy::nets::seed_varmap(&vars, seed).unwrap();
+        let x = from_array2(&(randn(n, k, seed) * 3.0), DType::F64, &cpu()).unwrap();
+        let y = net.forward(&x).unwrap();
+        let back = net.inverse(&y).unwrap();
+        let err = to_array2(&(back - &x).unwrap().abs().unwrap()).unwrap().iter().fold(0.0f64, |m, v| m.max(*v));
+        prop_assert!(err < 1e-10, "max reconstruction error {err}");
+        // and it is not the identity
+        let moved = to_array2(&(y - &x).unwrap().abs().unwrap()).unwrap().iter().fold(0.0f64, |m, v| m.max(*v));
+        prop_assert!(moved > 1e-3);
+    }
+}
+
+fn reps(n: usize, seed: u64) -> (Vec<Tensor>, Tensor) {
+    let uni = [6usize, 4, 5]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| from_array2(&randn(n, d, seed + i as u64), DType::F64, &cpu()).unwrap())
+        .collect();
+    (
+        uni,
+        from_array2(&randn(n, 7, seed + 9), DType::F64, &cpu()).unwrap(),
+    )
+}
+
+#[test]
+fn smmd_alignment_loss_equals_the_reference_mmd_of_the_aligned_samples() {
+    let cfg = SynergyConfig {
+        gamma_l2: 0.0,
+        gamma_k: 0.0,
+        ..SynergyConfig::default()
+    };
+    let mut c = CNetwork::new(cfg, &[6, 4, 5], 7, DType::F64, &cpu()).unwrap();
+    let (uni, fused) = reps(40, 1);
+    let l = c.losses(&uni, &fused).unwrap();
+    let mut want = 0.0;
+    for (i, z) in uni.iter().enumerate() {
+        let gi = to_array2(&c.g_unimodal(i, z).unwrap()).unwrap();
+        let gf = to_array2(&c.g_fused(i, &fused).unwrap()).unwrap();
+        let bw = est::median_bandwidths(&gi.view(), &gf.view()).unwrap();
+        want += est::mmd2(&gi.view(), &gf.view(), MmdVariant::Unbiased, &bw).unwrap();
+    }
+    let got = scalar(l.ld.as_ref().unwrap()).unwrap();
+    assert!(
+        (got - want).abs() <= 1e-10 * want.abs().max(1e-2),
+        "{got} vs {want}"
+    );
+    assert!(l.l2.is_none() && l.lk.is_none());
+    assert!(
+        (scalar(&l.total).unwrap() - got).abs() < 1e-12,
+        "γ_d = 1: total = L_d"
+    );
+}
+
+#[test]
+fn reconstruction_loss_is_the_batch_mean_squared_error_summed_over_modalities() {
+    let cfg = SynergyConfig {
+        gamma_d: 0.0,
+        gamma_k: 0.0,
+        gamma_l2: 2.0,
+        ..SynergyConfig::default()
+    };
+    let mut c = CNetwork::new(cfg, &[6, 4, 5], 7, DType::F64, &cpu()).unwrap();
+    let (uni, fused) = reps(30, 2);
+    let l = c.losses(&uni, &fused).unwrap();
+    let mut want = 0.0;
+    for (i, z) in uni.iter().enumerate() {
+        let q = to_array2(&c.reconstruct(i, &uni).unwrap()).unwrap();
+        let z = to_array2(z).unwrap();
+        want += (&q - &z).mapv(|v| v * v).sum() / 30.0;
+    }
+    let got = scalar(l.l2.as_ref().unwrap()).unwrap();
+    assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+    assert!((scalar(&l.total).unwrap() - 2.0 * got).abs() <= 1e-12 * want);
+}
+
+#[test]
+fn kurtosis_penalty_is_normalised_by_the_gaussian_value_per_representation() {
+    let cfg = SynergyConfig {
+        gamma_d: 0.0,
+        gamma_l2: 0.0,
+        ..SynergyConfig::default()
+    };
+    let mut c = CNetwork::new(cfg.clone(), &[6, 4, 5], 7, DType::F64, &cpu()).unwrap();
+    let (uni, fused) = reps(50, 3);
+    let l = c.losses(&uni, &fused).unwrap();
+    let mut want = 0.0;
+    for z in uni.iter().chain(std::iter::once(&fused)) {
+        let a = to_array2(z).unwrap();
+        let p = a.ncols() as f64;
+        let mut s = cfg.kurtosis.init().unwrap();
+        want += s.update(&a.view()).unwrap() / (p * (p + 2.0));
+    }
+    let got = scalar(l.lk.as_ref().unwrap()).unwrap();
+    assert!((got - want).abs() <= 1e-10 * want, "{got} vs {want}");
+}
+
+fn train(cfg: SynergyConfig, steps: usize, seed: u64) -> (Vec<f64>, Vec<f64>, DemoFusion) {
+    let dev = cpu();
+    let model = DemoFusion::new(seed, DType::F32, &dev).unwrap();
+    let h = DemoFusion::HIDDEN;
+    let cnet = CNetwork::new(cfg, &[h, h, h], h, DType::F32, &dev).unwrap();
+    let mut step = SynergyStep::new(cnet, model.varmap().all_vars(), 3e-3).unwrap();
+    let mut stream = DemoStream::new(seed, DType::F32, &dev);
+    let (mut reg, mut task) = (Vec::new(), Vec::new());
+    for _ in 0..steps {
+        let b = stream.batch(64).unwrap();
+        let out = model.forward(&b, true).unwrap();
+        let loss = (&out.prediction - &b.label)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        let s = step.step(&out, &loss).unwrap();
+        reg.push(s.reg);
+        task.push(s.task);
+    }
+    (reg, task, model)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn algorithm_d_decreases_the_regulariser_and_the_task_loss() {
+    for div in [Divergence::Mmd, Divergence::Kl] {
+        let cfg = SynergyConfig {
+            divergence: div,
+            lr_mi: 3e-3,
+            ..SynergyConfig::default()
+        };
+        let (reg, task, _) = train(cfg, 150, 5);
+        let (r0, r1) = (mean(&reg[..20]), mean(&reg[130..]));
+        let (t0, t1) = (mean(&task[..20]), mean(&task[130..]));
+        assert!(r1 < r0, "{div:?}: L_reg {r0} -> {r1}");
+        assert!(t1 < 0.7 * t0, "{div:?}: task {t0} -> {t1}");
+    }
+}
+
+#[test]
+fn training_is_reproducible_from_the_seed() {
+    let (a, ta, _) = train(SynergyConfig::default(), 15, 11);
+    let (b, tb, _) = train(SynergyConfig::default(), 15, 11);
+    assert_eq!(a, b);
+    assert_eq!(ta, tb);
+    let (c, _, _) = train(SynergyConfig::default(), 15, 12);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn inference_never_uses_the_c_network() {
+    let dev = cpu();
+    let model = DemoFusion::new(3, DType::F32, &dev).unwrap();
+    let mut stream = DemoStream::new(3, DType::F32, &dev);
+    let b = stream.batch(32).unwrap();
+    let before = model
+        .forward(&b, false)
+        .unwrap()
+        .prediction
+        .to_vec1::<f32>()
+        .unwrap();
+    let h = DemoFusion::HIDDEN;
+    let cnet = CNetwork::new(SynergyConfig::default(), &[h, h, h], h, DType::F32, &dev).unwrap();
+    let step = SynergyStep::new(cnet, model.varmap().all_vars(), 1e-3).unwrap();
+    let with = model
+        .forward(&b, false)
+        .unwrap()
+        .prediction
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(before, with, "attaching a C-network changes no prediction");
+    assert_eq!(
+        step.cnet.calls(),
+        0,
+        "prediction did not evaluate the C-network"
+    );
+    drop(step);
+    let after = model
+        .forward(&b, false)
+        .unwrap()
+        .prediction
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_non_finite_task_loss_stops_the_step_without_updating() {
+    let dev = cpu();
+    let model = DemoFusion::new(1, DType::F32, &dev).unwrap();
+    let h = DemoFusion::HIDDEN;
+    let cnet = CNetwork::new(SynergyConfig::default(), &[h, h, h], h, DType::F32, &dev).unwrap();
+    let mut step = SynergyStep::new(cnet, model.varmap().all_vars(), 1e-3).unwrap();
+    let b = DemoStream::new(1, DType::F32, &dev).batch(16).unwrap();
+    let out = model.forward(&b, true).unwrap();
+    let before = out.prediction.to_vec1::<f32>().unwrap();
+    let nan = (out.prediction.sum_all().unwrap() * f64::NAN).unwrap();
+    match step.step(&out, &nan) {
+        Err(SynergyError::NonFinite { what, step, .. }) => {
+            assert_eq!(what, "task loss");
+            assert_eq!(step, 0);
+        }
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    let again = model
+        .forward(&b, true)
+        .unwrap()
+        .prediction
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(before, again, "no parameter moved");
+}
+
+#[test]
+fn widths_that_do_not_match_the_c_network_are_a_clear_error() {
+    let mut c = CNetwork::new(SynergyConfig::default(), &[6, 4, 5], 7, DType::F64, &cpu()).unwrap();
+    let (uni, _) = reps(10, 1);
+    let fused = from_array2(&randn(10, 3, 1), DType::F64, &cpu()).unwrap();
+    let e = c.losses(&uni, &fused).unwrap_err();
+    assert!(e.to_string().contains("do not match"), "{e}");
+    assert!(CNetwork::new(SynergyConfig::default(), &[6], 7, DType::F64, &cpu()).is_err());
+    let bad = SynergyConfig {
+        beta: -1.0,
+        ..SynergyConfig::default()
+    };
+    assert!(CNetwork::new(bad, &[6, 4], 7, DType::F64, &cpu()).is_err());
+}
