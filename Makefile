@@ -18,7 +18,7 @@ test: deps
 	cargo test --release
 
 bench: deps
-	cargo bench --bench estimators
+	cargo bench --bench estimators --bench synergy
 
 # numpy/scipy side-by-side timings of the same work (creates .venv-bench with numpy and scipy)
 compare: deps

@@ -7,12 +7,16 @@
 #![deny(missing_debug_implementations)]
 
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod estimators;
+pub mod experiments;
 pub mod io;
 pub mod metrics;
+pub mod models;
 pub mod report;
 pub mod synergy;
+pub mod train;
 
 pub use error::{EstimatorError, Result};
 

@@ -12,10 +12,10 @@
 
 use crate::error::{EstimatorError, Result};
 use ndarray::ArrayView1;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The seven MOSI/MOSEI regression metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RegressionMetrics {
     pub acc7: f64,
     pub acc2_has0: f64,

@@ -101,6 +101,29 @@ fn reconstruction_loss_is_the_batch_mean_squared_error_summed_over_modalities() 
 }
 
 #[test]
+fn relative_reconstruction_loss_divides_by_the_batch_variance_and_is_scale_free() {
+    let cfg = SynergyConfig {
+        gamma_d: 0.0,
+        gamma_k: 0.0,
+        ..SynergyConfig::default()
+    };
+    let mut c = CNetwork::new(cfg, &[6, 4, 5], 7, DType::F64, &cpu()).unwrap();
+    let (uni, fused) = reps(30, 2);
+    let got = scalar(c.losses(&uni, &fused).unwrap().l2.as_ref().unwrap()).unwrap();
+    let mut want = 0.0;
+    for (i, z) in uni.iter().enumerate() {
+        let q = to_array2(&c.reconstruct(i, &uni).unwrap()).unwrap();
+        let z = to_array2(z).unwrap();
+        let var = (&z - &z.mean_axis(ndarray::Axis(0)).unwrap())
+            .mapv(|v| v * v)
+            .sum()
+            / 30.0;
+        want += (&q - &z).mapv(|v| v * v).sum() / 30.0 / (var + 1e-8);
+    }
+    assert!((got - want).abs() <= 1e-10 * want, "{got} vs {want}");
+}
+
+#[test]
 fn kurtosis_penalty_is_normalised_by_the_gaussian_value_per_representation() {
     let cfg = SynergyConfig {
         gamma_d: 0.0,

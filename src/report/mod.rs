@@ -1,5 +1,7 @@
 //! Reports: markdown tables and PNG plots.
 
+pub mod tables;
+
 use plotters::prelude::*;
 use std::path::Path;
 

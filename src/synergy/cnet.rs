@@ -60,6 +60,12 @@ pub struct SynergyConfig {
     /// Divide each κ by its Gaussian value `p(p+2)`, so `L_κ ≈ 1` per representation for Gaussian
     /// features whatever their width.
     pub normalise_kurtosis: bool,
+    /// Divide each modality's reconstruction error by the (detached) batch variance of `Z_i`,
+    /// `Σ_j Var(Z_ij)`, making `L_L2` a scale-free "unexplained fraction" (1 = no better than the
+    /// batch mean). `false` gives the paper's raw `‖Q_i(Z_{−i}) − Z_i‖²`, which a model can shrink
+    /// by shrinking its representations (measured with the EF-LSTM: it collapses the early-fusion
+    /// projections and costs 0.5 MAE on the smoke profile).
+    pub relative_l2: bool,
     /// Learning rate `η_MI` of the C-network (`Q_i`, `g_i`).
     pub lr_mi: f64,
     /// Learning rate of the SKL critics.
@@ -78,7 +84,7 @@ impl Default for SynergyConfig {
             gamma_l2: 1.0,
             gamma_d: 1.0,
             gamma_k: 0.1,
-            beta: 0.1,
+            beta: 0.01,
             divergence: Divergence::Mmd,
             mmd_variant: MmdVariant::Unbiased,
             bandwidth: BandwidthSpec::Median,
@@ -92,6 +98,7 @@ impl Default for SynergyConfig {
             },
             kurtosis_on: KurtosisOn::All,
             normalise_kurtosis: true,
+            relative_l2: true,
             lr_mi: 1e-3,
             lr_critic: 1e-3,
             grad_clip: 5.0,
@@ -139,7 +146,8 @@ impl SynergyConfig {
 /// The components of `L_reg` for one batch (tensors: differentiable).
 #[derive(Debug, Clone)]
 pub struct RegLosses {
-    /// `L_L2 = Σᵢ mean_batch ‖Qᵢ(Z₋ᵢ) − Zᵢ‖²` (None when `γ_L2 = 0`).
+    /// `L_L2 = Σᵢ mean_batch ‖Qᵢ(Z₋ᵢ) − Zᵢ‖²` (divided per modality by the detached batch
+    /// variance of `Zᵢ` when `relative_l2`; None when `γ_L2 = 0`).
     pub l2: Option<Tensor>,
     /// `L_d = Σᵢ d(p(gᵢ(Zᵢ)), p(gᵢ(Z)))` (None when `γ_d = 0`).
     pub ld: Option<Tensor>,
@@ -333,10 +341,19 @@ impl CNetwork {
         if cfg.gamma_l2 > 0.0 {
             let mut acc: Option<Tensor> = None;
             for (i, zi) in unimodal.iter().enumerate() {
-                let e = (self.reconstruct(i, unimodal)? - zi)?
+                let mut e = (self.reconstruct(i, unimodal)? - zi)?
                     .sqr()?
                     .sum(1)?
                     .mean_all()?;
+                if cfg.relative_l2 {
+                    let zd = zi.detach();
+                    let var = zd
+                        .broadcast_sub(&zd.mean_keepdim(0)?)?
+                        .sqr()?
+                        .sum(1)?
+                        .mean_all()?;
+                    e = e.broadcast_div(&(var + 1e-8)?)?;
+                }
                 acc = Some(match acc {
                     None => e,
                     Some(a) => (a + e)?,

@@ -1,0 +1,142 @@
+//! EF-LSTM (early fusion LSTM, "FLSTM" in the paper), after MMSA's `EF_LSTM`: the per-step features
+//! of the three modalities are concatenated and read by a stacked LSTM; the last valid hidden state
+//! goes through dropout, a ReLU linear layer and the output layer.
+//!
+//! For the C-network the model also exposes unimodal representations. Early fusion has none of its
+//! own, so each modality first passes a per-modality linear projection `P_m: d_m → proj` applied at
+//! every step **before** concatenation (part of the model, trained with it); `Z_m` is the masked
+//! time-mean of `P_m(x_m)`. The fused `Z` is the top LSTM layer's last valid hidden state.
+//! candle-nn's LSTM is single-layer: `layers` of them are stacked.
+
+use super::{masked_mean, SeededDropout};
+use crate::data::SeqBatch;
+use crate::synergy::{FusionModel, ModelOutput};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::rnn::{lstm, LSTMConfig, LSTM, RNN};
+use candle_nn::{linear, Linear, VarBuilder, VarMap};
+
+/// EF-LSTM hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EfLstmConfig {
+    /// Width of each per-modality projection.
+    pub proj: usize,
+    /// LSTM hidden size.
+    pub hidden: usize,
+    /// Stacked LSTM layers.
+    pub layers: usize,
+    /// Width of the ReLU layer after the LSTM.
+    pub post: usize,
+    /// Dropout before the ReLU layer.
+    pub dropout: f64,
+}
+
+impl Default for EfLstmConfig {
+    fn default() -> Self {
+        Self {
+            proj: 32,
+            hidden: 128,
+            layers: 2,
+            post: 64,
+            dropout: 0.2,
+        }
+    }
+}
+
+/// The model.
+pub struct EfLstm {
+    vars: VarMap,
+    proj: Vec<Linear>,
+    lstms: Vec<LSTM>,
+    post: Linear,
+    out: Linear,
+    dropout: SeededDropout,
+    cfg: EfLstmConfig,
+}
+
+impl std::fmt::Debug for EfLstm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EfLstm")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EfLstm {
+    /// A model for modality widths `dims`, initialised from `seed`.
+    pub fn new(
+        cfg: EfLstmConfig,
+        dims: [usize; 3],
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> crate::synergy::Result<Self> {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, dtype, device);
+        let proj = dims
+            .iter()
+            .enumerate()
+            .map(|(m, &d)| linear(d, cfg.proj, vb.pp(format!("proj{m}"))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut lstms = Vec::new();
+        for l in 0..cfg.layers.max(1) {
+            let inp = if l == 0 { 3 * cfg.proj } else { cfg.hidden };
+            lstms.push(lstm(
+                inp,
+                cfg.hidden,
+                LSTMConfig::default(),
+                vb.pp(format!("lstm{l}")),
+            )?);
+        }
+        let model = Self {
+            post: linear(cfg.hidden, cfg.post, vb.pp("post"))?,
+            out: linear(cfg.post, 1, vb.pp("out"))?,
+            proj,
+            lstms,
+            dropout: SeededDropout::new(cfg.dropout, seed ^ 0xD0),
+            vars,
+            cfg,
+        };
+        crate::synergy::nets::seed_varmap(&model.vars, seed)?;
+        Ok(model)
+    }
+
+    /// Widths of the unimodal representations and of the fused one.
+    pub fn rep_dims(&self) -> (Vec<usize>, usize) {
+        (vec![self.cfg.proj; 3], self.cfg.hidden)
+    }
+}
+
+impl FusionModel for EfLstm {
+    type Input = SeqBatch;
+
+    fn forward(&self, b: &SeqBatch, train: bool) -> candle_core::Result<ModelOutput> {
+        let projected = self
+            .proj
+            .iter()
+            .zip(&b.inputs)
+            .map(|(p, x)| p.forward(x))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let unimodal = projected
+            .iter()
+            .map(|p| masked_mean(p, &b.mask))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut h = Tensor::cat(&projected, 2)?;
+        for l in &self.lstms {
+            let states = l.seq(&h)?;
+            h = l.states_to_tensor(&states)?; // B × T × H
+        }
+        let fused = h.broadcast_mul(&b.last.unsqueeze(2)?)?.sum(1)?; // last valid step
+        let x = self.dropout.forward(&fused, train)?;
+        let x = self.post.forward(&x)?.relu()?;
+        let prediction = self.out.forward(&x)?.squeeze(1)?;
+        Ok(ModelOutput {
+            unimodal,
+            fused,
+            prediction,
+        })
+    }
+
+    fn varmap(&self) -> &VarMap {
+        &self.vars
+    }
+}

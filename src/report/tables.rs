@@ -1,0 +1,238 @@
+//! The FLSTM table of `reproduce-paper`: measured vs the paper, with gains over NLL.
+
+use crate::data::Dataset;
+use crate::experiments::expected::{lookup, Expected};
+use crate::experiments::{Plan, Selected};
+use crate::metrics::RegressionMetrics;
+use crate::train::Variant;
+use serde::Serialize;
+
+/// Mean and standard deviation over seeds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: f64,
+    pub n: usize,
+}
+
+fn stat(v: &[f64]) -> Stat {
+    let n = v.len();
+    let mean = v.iter().sum::<f64>() / n.max(1) as f64;
+    let std = if n > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    Stat { mean, std, n }
+}
+
+/// One row of the table (all seven metrics kept for JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub table: u8,
+    pub model: String,
+    pub variant: String,
+    pub seeds: Vec<u64>,
+    /// Metrics in the paper's units: accuracies and F1 in %, MAE and Corr as is.
+    pub acc7: Stat,
+    pub acc2: Stat,
+    pub acc2_has0: Stat,
+    pub f1_non0: Stat,
+    pub f1_has0: Stat,
+    pub mae: Stat,
+    pub corr: Stat,
+    pub paper: PaperCells,
+}
+
+/// The paper's values for the row (Table 2, MOSI).
+#[derive(Debug, Clone, Serialize)]
+pub struct PaperCells {
+    pub acc7: Option<f64>,
+    pub acc2: Option<f64>,
+    pub mae: Option<f64>,
+    pub corr: Option<f64>,
+}
+
+/// Aggregates the selected runs per variant.
+pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for v in Variant::ALL {
+        let sel: Vec<&Selected> = selected.iter().filter(|s| s.variant == v).collect();
+        if sel.is_empty() {
+            continue;
+        }
+        let m: Vec<RegressionMetrics> = sel.iter().filter_map(|s| s.result.test).collect();
+        let col =
+            |f: &dyn Fn(&RegressionMetrics) -> f64| stat(&m.iter().map(f).collect::<Vec<_>>());
+        let p = |metric: &str| lookup(expected, 2, "FLSTM", v.name(), metric);
+        out.push(Row {
+            table: 2,
+            model: "FLSTM".into(),
+            variant: v.name().into(),
+            seeds: sel.iter().map(|s| s.seed).collect(),
+            acc7: col(&|r| 100.0 * r.acc7),
+            acc2: col(&|r| 100.0 * r.acc2_non0),
+            acc2_has0: col(&|r| 100.0 * r.acc2_has0),
+            f1_non0: col(&|r| 100.0 * r.f1_non0),
+            f1_has0: col(&|r| 100.0 * r.f1_has0),
+            mae: col(&|r| r.mae),
+            corr: col(&|r| r.corr.unwrap_or(f64::NAN)),
+            paper: PaperCells {
+                acc7: p("acc7"),
+                acc2: p("acc2"),
+                mae: p("mae"),
+                corr: p("corr"),
+            },
+        });
+    }
+    out
+}
+
+fn fmt(s: &Stat, digits: usize) -> String {
+    if s.n > 1 {
+        format!("{:.*} ± {:.*}", digits, s.mean, digits, s.std)
+    } else {
+        format!("{:.*}", digits, s.mean)
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("—".into(), |x| format!("{x:.digits$}"))
+}
+
+fn signed(v: f64, digits: usize) -> String {
+    format!("{v:+.digits$}")
+}
+
+/// The markdown report: header (tier, profile, seeds, data), ceilings, and the table.
+pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String {
+    let mut s = String::new();
+    s += &format!(
+        "## Table 2 (CMU-MOSI), FLSTM rows — tier `{}`, profile `{}`, seeds {:?}\n\n",
+        plan.tier.name(),
+        plan.profile.name(),
+        plan.seeds
+    );
+    s += &format!("Data: {}.\n\n", ds.description);
+    match plan.tier {
+        crate::data::Tier::Synthetic => {
+            s += "**These numbers come from synthetic data. They are not a reproduction of the paper's values**: \
+                  the paper's column is shown for orientation only; compare the *gains* over NLL, on data whose \
+                  information structure is known.\n\n";
+        }
+        crate::data::Tier::RealText => {
+            s += "**Real transcripts and labels, synthetic audio/vision cues.** Text-side numbers are real; \
+                  anything the model gains from audio/vision here comes from synthetic cues, so this is not a \
+                  reproduction of the paper's multimodal values.\n\n";
+        }
+    }
+    s += &format!(
+        "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation MAE \
+         (patience {}), test metrics of the selected checkpoint only. Acc2 = acc2_non0 (Rahman et al.). \
+         Wall time {:.0} s.\n\n",
+        plan.profile.grid(),
+        plan.profile.epochs().0,
+        plan.profile.epochs().1,
+        wall_s
+    );
+    if !ds.ceilings.is_empty() {
+        s += "Reference predictors on the test split (from the generator's latents):\n\n";
+        let r: Vec<Vec<String>> = ds
+            .ceilings
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    format!("{:.3}", c.mae),
+                    format!("{:.1}", 100.0 * c.acc2),
+                ]
+            })
+            .collect();
+        s += &super::markdown_table(&["predictor", "MAE", "Acc2 (%)"], &r);
+        s += "\n";
+    }
+    let base = rows.iter().find(|r| r.variant == "NLL");
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let (g_acc2, g_mae, pg_acc2, pg_mae) = match (base, r.variant.as_str()) {
+                (Some(b), v) if v != "NLL" => (
+                    signed(r.acc2.mean - b.acc2.mean, 1),
+                    signed(r.mae.mean - b.mae.mean, 3),
+                    match (r.paper.acc2, b.paper.acc2) {
+                        (Some(a), Some(c)) => signed(a - c, 1),
+                        _ => "—".into(),
+                    },
+                    match (r.paper.mae, b.paper.mae) {
+                        (Some(a), Some(c)) => signed(a - c, 2),
+                        _ => "—".into(),
+                    },
+                ),
+                _ => ("".into(), "".into(), "".into(), "".into()),
+            };
+            vec![
+                r.model.clone(),
+                r.variant.clone(),
+                fmt(&r.acc7, 1),
+                opt(r.paper.acc7, 1),
+                fmt(&r.acc2, 1),
+                opt(r.paper.acc2, 1),
+                fmt(&r.mae, 3),
+                opt(r.paper.mae, 2),
+                fmt(&r.corr, 3),
+                opt(r.paper.corr, 2),
+                format!("{g_acc2} ({pg_acc2})"),
+                format!("{g_mae} ({pg_mae})"),
+            ]
+        })
+        .collect();
+    s += &super::markdown_table(
+        &[
+            "Model",
+            "Variant",
+            "Acc7",
+            "paper",
+            "Acc2",
+            "paper",
+            "MAE",
+            "paper",
+            "Corr",
+            "paper",
+            "ΔAcc2 vs NLL (paper)",
+            "ΔMAE vs NLL (paper)",
+        ],
+        &table,
+    );
+    s
+}
+
+/// CSV of the rows (one line per variant).
+pub fn csv(plan: &Plan, rows: &[Row]) -> String {
+    let mut s = String::from(
+        "tier,profile,model,variant,n_seeds,acc7,acc7_std,acc2,acc2_std,mae,mae_std,corr,corr_std,paper_acc7,paper_acc2,paper_mae,paper_corr\n",
+    );
+    let o = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    for r in rows {
+        s += &format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            plan.tier.name(),
+            plan.profile.name(),
+            r.model,
+            r.variant,
+            r.acc7.n,
+            r.acc7.mean,
+            r.acc7.std,
+            r.acc2.mean,
+            r.acc2.std,
+            r.mae.mean,
+            r.mae.std,
+            r.corr.mean,
+            r.corr.std,
+            o(r.paper.acc7),
+            o(r.paper.acc2),
+            o(r.paper.mae),
+            o(r.paper.corr)
+        );
+    }
+    s
+}

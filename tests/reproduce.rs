@@ -1,0 +1,123 @@
+//! `reproduce-paper` end to end: the smoke profile, resuming after a killed run, the expected tables.
+use serde_json::Value;
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_reproduce-paper"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn smoke_profile_trains_beats_the_mean_and_resumes_after_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let (code, stdout, err) = run(&["--profile", "smoke", "--json", "--quiet", "--out", out]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["tier"], "synthetic");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["variant"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["NLL", "NLL+SKL", "NLL+SMMD"]
+    );
+    assert_eq!(rows[0]["paper"]["acc7"], 31.2, "Table 2 FLSTM NLL Acc7");
+    for s in v["selected_runs"].as_array().unwrap() {
+        let r = &s["result"];
+        assert!(
+            r["valid_mae"].as_f64().unwrap() < r["valid_mae_train_mean"].as_f64().unwrap(),
+            "{} does not beat the training mean",
+            s["variant"]
+        );
+    }
+    let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert!(md.contains("tier `synthetic`") && md.contains("not a reproduction"));
+    assert!(dir.path().join("table.csv").exists());
+
+    // simulate kill -9 in the middle of writing the last run
+    let path = dir.path().join("results.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let torn = format!(
+        "{}\n{}\n{}",
+        lines[0],
+        lines[1],
+        &lines[2][..lines[2].len() / 2]
+    );
+    std::fs::write(&path, torn).unwrap();
+    let (code, stdout2, err) = run(&["--profile", "smoke", "--json", "--quiet", "--out", out]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("truncated last line"),
+        "warns about the torn line: {err}"
+    );
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(after.lines().count(), 3, "two kept, one redone");
+    let v2: Value = serde_json::from_str(&stdout2).unwrap();
+    // the redone run is identical: everything is a function of the seed
+    assert_eq!(v["rows"], v2["rows"]);
+}
+
+#[test]
+fn expected_json_covers_tables_2_to_6() {
+    let (code, stdout, err) = run(&["--expected", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    for t in 2..=6 {
+        assert!(v.iter().any(|r| r["table"] == t), "table {t}");
+    }
+    for r in &v {
+        for k in [
+            "table",
+            "dataset",
+            "model",
+            "variant",
+            "condition",
+            "metric",
+            "value",
+        ] {
+            assert!(r.get(k).is_some(), "{k} in {r}");
+        }
+    }
+    let find = |t: u64, m: &str, var: &str, cond: &str, metric: &str| {
+        v.iter()
+            .find(|r| {
+                r["table"] == t
+                    && r["model"] == m
+                    && r["variant"] == var
+                    && r["condition"] == cond
+                    && r["metric"] == metric
+            })
+            .map(|r| r["value"].as_f64().unwrap())
+    };
+    assert_eq!(
+        find(2, "TFN", "NLL+SMMD", "none", "acc7"),
+        Some(35.4),
+        "LFN rows are TFN"
+    );
+    assert_eq!(find(3, "MIM", "NLL+IWas", "none", "acc2"), Some(82.1));
+    assert_eq!(find(4, "MAGBERT", "NLL+SKL", "T+A", "acc2"), Some(45.5));
+    assert_eq!(find(5, "MIM", "+Lk", "none", "mae"), Some(0.54));
+    assert_eq!(find(6, "TFN", "NLL+SMMD", "none", "acc"), Some(67.8));
+    assert_eq!(v.len(), 19 * 4 * 2 + 12 + 5 * 4 + 9);
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    let (code, _, err) = run(&["--tier", "real-text", "--profile", "smoke"]);
+    assert_ne!(code, 0);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("--data-dir"), "{err}");
+    let (code, _, err) = run(&["--profile", "fast"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
