@@ -22,28 +22,10 @@ pub fn mean_rows(x: &ArrayView2<f64>) -> Array1<f64> {
     acc / x.nrows() as f64
 }
 
-/// Centred standard-layout copy `D = X − 1 x̄ᵀ` and the mean `x̄`.
-pub fn centre(x: &ArrayView2<f64>) -> (Array1<f64>, Array2<f64>) {
-    let mu = mean_rows(x);
-    let mut d = Array2::<f64>::zeros(x.dim());
-    d.axis_chunks_iter_mut(Axis(0), ROWS)
-        .into_par_iter()
-        .zip(x.axis_chunks_iter(Axis(0), ROWS).into_par_iter())
-        .for_each(|(mut dc, xc)| {
-            for (mut dr, xr) in dc.rows_mut().into_iter().zip(xc.rows()) {
-                for ((o, v), m) in dr.iter_mut().zip(xr.iter()).zip(mu.iter()) {
-                    *o = v - m;
-                }
-            }
-        });
-    (mu, d)
-}
-
 /// Maximum-likelihood covariance `S = (1/n) Σ dᵢ dᵢᵀ` (divisor `n`, not `n − 1`) and the mean.
 pub fn mean_cov(x: &ArrayView2<f64>) -> (Array1<f64>, Array2<f64>) {
-    let (mu, d) = centre(x);
-    let n = x.nrows() as f64;
-    let s = gram(&d.view()) / n;
+    let mu = mean_rows(x);
+    let s = centred_gram(x, &mu, f64::INFINITY) / x.nrows() as f64;
     (mu, s)
 }
 
@@ -94,35 +76,6 @@ pub(crate) fn gemm_into(
     }
 }
 
-/// `A B` for a tall `A`, parallel over row blocks of `A`.
-pub fn par_matmul(a: &ArrayView2<f64>, b: &ArrayView2<f64>) -> Array2<f64> {
-    let mut out = Array2::zeros((a.nrows(), b.ncols()));
-    out.axis_chunks_iter_mut(Axis(0), ROWS)
-        .into_par_iter()
-        .zip(a.axis_chunks_iter(Axis(0), ROWS).into_par_iter())
-        .for_each(|(mut c, a)| gemm_into(&a, b, 0.0, &mut c));
-    out
-}
-
-/// `DᵀD` for a tall `D`: partial Gram matrices of row blocks, summed in block order.
-pub fn gram(d: &ArrayView2<f64>) -> Array2<f64> {
-    let p = d.ncols();
-    let parts: Vec<Array2<f64>> = d
-        .axis_chunks_iter(Axis(0), ROWS)
-        .into_par_iter()
-        .map(|blk| {
-            let mut g = Array2::zeros((p, p));
-            gemm_into(&blk.t(), &blk, 0.0, &mut g.view_mut());
-            g
-        })
-        .collect();
-    let mut acc = Array2::zeros((p, p));
-    for g in &parts {
-        acc += g;
-    }
-    acc
-}
-
 /// Copies rows of `x` minus `mu` into `buf` (resized), clipping each centred row to norm ≤ `clip`.
 fn centre_chunk(x: &ArrayView2<f64>, mu: &Array1<f64>, clip: f64, buf: &mut Array2<f64>) {
     if buf.dim() != x.dim() {
@@ -164,8 +117,8 @@ pub fn centred_gram(x: &ArrayView2<f64>, mu: &Array1<f64>, clip: f64) -> Array2<
     acc
 }
 
-/// `mᵢ = (xᵢ − μ)ᵀ (L Lᵀ)⁻¹ (xᵢ − μ)` for every row, streamed over row blocks (see
-/// [`mahalanobis_sq`]).
+/// `mᵢ = (xᵢ − μ)ᵀ (L Lᵀ)⁻¹ (xᵢ − μ) = ‖L⁻¹(xᵢ − μ)‖²` for every row, as the row norms of
+/// `W = D L⁻ᵀ` (the Cholesky factor is inverted, never `L Lᵀ` itself), streamed over row blocks.
 pub fn centred_mahalanobis_sq(
     x: &ArrayView2<f64>,
     mu: &Array1<f64>,
@@ -197,17 +150,6 @@ pub fn centred_mahalanobis_sq(
 /// `L⁻¹` of a lower-triangular factor (a `p × p` triangular solve against the identity).
 pub fn inv_lower(l: &Array2<f64>) -> Array2<f64> {
     solve_lower(l, &Array2::eye(l.nrows()))
-}
-
-/// `mᵢ = dᵢᵀ (L Lᵀ)⁻¹ dᵢ = ‖L⁻¹ dᵢ‖²` for every row `dᵢ` of `D`, as the row norms of `W = D L⁻ᵀ`
-/// (the Cholesky factor is inverted, never `L Lᵀ` itself).
-pub fn mahalanobis_sq(l: &Array2<f64>, d: &ArrayView2<f64>) -> Array1<f64> {
-    let linv_t = inv_lower(l).reversed_axes();
-    let w = par_matmul(d, &linv_t.view());
-    w.rows()
-        .into_iter()
-        .map(|r| r.iter().map(|v| v * v).sum::<f64>())
-        .collect()
 }
 
 /// Lower Cholesky factor `L` with `A = L Lᵀ`; a non-positive-definite `A` is a
