@@ -84,6 +84,7 @@ fn reconstruction_loss_is_the_batch_mean_squared_error_summed_over_modalities() 
         gamma_d: 0.0,
         gamma_k: 0.0,
         gamma_l2: 2.0,
+        relative_l2: false,
         ..SynergyConfig::default()
     };
     let mut c = CNetwork::new(cfg, &[6, 4, 5], 7, DType::F64, &cpu()).unwrap();
