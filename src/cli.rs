@@ -393,3 +393,16 @@ pub fn human(v: &Value) -> String {
         None => v.to_string(),
     }
 }
+
+/// clap's error message without its usage block, folded onto one line (both binaries print bad
+/// arguments as one line on stderr).
+pub fn one_line(e: &clap::Error) -> String {
+    let msg = e.to_string();
+    let text: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    text.join(" ")
+}

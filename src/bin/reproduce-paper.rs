@@ -7,16 +7,9 @@ fn main() {
     let args = match ReproduceArgs::try_parse() {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
-            let msg = e.to_string();
-            let text: Vec<&str> = msg
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:"))
-                .filter(|l| !l.is_empty())
-                .collect();
             eprintln!(
                 "reproduce-paper: {} (see reproduce-paper --help)",
-                text.join(" ")
+                neural_synergy::cli::one_line(&e)
             );
             std::process::exit(2);
         }

@@ -7,15 +7,10 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
-            // clap's message without its usage block, folded onto one line
-            let msg = e.to_string();
-            let text: Vec<&str> = msg
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:"))
-                .filter(|l| !l.is_empty())
-                .collect();
-            eprintln!("synergy: {} (see synergy --help)", text.join(" "));
+            eprintln!(
+                "synergy: {} (see synergy --help)",
+                neural_synergy::cli::one_line(&e)
+            );
             std::process::exit(2);
         }
         Err(e) => e.exit(),
