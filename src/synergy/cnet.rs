@@ -354,10 +354,7 @@ impl CNetwork {
                         .mean_all()?;
                     e = e.broadcast_div(&(var + 1e-8)?)?;
                 }
-                acc = Some(match acc {
-                    None => e,
-                    Some(a) => (a + e)?,
-                });
+                acc = super::accumulate(acc, e)?;
             }
             let v = acc.expect("two or more modalities");
             total = (total + (&v * cfg.gamma_l2)?)?;
@@ -368,12 +365,6 @@ impl CNetwork {
         if cfg.gamma_d > 0.0 {
             let mut acc: Option<Tensor> = None;
             let mut dv_acc: Option<Tensor> = None;
-            let add = |acc: Option<Tensor>, v: Tensor| -> Result<Option<Tensor>> {
-                Ok(Some(match acc {
-                    None => v,
-                    Some(a) => (a + v)?,
-                }))
-            };
             for (i, zi) in unimodal.iter().enumerate() {
                 let gi = self.g_unimodal(i, zi)?;
                 let gf = self.g_fused(i, fused)?;
@@ -387,13 +378,13 @@ impl CNetwork {
                             &critic.forward(&gi.detach())?,
                             &critic.forward(&gf.detach())?,
                         )?;
-                        dv_acc = add(dv_acc, dv_c)?;
+                        dv_acc = super::accumulate(dv_acc, dv_c)?;
                         // KL ≥ 0: a negative DV value only says the critic is behind; the
                         // minimisers see max(DV, 0), the critic maximises the raw DV
                         dv.relu()?
                     }
                 };
-                acc = add(acc, d)?;
+                acc = super::accumulate(acc, d)?;
             }
             let v = acc.expect("two or more modalities");
             total = (total + (&v * cfg.gamma_d)?)?;
@@ -413,10 +404,7 @@ impl CNetwork {
                     let p = z.dim(1)? as f64;
                     k = (k / (p * (p + 2.0)))?;
                 }
-                acc = Some(match acc {
-                    None => k,
-                    Some(a) => (a + k)?,
-                });
+                acc = super::accumulate(acc, k)?;
             }
             let v = acc.expect("at least the fused representation");
             total = (total + (&v * cfg.gamma_k)?)?;

@@ -41,10 +41,7 @@ fn kernel(d2: &Tensor, bw: &Bandwidths) -> Result<Tensor> {
     let mut acc: Option<Tensor> = None;
     for &sigma in s {
         let k = d2.affine(-0.5 / (sigma * sigma), 0.0)?.exp()?;
-        acc = Some(match acc {
-            None => k,
-            Some(a) => (a + k)?,
-        });
+        acc = super::accumulate(acc, k)?;
     }
     Ok((acc.expect("non-empty bandwidths") / s.len() as f64)?)
 }

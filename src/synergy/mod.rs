@@ -51,6 +51,17 @@ pub enum SynergyError {
 /// Result alias of the Candle path.
 pub type Result<T> = std::result::Result<T, SynergyError>;
 
+/// `acc + v`, starting from `v` when nothing is accumulated yet (sums of loss terms).
+pub(crate) fn accumulate(
+    acc: Option<candle_core::Tensor>,
+    v: candle_core::Tensor,
+) -> Result<Option<candle_core::Tensor>> {
+    Ok(Some(match acc {
+        None => v,
+        Some(a) => (a + v)?,
+    }))
+}
+
 /// Copies a 2-D tensor (any float dtype, any device) to a host `f64` array.
 pub fn to_array2(t: &candle_core::Tensor) -> Result<ndarray::Array2<f64>> {
     let (n, d) = t.dims2()?;
