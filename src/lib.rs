@@ -2,11 +2,15 @@
 //!
 //! A reproducibility harness for *neural synergy* regularisation of multimodal fusion models.
 //!
-//! Layers (one way): [`estimators`] (pure `ndarray`, `f64`, the reference) → later the Candle
-//! training path, models, training and experiments. [`metrics`] and [`io`] sit beside.
+//! Layers, each using only those before it: [`estimators`] (pure `ndarray`, `f64`, the reference)
+//! ← [`synergy`] (Candle losses, C-network, Algorithm D's step) ← [`models`] (one file per fusion
+//! model behind one trait) ← [`train`] (generic over models; selection on validation only) ←
+//! [`experiments`] (the paper's tables as data, tiers, plans, resumable runs) ← [`report`]
+//! (markdown/JSON/CSV, plots). [`data`], [`metrics`] and [`io`] sit beside; [`app`] (argument
+//! parsing, the demo, the device check) sits on top and the binaries only call it.
 #![deny(missing_debug_implementations)]
 
-pub mod cli;
+pub mod app;
 pub mod data;
 pub mod error;
 pub mod estimators;

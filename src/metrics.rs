@@ -124,12 +124,7 @@ pub fn regression_metrics(
         });
     }
     let (acc2_non0, f1_non0) = binary_acc_f1(&pn, &tn);
-    let mae = pred
-        .iter()
-        .zip(label.iter())
-        .map(|(p, l)| (p - l).abs())
-        .sum::<f64>()
-        / n;
+    let mae = mae(&pred.to_vec(), &label.to_vec());
     Ok(RegressionMetrics {
         acc7,
         acc2_has0,
@@ -139,6 +134,20 @@ pub fn regression_metrics(
         mae,
         corr: pearson(pred, label),
     })
+}
+
+/// Mean absolute error `Σ|pᵢ − yᵢ| / n` of equally long slices (0 for empty ones). The one MAE of
+/// the crate: metrics, model selection and the synthetic tier's reference predictors use it.
+pub fn mae(pred: &[f64], label: &[f64]) -> f64 {
+    debug_assert_eq!(pred.len(), label.len());
+    if pred.is_empty() {
+        return 0.0;
+    }
+    pred.iter()
+        .zip(label)
+        .map(|(p, l)| (p - l).abs())
+        .sum::<f64>()
+        / pred.len() as f64
 }
 
 /// UR-FUNNY binary accuracy: `score ≥ threshold` predicts class 1; labels must be 0 or 1.

@@ -1,7 +1,7 @@
 //! `reproduce-paper`: the paper's tables, measured vs expected. See
-//! `neural_synergy::experiments::reproduce`.
+//! `neural_synergy::app::reproduce`.
 use clap::Parser;
-use neural_synergy::experiments::reproduce::{main_with, ReproduceArgs};
+use neural_synergy::app::reproduce::{main_with, ReproduceArgs};
 
 fn main() {
     let args = match ReproduceArgs::try_parse() {
@@ -9,7 +9,7 @@ fn main() {
         Err(e) if e.use_stderr() => {
             eprintln!(
                 "reproduce-paper: {} (see reproduce-paper --help)",
-                neural_synergy::cli::one_line(&e)
+                neural_synergy::app::synergy_cli::one_line(&e)
             );
             std::process::exit(2);
         }

@@ -1,6 +1,6 @@
 //! `synergy`: estimators and metrics on `.npy` files. See `neural_synergy::cli`.
 use clap::Parser;
-use neural_synergy::cli::{human, run, Cli};
+use neural_synergy::app::synergy_cli::{human, run, Cli};
 
 fn main() {
     neural_synergy::init_threads(None);
@@ -9,13 +9,16 @@ fn main() {
         Err(e) if e.use_stderr() => {
             eprintln!(
                 "synergy: {} (see synergy --help)",
-                neural_synergy::cli::one_line(&e)
+                neural_synergy::app::synergy_cli::one_line(&e)
             );
             std::process::exit(2);
         }
         Err(e) => e.exit(),
     };
-    let demo = matches!(cli.command, neural_synergy::cli::Command::TrainDemo { .. });
+    let demo = matches!(
+        cli.command,
+        neural_synergy::app::synergy_cli::Command::TrainDemo { .. }
+    );
     match run(&cli) {
         Ok(v) if cli.json => println!("{v}"),
         Ok(_) if demo => {} // already printed its table

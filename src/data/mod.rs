@@ -23,7 +23,7 @@ pub enum DataError {
 }
 
 /// The experiment tier: where the features come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tier {
     Synthetic,
@@ -38,6 +38,16 @@ impl Tier {
             Tier::RealText => "real-text",
         }
     }
+}
+
+/// What is predicted: a real-valued label (MOSI/MOSEI sentiment in [−3, 3]) or a binary one
+/// (UR-FUNNY humour, labels 0/1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    #[default]
+    Regression,
+    Binary,
 }
 
 /// One split: padded sequences `N × T × d_m` per modality (row-major f32), valid lengths, labels.
@@ -83,6 +93,8 @@ pub struct SeqBatch {
 pub struct Dataset {
     pub name: String,
     pub tier: Tier,
+    /// Regression or binary classification.
+    pub task: Task,
     /// Widths of text, audio, vision.
     pub dims: [usize; 3],
     /// Padded sequence length.

@@ -215,6 +215,7 @@ pub fn load_mosi(data_dir: &Path, seed: u64) -> Result<Dataset, DataError> {
         }
     }
     Ok(Dataset {
+        task: super::Task::Regression,
         name: "mosi".into(),
         tier: Tier::RealText,
         dims: [GLOVE_DIM, CUE_DIMS[0], CUE_DIMS[1]],

@@ -105,13 +105,7 @@ fn binned_mean(xs: &[f64], ys: &[f64], q: &[f64], bins: usize) -> Vec<f64> {
 }
 
 fn ceiling(name: &str, pred: &[f64], label: &[f64]) -> Ceiling {
-    let n = pred.len() as f64;
-    let mae = pred
-        .iter()
-        .zip(label)
-        .map(|(p, l)| (p - l).abs())
-        .sum::<f64>()
-        / n;
+    let mae = crate::metrics::mae(pred, label);
     let nz: Vec<(f64, f64)> = pred
         .iter()
         .zip(label)
@@ -227,6 +221,7 @@ pub fn generate(seed: u64) -> Dataset {
         ceiling("train-mean predictor", &vec![mean; label.len()], &label),
     ];
     Dataset {
+        task: crate::data::Task::Regression,
         name: "mosi".into(),
         tier: Tier::Synthetic,
         dims: DIMS,

@@ -21,8 +21,22 @@ pub const MEDIAN_SCALES: [f64; 5] = [0.25, 0.5, 1.0, 2.0, 4.0];
 pub(crate) const BLOCK: usize = 256;
 
 /// A validated, non-empty set of positive, finite bandwidths `σ_b`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<f64>", into = "Vec<f64>")]
 pub struct Bandwidths(Vec<f64>);
+
+impl TryFrom<Vec<f64>> for Bandwidths {
+    type Error = EstimatorError;
+    fn try_from(v: Vec<f64>) -> Result<Self> {
+        Self::new(v)
+    }
+}
+
+impl From<Bandwidths> for Vec<f64> {
+    fn from(b: Bandwidths) -> Self {
+        b.0
+    }
+}
 
 impl Bandwidths {
     /// Validates the set: non-empty, every σ finite and > 0.

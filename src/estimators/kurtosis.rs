@@ -61,7 +61,7 @@ pub fn mardia_z(x: &ArrayView2<f64>) -> Result<f64> {
 }
 
 /// Configuration of the streaming regularised kurtosis (validated by [`Self::init`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct StreamingKurtosisParams {
     /// EMA decay `α ∈ [0, 1)` of the covariance.
     pub alpha: f64,

@@ -1,23 +1,23 @@
-//! The paper's experiments as data: expected results (Tables 2–6), profiles, tiers, and the
+//! The paper's experiments as data: expected results (Tables 2–6), profiles, tiers, plans and the
 //! resumable run loop behind `reproduce-paper`.
 
 pub mod expected;
-pub mod reproduce;
 
 use crate::data::{self, Dataset, Tier};
-use crate::train::{select_best, train_run, RegWeights, RunConfig, RunResult, Variant};
+use crate::models::{ModelConfig, ModelKind};
+use crate::synergy::SynergyConfig;
+use crate::train::{select_best, train_run, RunConfig, RunResult, TaskLoss, Variant};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// How much of the protocol to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// < 1 min: a subsample, a few epochs (the test suite runs it).
     Smoke,
-    /// ≤ 10 min on 2 cores: full data, one grid point, one seed.
+    /// Full data, one grid point, one seed, ≤ 10 epochs.
     Quick,
     /// Appendix C: the full grid {32, 64} × {1e-2, 5e-3, 1e-3, 5e-4, 1e-4}, 5 seeds.
     Paper,
@@ -69,9 +69,53 @@ pub struct Plan {
     pub tier: Tier,
     pub profile: Profile,
     pub seeds: Vec<u64>,
+    /// Models with their hyper-parameters, in table order.
+    pub models: Vec<ModelConfig>,
     pub variants: Vec<Variant>,
     pub data_dir: Option<PathBuf>,
-    pub weights: RegWeights,
+    /// The synergy regulariser's settings (validated by [`Plan::runs`]).
+    pub synergy: SynergyConfig,
+}
+
+impl Plan {
+    /// Every run of the plan (model × variant × seed × grid point), each validated.
+    pub fn runs(&self, ds: &Dataset) -> anyhow::Result<Vec<RunConfig>> {
+        let (max_epochs, patience) = self.profile.epochs();
+        let mut out = Vec::new();
+        for model in &self.models {
+            for &variant in &self.variants {
+                for &seed in &self.seeds {
+                    for (batch_size, lr) in self.profile.grid() {
+                        let c = RunConfig {
+                            model: model.clone(),
+                            variant,
+                            batch_size,
+                            lr,
+                            seed,
+                            max_epochs,
+                            patience,
+                            loss: TaskLoss::for_task(ds.task),
+                            synergy: self.synergy.clone(),
+                        };
+                        c.validate()
+                            .map_err(|e| anyhow::anyhow!("invalid run: {e}"))?;
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The model of the paper's tables that a model's rows are compared with: the paper's "LFN" rows
+/// (recorded as TFN in `paper/expected.toml`) for both TFN and LMF; `None` for a model the paper
+/// does not report on this table.
+pub fn paper_model(kind: ModelKind) -> &'static str {
+    match kind.name() {
+        "LMF" => "TFN",
+        name => name,
+    }
 }
 
 /// Loads the dataset of a plan (the smoke profile subsamples it).
@@ -113,7 +157,8 @@ fn truncate(s: &mut data::Split, n: usize, t: usize, dims: [usize; 3]) {
 /// One line of the results file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
-    /// Identifies the run: tier, profile, data, model, variant, batch, lr, seed, epochs.
+    /// Identifies the run: a hash of its serialised configuration with tier, profile and data
+    /// ([`run_key`]).
     pub key: String,
     pub tier: Tier,
     pub profile: Profile,
@@ -121,26 +166,10 @@ pub struct RunRecord {
     pub result: RunResult,
 }
 
-/// The key of a run (what "already finished" means on resume).
+/// The key of a run (what "already finished" means on resume): [`RunConfig::key`] of the run in
+/// the context of its tier, profile and data.
 pub fn run_key(tier: Tier, profile: Profile, data: &str, c: &RunConfig) -> String {
-    let w = &c.weights;
-    format!(
-        "{}|{}|{}|{}|{}|b{}|lr{:e}|s{}|e{}p{}|beta{}|l2{}|d{}|k{}",
-        tier.name(),
-        profile.name(),
-        data,
-        c.model,
-        c.variant.name(),
-        c.batch_size,
-        c.lr,
-        c.seed,
-        c.max_epochs,
-        c.patience,
-        w.beta,
-        w.gamma_l2,
-        w.gamma_d,
-        w.gamma_k
-    )
+    c.key(&format!("{}|{}|{}", tier.name(), profile.name(), data))
 }
 
 /// Reads a results file (JSON lines). A truncated or corrupt **last** line (a run killed while
@@ -202,81 +231,72 @@ fn append(path: &Path, rec: &RunRecord) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Selected result per (variant, seed): the grid point with the best validation MAE.
+/// Selected result per (model, variant, seed): the grid point with the best validation score.
 #[derive(Debug, Clone, Serialize)]
 pub struct Selected {
+    pub model: ModelKind,
     pub variant: Variant,
     pub seed: u64,
     pub result: RunResult,
 }
 
+/// What one run's progress callback sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub config: &'a RunConfig,
+    /// Runs finished (including ones found in the results file).
+    pub done: usize,
+    pub total: usize,
+    /// Whether this run was already in the results file.
+    pub resumed: bool,
+}
+
 /// Runs (or resumes) every run of the plan, appending each finished run to `results`; returns all
-/// records of this plan and the selected run per (variant, seed).
+/// records of this plan and the selected run per (model, variant, seed). A run that fails inside
+/// (see [`crate::train`]) is recorded with its cause and the plan goes on.
 pub fn run_plan(
     plan: &Plan,
     ds: &Dataset,
     results: &Path,
-    mut progress: impl FnMut(&str, usize, usize),
+    mut progress: impl FnMut(Progress<'_>),
     mut on_epoch: impl FnMut(usize, f64),
 ) -> anyhow::Result<(Vec<RunRecord>, Vec<Selected>)> {
+    let configs = plan.runs(ds)?;
     let existing = read_results(results)?;
     rewrite(results, &existing)?;
-    let done: HashSet<String> = existing.iter().map(|r| r.key.clone()).collect();
-    let (max_epochs, patience) = plan.profile.epochs();
-    let mut configs = Vec::new();
-    for &variant in &plan.variants {
-        for &seed in &plan.seeds {
-            for (batch_size, lr) in plan.profile.grid() {
-                configs.push(RunConfig {
-                    model: "FLSTM".into(),
-                    variant,
-                    batch_size,
-                    lr,
-                    seed,
-                    max_epochs,
-                    patience,
-                    weights: plan.weights,
-                });
-            }
-        }
-    }
+    let done: std::collections::HashMap<&str, &RunRecord> =
+        existing.iter().map(|r| (r.key.as_str(), r)).collect();
     let total = configs.len();
     let mut mine: Vec<RunRecord> = Vec::new();
     for (i, c) in configs.iter().enumerate() {
         let key = run_key(plan.tier, plan.profile, &ds.description, c);
-        if done.contains(&key) {
-            mine.push(
-                existing
-                    .iter()
-                    .find(|r| r.key == key)
-                    .expect("in set")
-                    .clone(),
-            );
-            progress(
-                &format!(
-                    "{} seed {} b{} lr{:e} (done)",
-                    c.variant.name(),
-                    c.seed,
-                    c.batch_size,
-                    c.lr
-                ),
-                i + 1,
+        if let Some(r) = done.get(key.as_str()) {
+            mine.push((*r).clone());
+            progress(Progress {
+                config: c,
+                done: i + 1,
                 total,
-            );
+                resumed: true,
+            });
             continue;
         }
-        progress(
-            &format!(
-                "{} seed {} b{} lr{:e}",
+        progress(Progress {
+            config: c,
+            done: i,
+            total,
+            resumed: false,
+        });
+        let result = train_run(ds, c, &mut on_epoch)?;
+        if let Some(f) = &result.failure {
+            eprintln!(
+                "reproduce-paper: warning: {} {} seed {} b{} lr{:e} failed ({f}); recorded, going on",
+                c.model.kind().name(),
                 c.variant.name(),
                 c.seed,
                 c.batch_size,
                 c.lr
-            ),
-            i,
-            total,
-        );
-        let result = train_run(ds, c, &mut on_epoch)?;
+            );
+        }
         let rec = RunRecord {
             key,
             tier: plan.tier,
@@ -286,23 +306,34 @@ pub fn run_plan(
         };
         append(results, &rec)?;
         mine.push(rec);
-        progress("", i + 1, total);
     }
-    let mut selected = Vec::new();
-    for &variant in &plan.variants {
-        for &seed in &plan.seeds {
-            let runs = mine
-                .iter()
-                .filter(|r| r.result.config.variant == variant && r.result.config.seed == seed)
-                .map(|r| &r.result);
-            if let Some(best) = select_best(runs) {
-                selected.push(Selected {
-                    variant,
-                    seed,
-                    result: best.clone(),
-                });
-            }
-        }
-    }
-    Ok((mine, selected))
+    Ok((mine.clone(), select(&mine)))
+}
+
+/// The selected run per (model, variant, seed) among `records`.
+pub fn select(records: &[RunRecord]) -> Vec<Selected> {
+    let mut keys: Vec<(ModelKind, Variant, u64)> = records
+        .iter()
+        .map(|r| {
+            let c = &r.result.config;
+            (c.model.kind(), c.variant, c.seed)
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|(model, variant, seed)| {
+            let runs = records.iter().map(|r| &r.result).filter(|r| {
+                r.config.model.kind() == model
+                    && r.config.variant == variant
+                    && r.config.seed == seed
+            });
+            select_best(runs).map(|best| Selected {
+                model,
+                variant,
+                seed,
+                result: best.clone(),
+            })
+        })
+        .collect()
 }

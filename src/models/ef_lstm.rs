@@ -8,15 +8,19 @@
 //! time-mean of `P_m(x_m)`. The fused `Z` is the top LSTM layer's last valid hidden state.
 //! candle-nn's LSTM is single-layer: `layers` of them are stacked.
 
-use super::{masked_mean, SeededDropout};
+use super::{
+    check_dropout, check_width, last_valid, masked_mean, BuildCtx, FusionModel, ModelOutput,
+    ModelParams, SeededDropout,
+};
 use crate::data::SeqBatch;
-use crate::synergy::{FusionModel, ModelOutput};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::rnn::{lstm, LSTMConfig, LSTM, RNN};
-use candle_nn::{linear, Linear, VarBuilder, VarMap};
+use candle_nn::{linear, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
 
-/// EF-LSTM hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// EF-LSTM hyper-parameters (MMSA's MOSI defaults where MMSA has the field).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EfLstmConfig {
     /// Width of each per-modality projection.
     pub proj: usize,
@@ -42,9 +46,18 @@ impl Default for EfLstmConfig {
     }
 }
 
+impl ModelParams for EfLstmConfig {
+    fn validate(&self) -> Result<(), String> {
+        check_width("proj", self.proj)?;
+        check_width("hidden", self.hidden)?;
+        check_width("layers", self.layers)?;
+        check_width("post", self.post)?;
+        check_dropout("dropout", self.dropout)
+    }
+}
+
 /// The model.
 pub struct EfLstm {
-    vars: VarMap,
     proj: Vec<Linear>,
     lstms: Vec<LSTM>,
     post: Linear,
@@ -61,18 +74,14 @@ impl std::fmt::Debug for EfLstm {
     }
 }
 
-impl EfLstm {
-    /// A model for modality widths `dims`, initialised from `seed`.
-    pub fn new(
-        cfg: EfLstmConfig,
-        dims: [usize; 3],
-        seed: u64,
-        dtype: DType,
-        device: &Device,
-    ) -> crate::synergy::Result<Self> {
-        let vars = VarMap::new();
-        let vb = VarBuilder::from_varmap(&vars, dtype, device);
-        let proj = dims
+impl FusionModel for EfLstm {
+    type Config = EfLstmConfig;
+    const NAME: &'static str = "FLSTM";
+
+    fn new(cfg: &EfLstmConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+        let cfg = *cfg;
+        let proj = ctx
+            .dims
             .iter()
             .enumerate()
             .map(|(m, &d)| linear(d, cfg.proj, vb.pp(format!("proj{m}"))))
@@ -87,27 +96,19 @@ impl EfLstm {
                 vb.pp(format!("lstm{l}")),
             )?);
         }
-        let model = Self {
+        Ok(Self {
             post: linear(cfg.hidden, cfg.post, vb.pp("post"))?,
             out: linear(cfg.post, 1, vb.pp("out"))?,
             proj,
             lstms,
-            dropout: SeededDropout::new(cfg.dropout, seed ^ 0xD0),
-            vars,
+            dropout: SeededDropout::new(cfg.dropout, ctx.seed ^ 0xD0),
             cfg,
-        };
-        crate::synergy::nets::seed_varmap(&model.vars, seed)?;
-        Ok(model)
+        })
     }
 
-    /// Widths of the unimodal representations and of the fused one.
-    pub fn rep_dims(&self) -> (Vec<usize>, usize) {
+    fn rep_dims(&self) -> (Vec<usize>, usize) {
         (vec![self.cfg.proj; 3], self.cfg.hidden)
     }
-}
-
-impl FusionModel for EfLstm {
-    type Input = SeqBatch;
 
     fn forward(&self, b: &SeqBatch, train: bool) -> candle_core::Result<ModelOutput> {
         let projected = self
@@ -125,7 +126,7 @@ impl FusionModel for EfLstm {
             let states = l.seq(&h)?;
             h = l.states_to_tensor(&states)?; // B × T × H
         }
-        let fused = h.broadcast_mul(&b.last.unsqueeze(2)?)?.sum(1)?; // last valid step
+        let fused = last_valid(&h, &b.last)?;
         let x = self.dropout.forward(&fused, train)?;
         let x = self.post.forward(&x)?.relu()?;
         let prediction = self.out.forward(&x)?.squeeze(1)?;
@@ -133,10 +134,7 @@ impl FusionModel for EfLstm {
             unimodal,
             fused,
             prediction,
+            aux_loss: None,
         })
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.vars
     }
 }

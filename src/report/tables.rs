@@ -1,9 +1,10 @@
-//! The FLSTM table of `reproduce-paper`: measured vs the paper, with gains over NLL.
+//! Table 2 of `reproduce-paper`: measured vs the paper per (model, variant), with gains over NLL.
 
 use crate::data::Dataset;
 use crate::experiments::expected::{lookup, Expected};
-use crate::experiments::{Plan, Selected};
+use crate::experiments::{paper_model, Plan, Selected};
 use crate::metrics::RegressionMetrics;
+use crate::models::ModelKind;
 use crate::train::Variant;
 use serde::Serialize;
 
@@ -31,6 +32,8 @@ fn stat(v: &[f64]) -> Stat {
 pub struct Row {
     pub table: u8,
     pub model: String,
+    /// The paper's row it is compared with (e.g. LMF and TFN with the paper's "LFN").
+    pub paper_model: String,
     pub variant: String,
     pub seeds: Vec<u64>,
     /// Metrics in the paper's units: accuracies and F1 in %, MAE and Corr as is.
@@ -53,39 +56,70 @@ pub struct PaperCells {
     pub corr: Option<f64>,
 }
 
-/// Aggregates the selected runs per variant.
+/// Aggregates the selected runs per (model, variant), models in registry order.
 pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
     let mut out = Vec::new();
-    for v in Variant::ALL {
-        let sel: Vec<&Selected> = selected.iter().filter(|s| s.variant == v).collect();
-        if sel.is_empty() {
-            continue;
+    for &kind in ModelKind::ALL {
+        for v in Variant::ALL {
+            let sel: Vec<&Selected> = selected
+                .iter()
+                .filter(|s| s.variant == v && s.model == kind)
+                .collect();
+            let m: Vec<RegressionMetrics> = sel
+                .iter()
+                .filter_map(|s| s.result.test.as_ref().and_then(|t| t.regression().copied()))
+                .collect();
+            if m.is_empty() {
+                continue;
+            }
+            let col =
+                |f: &dyn Fn(&RegressionMetrics) -> f64| stat(&m.iter().map(f).collect::<Vec<_>>());
+            let pm = paper_model(kind);
+            let p = |metric: &str| lookup(expected, 2, pm, v.name(), metric);
+            out.push(Row {
+                table: 2,
+                model: kind.name().into(),
+                paper_model: pm.into(),
+                variant: v.name().into(),
+                seeds: sel.iter().map(|s| s.seed).collect(),
+                acc7: col(&|r| 100.0 * r.acc7),
+                acc2: col(&|r| 100.0 * r.acc2_non0),
+                acc2_has0: col(&|r| 100.0 * r.acc2_has0),
+                f1_non0: col(&|r| 100.0 * r.f1_non0),
+                f1_has0: col(&|r| 100.0 * r.f1_has0),
+                mae: col(&|r| r.mae),
+                corr: col(&|r| r.corr.unwrap_or(f64::NAN)),
+                paper: PaperCells {
+                    acc7: p("acc7"),
+                    acc2: p("acc2"),
+                    mae: p("mae"),
+                    corr: p("corr"),
+                },
+            });
         }
-        let m: Vec<RegressionMetrics> = sel.iter().filter_map(|s| s.result.test).collect();
-        let col =
-            |f: &dyn Fn(&RegressionMetrics) -> f64| stat(&m.iter().map(f).collect::<Vec<_>>());
-        let p = |metric: &str| lookup(expected, 2, "FLSTM", v.name(), metric);
-        out.push(Row {
-            table: 2,
-            model: "FLSTM".into(),
-            variant: v.name().into(),
-            seeds: sel.iter().map(|s| s.seed).collect(),
-            acc7: col(&|r| 100.0 * r.acc7),
-            acc2: col(&|r| 100.0 * r.acc2_non0),
-            acc2_has0: col(&|r| 100.0 * r.acc2_has0),
-            f1_non0: col(&|r| 100.0 * r.f1_non0),
-            f1_has0: col(&|r| 100.0 * r.f1_has0),
-            mae: col(&|r| r.mae),
-            corr: col(&|r| r.corr.unwrap_or(f64::NAN)),
-            paper: PaperCells {
-                acc7: p("acc7"),
-                acc2: p("acc2"),
-                mae: p("mae"),
-                corr: p("corr"),
-            },
-        });
     }
     out
+}
+
+/// Mean absolute difference between measured and paper values over a model's rows, per metric
+/// (Acc2 in points, MAE): how close a reading of the paper's "LFN" comes, measured.
+pub fn paper_distance(rows: &[Row], model: &str) -> Option<(f64, f64)> {
+    let r: Vec<&Row> = rows.iter().filter(|r| r.model == model).collect();
+    let acc: Vec<f64> = r
+        .iter()
+        .filter_map(|r| r.paper.acc2.map(|p| (r.acc2.mean - p).abs()))
+        .collect();
+    let mae: Vec<f64> = r
+        .iter()
+        .filter_map(|r| r.paper.mae.map(|p| (r.mae.mean - p).abs()))
+        .collect();
+    if acc.is_empty() || mae.is_empty() {
+        return None;
+    }
+    Some((
+        acc.iter().sum::<f64>() / acc.len() as f64,
+        mae.iter().sum::<f64>() / mae.len() as f64,
+    ))
 }
 
 fn fmt(s: &Stat, digits: usize) -> String {
@@ -108,7 +142,12 @@ fn signed(v: f64, digits: usize) -> String {
 pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String {
     let mut s = String::new();
     s += &format!(
-        "## Table 2 (CMU-MOSI), FLSTM rows — tier `{}`, profile `{}`, seeds {:?}\n\n",
+        "## Table 2 (CMU-MOSI): {} — tier `{}`, profile `{}`, seeds {:?}\n\n",
+        plan.models
+            .iter()
+            .map(|m| m.kind().name())
+            .collect::<Vec<_>>()
+            .join(", "),
         plan.tier.name(),
         plan.profile.name(),
         plan.seeds
@@ -151,10 +190,12 @@ pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String 
         s += &super::markdown_table(&["predictor", "MAE", "Acc2 (%)"], &r);
         s += "\n";
     }
-    let base = rows.iter().find(|r| r.variant == "NLL");
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
+            let base = rows
+                .iter()
+                .find(|b| b.variant == "NLL" && b.model == r.model);
             let (g_acc2, g_mae, pg_acc2, pg_mae) = match (base, r.variant.as_str()) {
                 (Some(b), v) if v != "NLL" => (
                     signed(r.acc2.mean - b.acc2.mean, 1),
@@ -170,8 +211,13 @@ pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String 
                 ),
                 _ => ("".into(), "".into(), "".into(), "".into()),
             };
+            let model = if r.paper_model != r.model {
+                format!("{} (paper: {})", r.model, paper_label(&r.paper_model))
+            } else {
+                r.model.clone()
+            };
             vec![
-                r.model.clone(),
+                model,
                 r.variant.clone(),
                 fmt(&r.acc7, 1),
                 opt(r.paper.acc7, 1),
@@ -203,7 +249,34 @@ pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String 
         ],
         &table,
     );
+    s += "\n";
+    if let Some(l) = lfn_reading(rows) {
+        s += &l;
+    }
     s
+}
+
+fn paper_label(m: &str) -> &str {
+    if m == "TFN" {
+        "LFN"
+    } else {
+        m
+    }
+}
+
+/// The measured answer to "is the paper's LFN TFN or LMF?" (None unless both ran).
+pub fn lfn_reading(rows: &[Row]) -> Option<String> {
+    let t = paper_distance(rows, "TFN")?;
+    let l = paper_distance(rows, "LMF")?;
+    let closer = if t.0 + t.1 * 10.0 <= l.0 + l.1 * 10.0 {
+        "TFN"
+    } else {
+        "LMF"
+    };
+    Some(format!(
+        "Which model is the paper's \"LFN\"? Mean |measured − paper| over the three variants: TFN {:.1} Acc2 points, {:.3} MAE; LMF {:.1} Acc2 points, {:.3} MAE — closer: **{closer}** (score = Acc2 points + 10 × MAE). On a tier without the paper's features this compares levels that the features dominate, so it is weak evidence either way.\n\n",
+        t.0, t.1, l.0, l.1
+    ))
 }
 
 /// CSV of the rows (one line per variant).

@@ -9,7 +9,8 @@ use candle_nn::{VarBuilder, VarMap};
 use std::cell::Cell;
 
 /// The divergence `d` of `L_d`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Divergence {
     /// MMD² between the aligned samples (the paper's SMMD).
     Mmd,
@@ -20,7 +21,8 @@ pub enum Divergence {
 }
 
 /// Which representations `L_κ` penalises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KurtosisOn {
     /// Every unimodal `Z_i` and the fused `Z` (section 4: "individual unimodal and multimodal
     /// representations should have low kurtosis").
@@ -31,7 +33,8 @@ pub enum KurtosisOn {
 
 /// Configuration of the C-network and of Algorithm D's step. [`Default`] gives the documented
 /// defaults; [`SynergyConfig::validate`] checks every field.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SynergyConfig {
     /// Weight of the cross-modal reconstruction loss `L_L2` (0 disables it).
     pub gamma_l2: f64,

@@ -5,7 +5,8 @@ use crate::estimators::{self, Bandwidths, MmdVariant, StreamingKurtosis, Streami
 use candle_core::{DType, IndexOp, Tensor, D};
 
 /// How the MMD kernel bandwidths are chosen.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BandwidthSpec {
     /// Fixed σ values.
     Fixed(Bandwidths),

@@ -10,19 +10,15 @@
 //!   `L_reg = γ_L2 L_L2 + γ_d L_d + γ_κ L_κ`.
 //! * [`step`]: Algorithm D's three-optimiser step, for any model that returns
 //!   [`ModelOutput`] (unimodal representations, fused representation, prediction).
-//! * [`demo`]: a small synthetic fusion model and batch stream (`synergy train-demo`).
-//! * [`check`]: parity of the device against the CPU reference and timings (`synergy check-device`).
 
-pub mod check;
 pub mod cnet;
-pub mod demo;
 pub mod losses;
 pub mod nets;
 pub mod step;
 
 pub use cnet::{CNetwork, Divergence, KurtosisOn, RegLosses, SynergyConfig};
 pub use losses::{dv_bound, kurtosis_loss, mmd2, nwj_bound, BandwidthSpec, KurtosisLoss};
-pub use step::{clip_grad_norm, FusionModel, ModelOutput, StepStats, SynergyStep, TaskStep};
+pub use step::{clip_grad_norm, ModelOutput, StepStats, SynergyStep, TaskStep};
 
 use crate::error::EstimatorError;
 use thiserror::Error;

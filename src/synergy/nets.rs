@@ -192,6 +192,10 @@ impl Module for InvertibleNet {
 /// scheme: a weight `out × in` and its bias are uniform on `±1/sqrt(in)`; other 2-D variables use
 /// their second dimension as fan-in, other 1-D ones their length. Each variable draws from its own
 /// ChaCha8 stream keyed by `(seed, name)`, so adding a variable does not change the others.
+///
+/// Left at their construction values (constants, as in PyTorch): normalisation parameters — a
+/// 1-D `…weight` with no 2-D sibling (LayerNorm/BatchNorm scale, 1) and its `…bias` (0) — and
+/// BatchNorm running statistics (`…running_mean`, `…running_var`).
 pub fn seed_varmap(vars: &candle_nn::VarMap, seed: u64) -> Result<()> {
     let data = vars.data().lock().expect("VarMap lock poisoned");
     let mut names: Vec<&String> = data.keys().collect();
@@ -199,6 +203,20 @@ pub fn seed_varmap(vars: &candle_nn::VarMap, seed: u64) -> Result<()> {
     for name in names {
         let var = &data[name];
         let dims = var.dims().to_vec();
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            continue;
+        }
+        if dims.len() == 1 {
+            let stem = name
+                .strip_suffix("weight")
+                .or_else(|| name.strip_suffix("bias"));
+            if let Some(stem) = stem {
+                let w = data.get(&format!("{stem}weight"));
+                if w.is_some_and(|w| w.dims().len() == 1) {
+                    continue; // a norm layer's scale or shift
+                }
+            }
+        }
         let fan_in = match dims.as_slice() {
             [_, i] => *i,
             [n] => {

@@ -5,7 +5,7 @@ use super::losses::scalar;
 use super::{Result, SynergyError};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 /// What a fusion model returns: one representation per modality, the fused representation and
 /// the prediction. Any model returning this can be trained with [`SynergyStep`].
@@ -15,18 +15,11 @@ pub struct ModelOutput {
     pub unimodal: Vec<Tensor>,
     /// `Z`, `batch × d_f`.
     pub fused: Tensor,
-    /// `Ŷ`.
+    /// `Ŷ` (`batch`): the prediction, or the logit of a binary task.
     pub prediction: Tensor,
-}
-
-/// A fusion model: its own input type, its variables, and a forward pass.
-pub trait FusionModel {
-    /// A batch of inputs.
-    type Input;
-    /// Forward pass (`train` switches dropout on).
-    fn forward(&self, input: &Self::Input, train: bool) -> candle_core::Result<ModelOutput>;
-    /// The model's variables (everything except the C-network).
-    fn varmap(&self) -> &VarMap;
+    /// A model's own auxiliary training loss (e.g. MISA's similarity/difference/reconstruction
+    /// terms), already weighted; the trainer adds it to the task loss. `None` at inference.
+    pub aux_loss: Option<Tensor>,
 }
 
 /// Scales the gradients of `vars` in `grads` so that their global L2 norm is at most `max_norm`

@@ -1,27 +1,36 @@
-//! Training protocol (Appendix C): AdamW, gradient clip 5, model selection by the best
-//! **validation** MAE with early stopping (patience 8 epochs), grid over batch size × learning rate;
-//! test metrics are computed once, for the selected checkpoint only.
+//! Training protocol (Appendix C), generic over every [`FusionModel`]: AdamW, gradient clip 5,
+//! model selection on the **validation** split only (MAE for regression, accuracy for binary
+//! tasks) with early stopping (patience 8 epochs), grid over batch size × learning rate; test
+//! metrics are computed once, for the selected checkpoint only.
 //!
-//! Task loss: L1 (MMSA's regression loss for MOSI/MOSEI; the paper's "NLL" rows are this
-//! likelihood-only training). Variants: `NLL` (task loss only), `NLL+SKL` and `NLL+SMMD`
-//! (Algorithm D with the C-network, `L_d` = DV-estimated KL or MMD). A NaN/Inf loss stops that run,
-//! which is recorded as diverged (epoch and step) and never selected.
+//! Task loss ([`TaskLoss`]): L1 (MMSA's regression loss for MOSI/MOSEI; the paper's "NLL" rows are
+//! this likelihood-only training), MSE, or binary cross-entropy on the model's logit (UR-FUNNY).
+//! A model's own auxiliary loss ([`ModelOutput::aux_loss`], e.g. MISA's) is added to it. Variants:
+//! `NLL` (task loss only), `NLL+SKL` and `NLL+SMMD` (Algorithm D with the C-network, `L_d` =
+//! DV-estimated KL or MMD).
+//!
+//! Anything that goes wrong **inside** a run — a non-finite loss, a collapsed batch whose median
+//! bandwidth is 0, a failed Cholesky in `L_κ` — ends that run, is recorded as its
+//! [`RunResult::failure`] (epoch, step and cause) and the run is never selected; the caller's grid
+//! goes on. Only an invalid configuration is an `Err`.
 
-use crate::data::{Dataset, Split};
-use crate::metrics::{regression_metrics, RegressionMetrics};
-use crate::models::ef_lstm::{EfLstm, EfLstmConfig};
-use crate::models::TRAIN_DTYPE;
-use crate::synergy::{
-    CNetwork, Divergence, FusionModel, SynergyConfig, SynergyError, SynergyStep, TaskStep,
+use crate::data::{Dataset, Split, Task};
+use crate::metrics::{binary_acc_f1, mae, regression_metrics, RegressionMetrics};
+use crate::models::{
+    is_buffer, BuildCtx, FusionModel, ModelConfig, ModelOutput, ModelParams, ModelVisitor,
+    TRAIN_DTYPE,
 };
-use candle_core::{Device, Tensor};
+use crate::synergy::nets::seed_varmap;
+use crate::synergy::{CNetwork, Divergence, SynergyConfig, SynergyError, SynergyStep, TaskStep};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Training variant (a row of the paper's tables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Variant {
     #[serde(rename = "NLL")]
     Nll,
@@ -32,7 +41,7 @@ pub enum Variant {
 }
 
 impl Variant {
-    /// All variants of the FLSTM rows.
+    /// All variants of Table 2's rows.
     pub const ALL: [Variant; 3] = [Variant::Nll, Variant::NllSkl, Variant::NllSmmd];
 
     /// The paper's name.
@@ -43,41 +52,195 @@ impl Variant {
             Variant::NllSmmd => "NLL+SMMD",
         }
     }
-}
 
-/// Weights of the synergy regulariser (defaults: [`SynergyConfig::default`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RegWeights {
-    pub beta: f64,
-    pub gamma_l2: f64,
-    pub gamma_d: f64,
-    pub gamma_k: f64,
-}
-
-impl Default for RegWeights {
-    fn default() -> Self {
-        let c = SynergyConfig::default();
-        Self {
-            beta: c.beta,
-            gamma_l2: c.gamma_l2,
-            gamma_d: c.gamma_d,
-            gamma_k: c.gamma_k,
+    /// The divergence of `L_d` (None: no C-network).
+    pub fn divergence(self) -> Option<Divergence> {
+        match self {
+            Variant::Nll => None,
+            Variant::NllSkl => Some(Divergence::Kl),
+            Variant::NllSmmd => Some(Divergence::Mmd),
         }
     }
 }
 
-/// One training run.
+/// The task loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskLoss {
+    /// Mean absolute error (MMSA's regression loss).
+    #[default]
+    L1,
+    /// Mean squared error.
+    Mse,
+    /// Binary cross-entropy on the logit, `mean(softplus(z) − y z)` (labels 0/1).
+    Bce,
+}
+
+impl TaskLoss {
+    /// The default loss of a task: L1 for regression, BCE for binary.
+    pub fn for_task(task: Task) -> Self {
+        match task {
+            Task::Regression => TaskLoss::L1,
+            Task::Binary => TaskLoss::Bce,
+        }
+    }
+
+    /// The loss of predictions (or logits) `p` against labels `y` (both `B`).
+    pub fn loss(self, p: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            TaskLoss::L1 => (p - y)?.abs()?.mean_all(),
+            TaskLoss::Mse => (p - y)?.sqr()?.mean_all(),
+            TaskLoss::Bce => {
+                // softplus(z) = max(z, 0) + log(1 + exp(−|z|)), stable for any z
+                let sp = (p.relu()? + (p.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+                (sp - (p * y)?)?.mean_all()
+            }
+        }
+    }
+}
+
+/// One training run: the model and its hyper-parameters, the variant and the protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
-    pub model: String,
+    /// The model (serde-tagged by name) with its hyper-parameters.
+    pub model: ModelConfig,
     pub variant: Variant,
     pub batch_size: usize,
     pub lr: f64,
     pub seed: u64,
     pub max_epochs: usize,
     pub patience: usize,
-    /// Regulariser weights (unused by `NLL`).
-    pub weights: RegWeights,
+    pub loss: TaskLoss,
+    /// The synergy regulariser and Algorithm D's settings; its `divergence` and `seed` are set
+    /// from the variant and the run's seed, and it is unused by `NLL`.
+    pub synergy: SynergyConfig,
+}
+
+impl RunConfig {
+    /// Checks the whole configuration once (model, protocol, synergy settings).
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        if self.batch_size < 2 {
+            return Err(format!("batch size must be >= 2, got {}", self.batch_size));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "learning rate must be finite and > 0, got {}",
+                self.lr
+            ));
+        }
+        if self.max_epochs == 0 {
+            return Err("max_epochs must be >= 1".into());
+        }
+        self.synergy_config()
+            .map_or(Ok(()), |c| c.validate().map_err(|e| e.to_string()))
+    }
+
+    /// The C-network's configuration of this run (None for `NLL`).
+    pub fn synergy_config(&self) -> Option<SynergyConfig> {
+        let divergence = self.variant.divergence()?;
+        Some(SynergyConfig {
+            divergence,
+            seed: self.seed,
+            ..self.synergy.clone()
+        })
+    }
+
+    /// The resume key: a 64-bit FNV-1a hash of the serialised configuration (with the tier,
+    /// profile and data description it ran on), in hex.
+    pub fn key(&self, context: &str) -> String {
+        let json = serde_json::to_string(self).expect("RunConfig serialises");
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in context.bytes().chain([0u8]).chain(json.bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// Which validation metric selects checkpoints and grid points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// Validation MAE, lower is better (regression).
+    Mae,
+    /// Validation accuracy, higher is better (binary).
+    Accuracy,
+}
+
+impl Selection {
+    /// The selection metric of a task.
+    pub fn for_task(task: Task) -> Self {
+        match task {
+            Task::Regression => Selection::Mae,
+            Task::Binary => Selection::Accuracy,
+        }
+    }
+
+    /// Whether `a` is strictly better than `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Selection::Mae => a < b,
+            Selection::Accuracy => a > b,
+        }
+    }
+
+    /// The metric of predictions on labels.
+    pub fn score(self, pred: &[f64], label: &[f64]) -> f64 {
+        match self {
+            Selection::Mae => mae(pred, label),
+            Selection::Accuracy => binary_metrics(pred, label).accuracy,
+        }
+    }
+
+    /// The worst possible value (before any checkpoint).
+    pub fn worst(self) -> f64 {
+        match self {
+            Selection::Mae => f64::INFINITY,
+            Selection::Accuracy => f64::NEG_INFINITY,
+        }
+    }
+}
+
+/// Binary-task metrics (a logit `≥ 0` predicts class 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BinaryMetrics {
+    pub accuracy: f64,
+    pub f1: f64,
+}
+
+/// Accuracy and F1 of logits against 0/1 labels.
+pub fn binary_metrics(logits: &[f64], label: &[f64]) -> BinaryMetrics {
+    let p: Vec<bool> = logits.iter().map(|z| *z >= 0.0).collect();
+    let t: Vec<bool> = label.iter().map(|y| *y >= 0.5).collect();
+    let (accuracy, f1) = binary_acc_f1(&p, &t);
+    BinaryMetrics { accuracy, f1 }
+}
+
+/// Test metrics of the selected checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "lowercase")]
+pub enum TestMetrics {
+    Regression(RegressionMetrics),
+    Binary(BinaryMetrics),
+}
+
+impl TestMetrics {
+    /// The regression metrics, if this is a regression task.
+    pub fn regression(&self) -> Option<&RegressionMetrics> {
+        match self {
+            TestMetrics::Regression(m) => Some(m),
+            TestMetrics::Binary(_) => None,
+        }
+    }
+
+    /// The binary metrics, if this is a binary task.
+    pub fn binary(&self) -> Option<&BinaryMetrics> {
+        match self {
+            TestMetrics::Binary(m) => Some(m),
+            TestMetrics::Regression(_) => None,
+        }
+    }
 }
 
 /// A finished run.
@@ -86,17 +249,91 @@ pub struct RunResult {
     pub config: RunConfig,
     /// Epochs trained (including the patience tail).
     pub epochs: usize,
-    /// Epoch (1-based) of the selected checkpoint.
+    /// Epoch (1-based) of the selected checkpoint (0: none).
     pub best_epoch: usize,
-    /// Validation MAE of the selected checkpoint (what selection uses).
-    pub valid_mae: f64,
-    /// Test metrics of the selected checkpoint (None if the run diverged before any checkpoint).
-    pub test: Option<RegressionMetrics>,
-    /// Validation MAE of predicting the training mean (the floor a model must beat).
-    pub valid_mae_train_mean: f64,
-    /// `"epoch E, step S: message"` when a NaN/Inf stopped the run.
-    pub diverged: Option<String>,
+    /// What selects checkpoints and grid points.
+    pub selection: Selection,
+    /// Validation value of that metric for the selected checkpoint.
+    pub valid_score: f64,
+    /// The same metric for predicting the training mean (regression) or the majority class.
+    pub valid_score_baseline: f64,
+    /// Test metrics of the selected checkpoint (None if the run failed before any checkpoint).
+    pub test: Option<TestMetrics>,
+    /// Test predictions (logits for binary tasks) of the selected checkpoint, in the test split's
+    /// order (ids in the dataset), so any metric can be recomputed.
+    pub test_predictions: Option<Vec<f32>>,
+    /// `"epoch E, step S: cause"` when something inside the run failed (non-finite loss, a
+    /// degenerate batch, a failed factorisation); such a run is never selected.
+    pub failure: Option<String>,
     pub wall_s: f64,
+}
+
+impl RunResult {
+    /// Whether this run can be selected (finished without failure, with a checkpoint).
+    pub fn is_usable(&self) -> bool {
+        self.failure.is_none() && self.test.is_some() && self.valid_score.is_finite()
+    }
+}
+
+/// The trainable variables of a model's `VarMap` (without buffers), sorted by name.
+pub fn trainable_vars(vm: &VarMap) -> Vec<Var> {
+    let data = vm.data().lock().expect("VarMap lock");
+    let mut named: Vec<(&String, &Var)> = data.iter().filter(|(n, _)| !is_buffer(n)).collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    named.into_iter().map(|(_, v)| v.clone()).collect()
+}
+
+/// Builds model `M` with fresh variables initialised from `seed`; returns it with its `VarMap`.
+pub fn build_model<M: FusionModel>(
+    cfg: &M::Config,
+    ctx: &BuildCtx,
+    device: &Device,
+) -> crate::synergy::Result<(M, VarMap)> {
+    cfg.validate().map_err(SynergyError::Config)?;
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, TRAIN_DTYPE, device);
+    let model = M::new(cfg, ctx, vb)?;
+    seed_varmap(&vm, ctx.seed)?;
+    Ok((model, vm))
+}
+
+/// Predictions of `model` on a whole split (inference: no C-network, no dropout), with the
+/// modalities in `drop` zeroed (0 = text, 1 = audio, 2 = vision).
+pub fn predict<M: FusionModel>(
+    model: &M,
+    ds: &Dataset,
+    split: &Split,
+    drop: &[usize],
+    device: &Device,
+) -> crate::synergy::Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(split.len());
+    let idx: Vec<usize> = (0..split.len()).collect();
+    for chunk in idx.chunks(128) {
+        let b = ds.batch(split, chunk, drop, TRAIN_DTYPE, device)?;
+        let p = model.forward(&b, false)?.prediction;
+        out.extend(p.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+    }
+    Ok(out)
+}
+
+/// A copy of every variable (weights and buffers).
+pub fn snapshot(vm: &VarMap) -> candle_core::Result<Vec<(Var, Tensor)>> {
+    let data = vm.data().lock().expect("VarMap lock");
+    data.values()
+        .map(|v| Ok((v.clone(), v.as_tensor().copy()?)))
+        .collect()
+}
+
+/// Restores a [`snapshot`].
+pub fn restore(s: &[(Var, Tensor)]) -> candle_core::Result<()> {
+    for (v, t) in s {
+        v.set(t)?;
+    }
+    Ok(())
+}
+
+fn labels_f64(s: &Split) -> Vec<f64> {
+    s.labels.iter().map(|v| *v as f64).collect()
 }
 
 enum Stepper {
@@ -104,170 +341,183 @@ enum Stepper {
     Synergy(Box<SynergyStep>),
 }
 
-/// The synergy configuration of a variant (None for `NLL`).
-pub fn synergy_config(variant: Variant, seed: u64, w: RegWeights) -> Option<SynergyConfig> {
-    let div = match variant {
-        Variant::Nll => return None,
-        Variant::NllSkl => Divergence::Kl,
-        Variant::NllSmmd => Divergence::Mmd,
-    };
-    Some(SynergyConfig {
-        divergence: div,
-        seed,
-        beta: w.beta,
-        gamma_l2: w.gamma_l2,
-        gamma_d: w.gamma_d,
-        gamma_k: w.gamma_k,
-        ..SynergyConfig::default()
-    })
-}
-
-/// Predictions of `model` on a whole split (inference: no C-network, no dropout).
-pub fn predict(
-    model: &EfLstm,
-    ds: &Dataset,
-    split: &Split,
-    device: &Device,
-) -> crate::synergy::Result<Vec<f64>> {
-    let mut out = Vec::with_capacity(split.len());
-    let idx: Vec<usize> = (0..split.len()).collect();
-    for chunk in idx.chunks(128) {
-        let b = ds.batch(split, chunk, &[], TRAIN_DTYPE, device)?;
-        let p = model.forward(&b, false)?.prediction;
-        out.extend(p.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?);
+impl Stepper {
+    fn step(&mut self, out: &ModelOutput, loss: &Tensor) -> crate::synergy::Result<()> {
+        match self {
+            Stepper::Task(t) => t.step(loss).map(|_| ()),
+            Stepper::Synergy(s) => s.step(out, loss).map(|_| ()),
+        }
     }
-    Ok(out)
 }
 
-fn mae(p: &[f64], l: &[f32]) -> f64 {
-    p.iter()
-        .zip(l)
-        .map(|(a, b)| (a - *b as f64).abs())
-        .sum::<f64>()
-        / p.len() as f64
-}
-
-fn snapshot(model: &EfLstm) -> candle_core::Result<Vec<(candle_core::Var, Tensor)>> {
-    let data = model.varmap().data().lock().expect("VarMap lock");
-    data.values()
-        .map(|v| Ok((v.clone(), v.as_tensor().copy()?)))
-        .collect()
-}
-
-fn restore(s: &[(candle_core::Var, Tensor)]) -> candle_core::Result<()> {
-    for (v, t) in s {
-        v.set(t)?;
-    }
-    Ok(())
-}
-
-/// Trains one configuration with early stopping on validation MAE; `on_epoch(epoch, valid_mae)`
-/// reports progress.
+/// Trains one configuration (any registered model) with early stopping on the validation metric;
+/// `on_epoch(epoch, valid_score)` reports progress. `Err` only for an invalid configuration.
 pub fn train_run(
     ds: &Dataset,
     cfg: &RunConfig,
-    mut on_epoch: impl FnMut(usize, f64),
+    on_epoch: impl FnMut(usize, f64),
 ) -> crate::synergy::Result<RunResult> {
-    let start = std::time::Instant::now();
-    let device = Device::Cpu;
-    let model = EfLstm::new(
-        EfLstmConfig::default(),
-        ds.dims,
-        cfg.seed,
-        TRAIN_DTYPE,
-        &device,
-    )?;
-    let mut stepper = match synergy_config(cfg.variant, cfg.seed, cfg.weights) {
-        None => Stepper::Task(TaskStep::new(model.varmap().all_vars(), cfg.lr, 0.01, 5.0)?),
-        Some(sc) => {
-            let (dims, fused) = model.rep_dims();
-            let cnet = CNetwork::new(sc, &dims, fused, TRAIN_DTYPE, &device)?;
-            Stepper::Synergy(Box::new(SynergyStep::new(
-                cnet,
-                model.varmap().all_vars(),
-                cfg.lr,
-            )?))
-        }
-    };
-    let train_mean = ds.train.labels.iter().map(|v| *v as f64).sum::<f64>() / ds.train.len() as f64;
-    let valid_mae_train_mean = ds
-        .valid
-        .labels
-        .iter()
-        .map(|l| (train_mean - *l as f64).abs())
-        .sum::<f64>()
-        / ds.valid.len() as f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED);
-    let mut order: Vec<usize> = (0..ds.train.len()).collect();
-    let (mut best, mut best_epoch, mut best_snap) = (f64::INFINITY, 0usize, None);
-    let mut epochs = 0;
-    let mut diverged = None;
-    'epochs: for epoch in 1..=cfg.max_epochs {
-        epochs = epoch;
-        order.shuffle(&mut rng);
-        for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
-            if chunk.len() < 2 {
-                continue; // a batch of one has no batch statistics (MMD, kurtosis)
-            }
-            let b = ds.batch(&ds.train, chunk, &[], TRAIN_DTYPE, &device)?;
-            let out = model.forward(&b, true)?;
-            let loss = (&out.prediction - &b.label)?.abs()?.mean_all()?;
-            let r = match &mut stepper {
-                Stepper::Task(t) => t.step(&loss).map(|_| ()),
-                Stepper::Synergy(s) => s.step(&out, &loss).map(|_| ()),
-            };
-            match r {
-                Ok(()) => {}
-                Err(SynergyError::NonFinite { what, value, .. }) => {
-                    diverged = Some(format!(
-                        "epoch {epoch}, step {step}: non-finite {what} ({value})"
-                    ));
-                    break 'epochs;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let v = mae(&predict(&model, ds, &ds.valid, &device)?, &ds.valid.labels);
-        on_epoch(epoch, v);
-        if !v.is_finite() {
-            diverged = Some(format!("epoch {epoch}: non-finite validation MAE"));
-            break;
-        }
-        if v < best {
-            best = v;
-            best_epoch = epoch;
-            best_snap = Some(snapshot(&model)?);
-        } else if epoch - best_epoch >= cfg.patience {
-            break;
+    struct V<'a, F> {
+        ds: &'a Dataset,
+        cfg: &'a RunConfig,
+        on_epoch: F,
+    }
+    impl<F: FnMut(usize, f64)> ModelVisitor for V<'_, F> {
+        type Output = crate::synergy::Result<RunResult>;
+        fn visit<M: FusionModel>(self, m: &M::Config) -> Self::Output {
+            train_model::<M>(self.ds, self.cfg, m, self.on_epoch)
         }
     }
-    let test = match &best_snap {
-        Some(s) => {
-            restore(s)?;
-            let p = predict(&model, ds, &ds.test, &device)?;
-            let l: Vec<f64> = ds.test.labels.iter().map(|v| *v as f64).collect();
-            Some(regression_metrics(
-                &ndarray::ArrayView1::from(&p),
-                &ndarray::ArrayView1::from(&l),
-            )?)
-        }
-        None => None,
-    };
-    Ok(RunResult {
-        config: cfg.clone(),
-        epochs,
-        best_epoch,
-        valid_mae: best,
-        test,
-        valid_mae_train_mean,
-        diverged,
-        wall_s: start.elapsed().as_secs_f64(),
-    })
+    cfg.model.visit(V { ds, cfg, on_epoch })
 }
 
-/// Model selection: among finished, non-diverged runs, the one with the lowest validation MAE.
+/// [`train_run`] for a concrete model type.
+pub fn train_model<M: FusionModel>(
+    ds: &Dataset,
+    cfg: &RunConfig,
+    mcfg: &M::Config,
+    mut on_epoch: impl FnMut(usize, f64),
+) -> crate::synergy::Result<RunResult> {
+    cfg.validate().map_err(SynergyError::Config)?;
+    let start = std::time::Instant::now();
+    let device = Device::Cpu;
+    let selection = Selection::for_task(ds.task);
+    let valid_labels = labels_f64(&ds.valid);
+    let valid_score_baseline = {
+        let train_mean =
+            ds.train.labels.iter().map(|v| *v as f64).sum::<f64>() / ds.train.len().max(1) as f64;
+        let constant = match ds.task {
+            Task::Regression => train_mean,
+            Task::Binary => {
+                if train_mean >= 0.5 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            }
+        };
+        selection.score(&vec![constant; valid_labels.len()], &valid_labels)
+    };
+    let mut result = RunResult {
+        config: cfg.clone(),
+        epochs: 0,
+        best_epoch: 0,
+        selection,
+        valid_score: selection.worst(),
+        valid_score_baseline,
+        test: None,
+        test_predictions: None,
+        failure: None,
+        wall_s: 0.0,
+    };
+    let ctx = BuildCtx {
+        dims: ds.dims,
+        seed: cfg.seed,
+        task: ds.task,
+    };
+    let (model, vm) = build_model::<M>(mcfg, &ctx, &device)?;
+    // where the run stands, for the failure message
+    let mut at = (0usize, 0usize);
+    let mut best_snap = None;
+    let outcome = (|| -> crate::synergy::Result<()> {
+        let vars = trainable_vars(&vm);
+        let mut stepper = match cfg.synergy_config() {
+            None => Stepper::Task(TaskStep::new(
+                vars,
+                cfg.lr,
+                cfg.synergy.weight_decay,
+                cfg.synergy.grad_clip,
+            )?),
+            Some(sc) => {
+                let (dims, fused) = model.rep_dims();
+                let cnet = CNetwork::new(sc, &dims, fused, TRAIN_DTYPE, &device)?;
+                Stepper::Synergy(Box::new(SynergyStep::new(cnet, vars, cfg.lr)?))
+            }
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED);
+        let mut order: Vec<usize> = (0..ds.train.len()).collect();
+        for epoch in 1..=cfg.max_epochs {
+            result.epochs = epoch;
+            order.shuffle(&mut rng);
+            for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
+                at = (epoch, step);
+                if chunk.len() < 2 {
+                    continue; // a batch of one has no batch statistics (MMD, kurtosis, BatchNorm)
+                }
+                let b = ds.batch(&ds.train, chunk, &[], TRAIN_DTYPE, &device)?;
+                let out = model.forward(&b, true)?;
+                let mut loss = cfg.loss.loss(&out.prediction, &b.label)?;
+                if let Some(aux) = &out.aux_loss {
+                    loss = (loss + aux)?;
+                }
+                stepper.step(&out, &loss)?;
+            }
+            at = (epoch, usize::MAX);
+            let v = selection.score(
+                &predict(&model, ds, &ds.valid, &[], &device)?,
+                &valid_labels,
+            );
+            on_epoch(epoch, v);
+            if !v.is_finite() {
+                return Err(SynergyError::NonFinite {
+                    what: "validation metric",
+                    value: v,
+                    step: 0,
+                });
+            }
+            if selection.better(v, result.valid_score) {
+                result.valid_score = v;
+                result.best_epoch = epoch;
+                best_snap = Some(snapshot(&vm)?);
+            } else if epoch - result.best_epoch >= cfg.patience {
+                break;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        let (epoch, step) = at;
+        result.failure = Some(if step == usize::MAX {
+            format!("epoch {epoch}, validation: {e}")
+        } else {
+            format!("epoch {epoch}, step {step}: {e}")
+        });
+        result.wall_s = start.elapsed().as_secs_f64();
+        return Ok(result);
+    }
+    if let Some(s) = &best_snap {
+        let tested = (|| -> crate::synergy::Result<(TestMetrics, Vec<f64>)> {
+            restore(s)?;
+            let p = predict(&model, ds, &ds.test, &[], &device)?;
+            let l = labels_f64(&ds.test);
+            let m = match ds.task {
+                Task::Regression => TestMetrics::Regression(regression_metrics(
+                    &ndarray::ArrayView1::from(&p),
+                    &ndarray::ArrayView1::from(&l),
+                )?),
+                Task::Binary => TestMetrics::Binary(binary_metrics(&p, &l)),
+            };
+            Ok((m, p))
+        })();
+        match tested {
+            Ok((m, p)) => {
+                result.test = Some(m);
+                result.test_predictions = Some(p.iter().map(|v| *v as f32).collect());
+            }
+            Err(e) => result.failure = Some(format!("test evaluation: {e}")),
+        }
+    }
+    result.wall_s = start.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+/// Model selection: among usable runs, the one with the best validation score.
 pub fn select_best<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Option<&'a RunResult> {
-    runs.into_iter()
-        .filter(|r| r.diverged.is_none() && r.test.is_some() && r.valid_mae.is_finite())
-        .min_by(|a, b| a.valid_mae.total_cmp(&b.valid_mae))
+    runs.into_iter().filter(|r| r.is_usable()).reduce(|a, b| {
+        if a.selection.better(b.valid_score, a.valid_score) {
+            b
+        } else {
+            a
+        }
+    })
 }

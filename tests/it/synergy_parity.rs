@@ -1,8 +1,8 @@
 //! The Candle losses equal the reference estimators (f64: 1e-10, f32: 1e-4) and their gradients
 //! equal central finite differences of the reference (f64: 1e-5).
-mod common;
+
+use crate::common::*;
 use candle_core::{DType, Device, Tensor, Var};
-use common::*;
 use ndarray::{Array1, Array2};
 use neural_synergy::estimators::{self as est, Bandwidths, MmdVariant, StreamingKurtosisParams};
 use neural_synergy::synergy::losses::{self, scalar, BandwidthSpec, KurtosisLoss};

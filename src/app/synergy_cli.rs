@@ -205,7 +205,7 @@ pub fn run(cli: &Cli) -> Result<Value> {
             } else {
                 candle_core::Device::Cpu
             };
-            let r = crate::synergy::check::check_device(&device, *bench, *iters)?;
+            let r = crate::app::check::check_device(&device, *bench, *iters)?;
             if !r.all_within_tolerance {
                 eprintln!("synergy: warning: a device result is outside its tolerance");
             }
@@ -310,7 +310,7 @@ fn train_demo(
     every: usize,
     quiet: bool,
 ) -> Result<Value> {
-    use crate::synergy::demo::{run_demo, DemoConfig};
+    use crate::app::demo::{run_demo, DemoConfig};
     if steps == 0 || batch < 4 || every == 0 {
         bail!("--steps and --every must be >= 1 and --batch >= 4");
     }

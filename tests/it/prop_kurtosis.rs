@@ -1,6 +1,6 @@
 //! Properties of Mardia's kurtosis and the streaming regularised kurtosis.
-mod common;
-use common::*;
+
+use crate::common::*;
 use ndarray::{s, Array2};
 use neural_synergy::estimators::{mardia, StreamingKurtosisParams};
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! The `synergy` CLI contract: JSON keys and values equal to the library, one-line errors, exit codes.
-mod common;
-use common::*;
+
+use crate::common::*;
 use ndarray::{arr1, Array3};
 use ndarray_npy::write_npy;
 use neural_synergy::estimators::*;

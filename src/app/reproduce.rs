@@ -1,12 +1,14 @@
 //! `reproduce-paper`: argument parsing and orchestration (the binary only calls [`main_with`]).
 
-use super::expected::expected;
-use super::{load_dataset, run_plan, Plan, Profile};
 use crate::data::Tier;
+use crate::experiments::expected::expected;
+use crate::experiments::{load_dataset, run_plan, Plan, Profile};
+use crate::models::ModelKind;
 use crate::report::tables;
+use crate::synergy::SynergyConfig;
 use crate::train::Variant;
 use anyhow::{bail, Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
@@ -14,12 +16,16 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "reproduce-paper", version, about)]
 pub struct ReproduceArgs {
-    /// smoke (< 1 min), quick (≤ 10 min on 2 cores), paper (full grid, ≥ 5 seeds).
-    #[arg(long, value_enum, default_value_t = ProfileArg::Quick)]
-    pub profile: ProfileArg,
+    /// smoke (a subsample, ≤ 4 epochs), quick (full data, one grid point, ≤ 10 epochs), paper
+    /// (full grid, ≥ 5 seeds).
+    #[arg(long, value_enum, default_value_t = Profile::Quick)]
+    pub profile: Profile,
     /// synthetic (embedded generator) or real-text (real MOSI transcripts + GloVe; needs --data-dir).
-    #[arg(long, value_enum, default_value_t = TierArg::Synthetic)]
-    pub tier: TierArg,
+    #[arg(long, value_enum, default_value_t = Tier::Synthetic)]
+    pub tier: Tier,
+    /// Comma-separated models (default: all registered, in table order).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub models: Option<Vec<ModelKind>>,
     /// Folder holding mosi/label.csv and glove/ (e.g. ../shared/data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -29,7 +35,7 @@ pub struct ReproduceArgs {
     /// Output folder: table.md, table.json, table.csv and the resumable results.jsonl.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// Worker threads (default: all cores).
+    /// Worker threads for Candle's CPU kernels (default: 1, measured fastest for these models).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Print the paper's Tables 2–6 (expected values) instead of running anything.
@@ -53,19 +59,6 @@ pub struct ReproduceArgs {
     /// γ_κ of the kurtosis penalty (default 0.1; 0 disables it).
     #[arg(long)]
     pub gamma_k: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ProfileArg {
-    Smoke,
-    Quick,
-    Paper,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TierArg {
-    Synthetic,
-    RealText,
 }
 
 /// Entry point of the binary.
@@ -110,15 +103,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let profile = match args.profile {
-        ProfileArg::Smoke => Profile::Smoke,
-        ProfileArg::Quick => Profile::Quick,
-        ProfileArg::Paper => Profile::Paper,
-    };
-    let tier = match args.tier {
-        TierArg::Synthetic => Tier::Synthetic,
-        TierArg::RealText => Tier::RealText,
-    };
+    let (profile, tier) = (args.profile, args.tier);
     let seeds = args.seeds.clone().unwrap_or_else(|| profile.seeds());
     if seeds.is_empty() {
         bail!("--seeds is empty");
@@ -129,30 +114,31 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
             seeds.len()
         );
     }
-    let d = crate::train::RegWeights::default();
-    let weights = crate::train::RegWeights {
+    let d = SynergyConfig::default();
+    let synergy = SynergyConfig {
         beta: args.beta.unwrap_or(d.beta),
         gamma_l2: args.gamma_l2.unwrap_or(d.gamma_l2),
         gamma_d: args.gamma_d.unwrap_or(d.gamma_d),
         gamma_k: args.gamma_k.unwrap_or(d.gamma_k),
+        ..d
     };
-    for (name, v) in [
-        ("beta", weights.beta),
-        ("gamma-l2", weights.gamma_l2),
-        ("gamma-d", weights.gamma_d),
-        ("gamma-k", weights.gamma_k),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            bail!("--{name} must be finite and >= 0, got {v}");
-        }
-    }
+    synergy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e} (from --beta/--gamma-l2/--gamma-d/--gamma-k)"))?;
+    let mut kinds = args
+        .models
+        .clone()
+        .unwrap_or_else(|| ModelKind::ALL.to_vec());
+    kinds.sort();
+    kinds.dedup();
     let plan = Plan {
         tier,
         profile,
         seeds,
+        models: kinds.iter().map(|k| k.default_config()).collect(),
         variants: Variant::ALL.to_vec(),
         data_dir: args.data_dir.clone(),
-        weights,
+        synergy,
     };
     let start = std::time::Instant::now();
     let ds = load_dataset(&plan)?;
@@ -180,12 +166,19 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         &plan,
         &ds,
         &results,
-        |msg, pos, len| {
-            grid_bar.set_length(len as u64);
-            grid_bar.set_position(pos as u64);
-            if !msg.is_empty() {
-                grid_bar.set_message(msg.to_string());
-            }
+        |p| {
+            grid_bar.set_length(p.total as u64);
+            grid_bar.set_position(p.done as u64);
+            let c = p.config;
+            grid_bar.set_message(format!(
+                "{} {} seed {} b{} lr{:e}{}",
+                c.model.kind().name(),
+                c.variant.name(),
+                c.seed,
+                c.batch_size,
+                c.lr,
+                if p.resumed { " (done)" } else { "" }
+            ));
         },
         |epoch, mae| {
             epoch_bar.set_message(format!("epoch {epoch}: valid MAE {mae:.4}"));

@@ -2,9 +2,9 @@
 //! f32, against the CPU f64 reference estimators; gradients against the CPU; and the forward +
 //! backward time of the synergy losses at the sizes of the issue.
 
-use super::losses::{self, scalar, BandwidthSpec, KurtosisLoss};
-use super::{from_array2, to_array2, Result};
 use crate::estimators::{self as est, Bandwidths, MmdVariant, StreamingKurtosisParams};
+use crate::synergy::losses::{self, scalar, BandwidthSpec, KurtosisLoss};
+use crate::synergy::{from_array2, to_array2, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use ndarray::Array2;
 use rand::SeedableRng;

@@ -1,6 +1,6 @@
 //! Properties of the MMD² estimators and the median heuristic.
-mod common;
-use common::*;
+
+use crate::common::*;
 use ndarray::{arr1, s, Array2, Axis};
 use neural_synergy::estimators::closed_form::gaussian_mmd2;
 use neural_synergy::estimators::{median_bandwidth, mmd2, Bandwidths, MmdVariant, MEDIAN_SCALES};

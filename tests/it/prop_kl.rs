@@ -1,6 +1,6 @@
 //! Properties of the KL estimators and the variational bounds.
-mod common;
-use common::*;
+
+use crate::common::*;
 use ndarray::{arr1, arr2, Array1, Array2};
 use neural_synergy::estimators::closed_form::{
     gaussian_kl_closed, gaussian_log_ratio, GaussianLogDensity,

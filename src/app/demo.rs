@@ -5,8 +5,8 @@
 //! second term needs audio and vision together. Model: per-modality `Linear + tanh` encoders
 //! (`Z_i`), a `Linear + tanh` fusion of their concatenation (`Z`) and a linear head.
 
-use super::step::{FusionModel, ModelOutput};
-use super::Result;
+use crate::synergy::ModelOutput;
+use crate::synergy::Result;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use rand::SeedableRng;
@@ -119,15 +119,19 @@ impl DemoFusion {
             enc,
             vars,
         };
-        super::nets::seed_varmap(&model.vars, seed)?;
+        crate::synergy::nets::seed_varmap(&model.vars, seed)?;
         Ok(model)
     }
 }
 
-impl FusionModel for DemoFusion {
-    type Input = DemoBatch;
+impl DemoFusion {
+    /// The model's variables.
+    pub fn varmap(&self) -> &VarMap {
+        &self.vars
+    }
 
-    fn forward(&self, b: &DemoBatch, _train: bool) -> candle_core::Result<ModelOutput> {
+    /// Forward pass (the demo model has no dropout).
+    pub fn forward(&self, b: &DemoBatch, _train: bool) -> candle_core::Result<ModelOutput> {
         let unimodal = self
             .enc
             .iter()
@@ -140,11 +144,8 @@ impl FusionModel for DemoFusion {
             unimodal,
             fused,
             prediction,
+            aux_loss: None,
         })
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.vars
     }
 }
 
@@ -155,7 +156,7 @@ pub struct DemoConfig {
     pub batch: usize,
     pub lr_task: f64,
     pub seed: u64,
-    pub synergy: super::SynergyConfig,
+    pub synergy: crate::synergy::SynergyConfig,
 }
 
 impl Default for DemoConfig {
@@ -165,9 +166,9 @@ impl Default for DemoConfig {
             batch: 64,
             lr_task: 3e-3,
             seed: 0,
-            synergy: super::SynergyConfig {
+            synergy: crate::synergy::SynergyConfig {
                 lr_mi: 3e-3,
-                ..super::SynergyConfig::default()
+                ..crate::synergy::SynergyConfig::default()
             },
         }
     }
@@ -183,14 +184,14 @@ pub struct DemoTrace {
     pub reg: Vec<f64>,
 }
 
-/// Trains [`DemoFusion`] with [`super::SynergyStep`] on a [`DemoStream`] (CPU, f32) and records every
+/// Trains [`DemoFusion`] with [`crate::synergy::SynergyStep`] on a [`DemoStream`] (CPU, f32) and records every
 /// step's losses.
 pub fn run_demo(cfg: &DemoConfig) -> Result<DemoTrace> {
     let dev = Device::Cpu;
     let model = DemoFusion::new(cfg.seed, DType::F32, &dev)?;
     let h = DemoFusion::HIDDEN;
-    let cnet = super::CNetwork::new(cfg.synergy.clone(), &[h, h, h], h, DType::F32, &dev)?;
-    let mut step = super::SynergyStep::new(cnet, model.varmap().all_vars(), cfg.lr_task)?;
+    let cnet = crate::synergy::CNetwork::new(cfg.synergy.clone(), &[h, h, h], h, DType::F32, &dev)?;
+    let mut step = crate::synergy::SynergyStep::new(cnet, model.varmap().all_vars(), cfg.lr_task)?;
     let mut stream = DemoStream::new(cfg.seed, DType::F32, &dev);
     let mut tr = DemoTrace::default();
     for _ in 0..cfg.steps {

@@ -1,8 +1,6 @@
 //! Data tiers, loaders and the EF-LSTM.
 use candle_core::{DType, Device};
 use neural_synergy::data::{mosi_facts, realtext, synthetic};
-use neural_synergy::models::ef_lstm::{EfLstm, EfLstmConfig};
-use neural_synergy::synergy::FusionModel;
 use std::path::PathBuf;
 
 fn shared() -> Option<PathBuf> {
@@ -57,53 +55,6 @@ fn synthetic_generator_is_deterministic_with_mosi_shape_and_ordered_ceilings() {
     assert!(
         (m[2] - m[3]).abs() < 0.1,
         "audio+vision alone carry no polarity: {m:?}"
-    );
-}
-
-#[test]
-fn ef_lstm_predictions_do_not_depend_on_padding() {
-    let ds = synthetic::generate(0);
-    let dev = Device::Cpu;
-    let model = EfLstm::new(EfLstmConfig::default(), ds.dims, 1, DType::F64, &dev).unwrap();
-    // the shortest clip alone, then batched with the longest (more padding steps)
-    let short = (0..ds.test.len())
-        .min_by_key(|&i| ds.test.lengths[i])
-        .unwrap();
-    let long = (0..ds.test.len())
-        .max_by_key(|&i| ds.test.lengths[i])
-        .unwrap();
-    assert!(ds.test.lengths[short] < ds.test.lengths[long]);
-    let alone = model
-        .forward(
-            &ds.batch(&ds.test, &[short], &[], DType::F64, &dev).unwrap(),
-            false,
-        )
-        .unwrap();
-    let mixed = model
-        .forward(
-            &ds.batch(&ds.test, &[short, long], &[], DType::F64, &dev)
-                .unwrap(),
-            false,
-        )
-        .unwrap();
-    let a = alone.prediction.to_vec1::<f64>().unwrap()[0];
-    let b = mixed.prediction.to_vec1::<f64>().unwrap()[0];
-    assert!((a - b).abs() < 1e-12, "{a} vs {b}");
-    let (dims, fused) = model.rep_dims();
-    assert_eq!(
-        mixed
-            .unimodal
-            .iter()
-            .map(|z| z.dims2().unwrap())
-            .collect::<Vec<_>>(),
-        dims.iter().map(|d| (2, *d)).collect::<Vec<_>>()
-    );
-    assert_eq!(mixed.fused.dims2().unwrap(), (2, fused));
-    let za = alone.unimodal[1].to_vec2::<f64>().unwrap()[0].clone();
-    let zb = mixed.unimodal[1].to_vec2::<f64>().unwrap()[0].clone();
-    assert!(
-        za.iter().zip(&zb).all(|(x, y)| (x - y).abs() < 1e-12),
-        "masked mean ignores padding"
     );
 }
 

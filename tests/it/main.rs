@@ -1,0 +1,15 @@
+//! The integration tests, one binary (each `tests/*.rs` would be its own LTO-linked binary).
+//! Tests that need `../shared` read it through `SYNERGY_SHARED` (unset: they skip and say why).
+
+mod cli;
+mod common;
+mod data_models;
+mod errors;
+mod metrics;
+mod models;
+mod prop_kl;
+mod prop_kurtosis;
+mod prop_mmd;
+mod reproduce;
+mod synergy_cnet;
+mod synergy_parity;
