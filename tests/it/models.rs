@@ -187,7 +187,9 @@ fn every_parameter_receives_a_non_zero_gradient() {
                 )
                 .unwrap();
             let out = m.forward(&b, true).unwrap();
-            let mut loss = TaskLoss::L1.loss(&out.prediction, &b.label).unwrap();
+            // MSE, not L1: L1's bias gradient mean(sign(p − y)) is exactly 0 when half the
+            // predictions lie above their labels
+            let mut loss = TaskLoss::Mse.loss(&out.prediction, &b.label).unwrap();
             if let Some(a) = &out.aux_loss {
                 loss = (loss + a).unwrap();
             }

@@ -1,4 +1,5 @@
 //! `reproduce-paper` end to end: the smoke profile, resuming after a killed run, the expected tables.
+use neural_synergy::models::ModelKind;
 use serde_json::Value;
 use std::process::Command;
 
@@ -15,7 +16,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
-fn smoke_profile_trains_beats_the_mean_and_resumes_after_a_torn_write() {
+fn smoke_profile_trains_every_model_and_each_beats_the_mean() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let (code, stdout, err) = run(&["--profile", "smoke", "--json", "--quiet", "--out", out]);
@@ -23,30 +24,54 @@ fn smoke_profile_trains_beats_the_mean_and_resumes_after_a_torn_write() {
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["tier"], "synthetic");
     let rows = v["rows"].as_array().unwrap();
-    assert_eq!(
-        rows.iter()
-            .map(|r| r["variant"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["NLL", "NLL+SKL", "NLL+SMMD"]
-    );
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["model"].as_str().unwrap().to_string(),
+                r["variant"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut want = Vec::new();
+    for m in ModelKind::ALL {
+        for var in ["NLL", "NLL+SKL", "NLL+SMMD"] {
+            want.push((m.name().to_string(), var.to_string()));
+        }
+    }
+    assert_eq!(got, want, "one row per registered model and variant");
     assert_eq!(rows[0]["paper"]["acc7"], 31.2, "Table 2 FLSTM NLL Acc7");
     for s in v["selected_runs"].as_array().unwrap() {
         let r = &s["result"];
+        assert!(r["failure"].is_null(), "{s}");
         assert!(
-            r["valid_mae"].as_f64().unwrap() < r["valid_mae_train_mean"].as_f64().unwrap(),
-            "{} does not beat the training mean",
+            r["valid_score"].as_f64().unwrap() < r["valid_score_baseline"].as_f64().unwrap(),
+            "{} {} does not beat the training mean on validation",
+            s["model"],
             s["variant"]
         );
+        assert_eq!(r["test_predictions"].as_array().unwrap().len(), 256);
     }
     let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
     assert!(md.contains("tier `synthetic`") && md.contains("not a reproduction"));
     assert!(dir.path().join("table.csv").exists());
+}
 
-    // simulate kill -9 in the middle of writing the last run
+/// A killed run (torn last line) is redone on resume, and redone with another thread count: the
+/// numbers are identical (everything is a function of the seed, not of the thread count).
+#[test]
+fn resume_after_a_torn_write_and_another_thread_count_give_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = ["--profile", "smoke", "--models", "flstm", "--json", "--quiet", "--out", out];
+    let (code, stdout, err) = run(&[&args[..], &["--threads", "1"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
     let path = dir.path().join("results.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);
+    // simulate kill -9 in the middle of writing the last run (NLL+SMMD)
     let torn = format!(
         "{}\n{}\n{}",
         lines[0],
@@ -54,7 +79,7 @@ fn smoke_profile_trains_beats_the_mean_and_resumes_after_a_torn_write() {
         &lines[2][..lines[2].len() / 2]
     );
     std::fs::write(&path, torn).unwrap();
-    let (code, stdout2, err) = run(&["--profile", "smoke", "--json", "--quiet", "--out", out]);
+    let (code, stdout2, err) = run(&[&args[..], &["--threads", "2"]].concat());
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("truncated last line"),
@@ -63,8 +88,13 @@ fn smoke_profile_trains_beats_the_mean_and_resumes_after_a_torn_write() {
     let after = std::fs::read_to_string(&path).unwrap();
     assert_eq!(after.lines().count(), 3, "two kept, one redone");
     let v2: Value = serde_json::from_str(&stdout2).unwrap();
-    // the redone run is identical: everything is a function of the seed
-    assert_eq!(v["rows"], v2["rows"]);
+    assert_eq!(v["rows"], v2["rows"], "the run redone with 2 threads is identical");
+    let redo: Value = serde_json::from_str(after.lines().nth(2).unwrap()).unwrap();
+    let orig: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(
+        redo["result"]["test_predictions"], orig["result"]["test_predictions"],
+        "bit-identical predictions across thread counts"
+    );
 }
 
 #[test]
