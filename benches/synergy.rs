@@ -8,7 +8,7 @@ use neural_synergy::app::check::synergy_workload;
 use neural_synergy::app::demo::{DemoFusion, DemoStream};
 use neural_synergy::estimators::{self as est, StreamingKurtosisParams};
 use neural_synergy::synergy::{
-    from_array2, CNetwork, FusionModel, SynergyConfig, SynergyStep, TaskStep,
+    from_array2, CNetwork, SynergyConfig, SynergyStep, TaskStep,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

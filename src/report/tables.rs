@@ -44,6 +44,8 @@ pub struct Row {
     pub f1_has0: Stat,
     pub mae: Stat,
     pub corr: Stat,
+    /// Wall time per training epoch of the selected runs, seconds.
+    pub epoch_s: Stat,
     pub paper: PaperCells,
 }
 
@@ -89,6 +91,11 @@ pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
                 f1_has0: col(&|r| 100.0 * r.f1_has0),
                 mae: col(&|r| r.mae),
                 corr: col(&|r| r.corr.unwrap_or(f64::NAN)),
+            epoch_s: stat(
+                &sel.iter()
+                    .map(|s| s.result.wall_s / s.result.epochs.max(1) as f64)
+                    .collect::<Vec<_>>(),
+            ),
                 paper: PaperCells {
                     acc7: p("acc7"),
                     acc2: p("acc2"),
@@ -123,7 +130,9 @@ pub fn paper_distance(rows: &[Row], model: &str) -> Option<(f64, f64)> {
 }
 
 fn fmt(s: &Stat, digits: usize) -> String {
-    if s.n > 1 {
+    if !s.mean.is_finite() {
+        "—".into()
+    } else if s.n > 1 {
         format!("{:.*} ± {:.*}", digits, s.mean, digits, s.std)
     } else {
         format!("{:.*}", digits, s.mean)
@@ -253,6 +262,18 @@ pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String 
     if let Some(l) = lfn_reading(rows) {
         s += &l;
     }
+    let timing: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.model.clone(),
+                r.variant.clone(),
+                format!("{:.1}", r.epoch_s.mean),
+            ]
+        })
+        .collect();
+    s += "Training time of the selected runs (wall seconds per epoch, including validation):\n\n";
+    s += &super::markdown_table(&["Model", "Variant", "s / epoch"], &timing);
     s
 }
 
