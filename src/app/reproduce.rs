@@ -15,7 +15,10 @@ use std::path::PathBuf;
 /// Runs the paper's experiments and prints measured vs expected tables.
 #[derive(Debug, Parser)]
 #[command(name = "reproduce-paper", version, about)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ReproduceArgs {
+    #[command(subcommand)]
+    pub command: Option<ReproduceCommand>,
     /// smoke (a subsample, ≤ 4 epochs), quick (full data, one grid point, ≤ 10 epochs), paper
     /// (full grid, ≥ 5 seeds).
     #[arg(long, value_enum, default_value_t = Profile::Quick)]
@@ -38,6 +41,10 @@ pub struct ReproduceArgs {
     /// Worker threads for Candle's CPU kernels (default: 1, measured fastest for these models).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Independent runs of the grid trained in parallel, each on one thread (results identical to
+    /// a sequential run; only the order of lines in results.jsonl differs).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
     /// Print the paper's Tables 2–6 (expected values) instead of running anything.
     #[arg(long)]
     pub expected: bool,
@@ -61,11 +68,31 @@ pub struct ReproduceArgs {
     pub gamma_k: Option<f64>,
 }
 
+/// Subcommands (without one, `reproduce-paper` trains and reports).
+#[derive(Debug, clap::Subcommand)]
+pub enum ReproduceCommand {
+    /// Re-render the tables (with CIs and verdicts) of a results directory without training.
+    Report {
+        /// The folder of an earlier run (results.jsonl and run.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// JSON on stdout instead of markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Entry point of the binary.
 pub fn main_with(args: ReproduceArgs) -> Result<()> {
     // one thread by default: Candle's small per-step LSTM ops run faster without thread
     // hand-offs (measured: smoke profile 43 s with 1 thread, 87 s with 2, same numbers)
     crate::init_threads(Some(args.threads.unwrap_or(1)));
+    if let Some(ReproduceCommand::Report { from, json }) = &args.command {
+        return report_from(from, *json);
+    }
+    if args.jobs == 0 {
+        bail!("--jobs must be >= 1");
+    }
     if args.expected {
         let e = expected();
         if args.json {
@@ -139,6 +166,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         variants: Variant::ALL.to_vec(),
         data_dir: args.data_dir.clone(),
         synergy,
+        jobs: args.jobs.max(1),
     };
     let start = std::time::Instant::now();
     let ds = load_dataset(&plan)?;
@@ -187,37 +215,84 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     )?;
     grid_bar.finish_and_clear();
     epoch_bar.finish_and_clear();
+    let ctx = tables::RunContext::new(&plan, &ds);
+    std::fs::write(
+        args.out.join("run.json"),
+        serde_json::to_string_pretty(&ctx)?,
+    )?;
+    render(
+        &args.out,
+        &ctx,
+        &selected,
+        Some(start.elapsed().as_secs_f64()),
+        args.json,
+    )
+}
+
+/// Writes `table.{md,json,csv}` and `forest.png` into `out` from the selected runs, and prints the
+/// markdown (or the JSON with `json`).
+fn render(
+    out: &std::path::Path,
+    ctx: &tables::RunContext,
+    selected: &[crate::experiments::Selected],
+    wall: Option<f64>,
+    json_out: bool,
+) -> Result<()> {
     let e = expected();
-    let rows = tables::rows(&selected, &e);
-    let wall = start.elapsed().as_secs_f64();
-    let md = tables::markdown(&plan, &ds, &rows, wall);
+    let rows = tables::rows(selected, &e);
+    let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels));
+    let mut md = tables::markdown(ctx, &rows, &claims, wall);
+    if !claims.is_empty() {
+        let png = out.join("forest.png");
+        crate::report::claims::forest_plot(
+            &png,
+            &format!("Table 2 claims, tier {} (profile {})", ctx.tier.name(), ctx.profile.name()),
+            &claims,
+        )
+        .with_context(|| format!("writing {}", png.display()))?;
+        md += "\n![forest plot of the claims](forest.png)\n";
+    }
     let json = serde_json::json!({
-        "tier": tier.name(),
-        "profile": profile.name(),
-        "seeds": plan.seeds,
-        "data": ds.description,
-        "ceilings": ds.ceilings,
+        "tier": ctx.tier.name(),
+        "profile": ctx.profile.name(),
+        "seeds": ctx.seeds,
+        "data": ctx.data,
+        "ceilings": ctx.ceilings,
         "rows": rows,
+        "claims": claims,
         "selected_runs": selected,
         "wall_s": wall,
     });
-    std::fs::write(args.out.join("table.md"), &md)?;
-    std::fs::write(
-        args.out.join("table.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
-    std::fs::write(args.out.join("table.csv"), tables::csv(&plan, &rows))?;
-    if args.json {
+    std::fs::write(out.join("table.md"), &md)?;
+    std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows))?;
+    if json_out {
         println!("{json}");
     } else {
         print!("{md}");
         eprintln!(
-            "reproduce-paper: wrote {}/table.{{md,json,csv}}; runs in {}",
-            args.out.display(),
-            results.display()
+            "reproduce-paper: wrote {}/table.{{md,json,csv}} and forest.png",
+            out.display()
         );
     }
     Ok(())
+}
+
+/// `reproduce-paper report --from DIR`: re-renders the tables of a results directory (its
+/// `results.jsonl` and `run.json`) without training.
+pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
+    let ctx_path = dir.join("run.json");
+    let ctx: tables::RunContext = serde_json::from_str(
+        &std::fs::read_to_string(&ctx_path)
+            .with_context(|| format!("reading {}", ctx_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a run context", ctx_path.display()))?;
+    let records = crate::experiments::read_results(&dir.join("results.jsonl"))?;
+    if records.is_empty() {
+        bail!("{}: no finished runs", dir.join("results.jsonl").display());
+    }
+    let selected = crate::experiments::select(&records);
+    render(dir, &ctx, &selected, None, json)
 }
 
 fn console_is_tty() -> bool {

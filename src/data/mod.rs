@@ -109,7 +109,7 @@ pub struct Dataset {
 }
 
 /// A reference predictor's test metrics (e.g. the Bayes-optimal predictor from the latents).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ceiling {
     pub name: String,
     pub mae: f64,

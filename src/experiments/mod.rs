@@ -75,6 +75,8 @@ pub struct Plan {
     pub data_dir: Option<PathBuf>,
     /// The synergy regulariser's settings (validated by [`Plan::runs`]).
     pub synergy: SynergyConfig,
+    /// Runs trained in parallel (each on one thread).
+    pub jobs: usize,
 }
 
 impl Plan {
@@ -258,8 +260,8 @@ pub fn run_plan(
     plan: &Plan,
     ds: &Dataset,
     results: &Path,
-    mut progress: impl FnMut(Progress<'_>),
-    mut on_epoch: impl FnMut(usize, f64),
+    progress: impl FnMut(Progress<'_>) + Send,
+    on_epoch: impl FnMut(usize, f64) + Send,
 ) -> anyhow::Result<(Vec<RunRecord>, Vec<Selected>)> {
     let configs = plan.runs(ds)?;
     let existing = read_results(results)?;
@@ -267,47 +269,102 @@ pub fn run_plan(
     let done: std::collections::HashMap<&str, &RunRecord> =
         existing.iter().map(|r| (r.key.as_str(), r)).collect();
     let total = configs.len();
-    let mut mine: Vec<RunRecord> = Vec::new();
+    let keys: Vec<String> = configs
+        .iter()
+        .map(|c| run_key(plan.tier, plan.profile, &ds.description, c))
+        .collect();
+    let mut slots: Vec<Option<RunRecord>> = keys
+        .iter()
+        .map(|k| done.get(k.as_str()).map(|r| (*r).clone()))
+        .collect();
+    let todo: Vec<usize> = (0..total).filter(|&i| slots[i].is_none()).collect();
+    let resumed = total - todo.len();
+    let progress = std::sync::Mutex::new(progress);
+    let on_epoch = std::sync::Mutex::new(on_epoch);
+    let finished = std::sync::atomic::AtomicUsize::new(resumed);
     for (i, c) in configs.iter().enumerate() {
-        let key = run_key(plan.tier, plan.profile, &ds.description, c);
-        if let Some(r) = done.get(key.as_str()) {
-            mine.push((*r).clone());
-            progress(Progress {
+        if slots[i].is_some() {
+            (progress.lock().expect("progress"))(Progress {
                 config: c,
-                done: i + 1,
+                done: resumed,
                 total,
                 resumed: true,
             });
-            continue;
         }
-        progress(Progress {
-            config: c,
-            done: i,
-            total,
-            resumed: false,
-        });
-        let result = train_run(ds, c, &mut on_epoch)?;
-        if let Some(f) = &result.failure {
-            eprintln!(
-                "reproduce-paper: warning: {} {} seed {} b{} lr{:e} failed ({f}); recorded, going on",
-                c.model.kind().name(),
-                c.variant.name(),
-                c.seed,
-                c.batch_size,
-                c.lr
-            );
-        }
-        let rec = RunRecord {
-            key,
-            tier: plan.tier,
-            profile: plan.profile,
-            data: ds.description.clone(),
-            result,
-        };
-        append(results, &rec)?;
-        mine.push(rec);
     }
-    Ok((mine.clone(), select(&mine)))
+    // `jobs` workers take runs in plan order; each run is a pure function of its configuration,
+    // so the results do not depend on the number of workers (only the file's line order does)
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out = std::sync::Mutex::new(Vec::<(usize, RunRecord)>::new());
+    let file = std::sync::Mutex::new(());
+    let error = std::sync::Mutex::new(None::<anyhow::Error>);
+    std::thread::scope(|scope| {
+        for _ in 0..plan.jobs.clamp(1, todo.len().max(1)) {
+            scope.spawn(|| loop {
+                if error.lock().expect("error").is_some() {
+                    return;
+                }
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&i) = todo.get(n) else { return };
+                let c = &configs[i];
+                (progress.lock().expect("progress"))(Progress {
+                    config: c,
+                    done: finished.load(std::sync::atomic::Ordering::SeqCst),
+                    total,
+                    resumed: false,
+                });
+                let r = train_run(ds, c, |e, v| (on_epoch.lock().expect("epoch"))(e, v));
+                let result = match r {
+                    Ok(r) => r,
+                    Err(e) => {
+                        *error.lock().expect("error") = Some(e.into());
+                        return;
+                    }
+                };
+                if let Some(f) = &result.failure {
+                    eprintln!(
+                        "reproduce-paper: warning: {} {} seed {} b{} lr{:e} failed ({f}); recorded, going on",
+                        c.model.kind().name(),
+                        c.variant.name(),
+                        c.seed,
+                        c.batch_size,
+                        c.lr
+                    );
+                }
+                let rec = RunRecord {
+                    key: keys[i].clone(),
+                    tier: plan.tier,
+                    profile: plan.profile,
+                    data: ds.description.clone(),
+                    result,
+                };
+                {
+                    let _guard = file.lock().expect("file");
+                    if let Err(e) = append(results, &rec) {
+                        *error.lock().expect("error") = Some(e);
+                        return;
+                    }
+                }
+                let d = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                (progress.lock().expect("progress"))(Progress {
+                    config: c,
+                    done: d,
+                    total,
+                    resumed: false,
+                });
+                out.lock().expect("out").push((i, rec));
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().expect("error") {
+        return Err(e);
+    }
+    for (i, rec) in out.into_inner().expect("out") {
+        slots[i] = Some(rec);
+    }
+    let mine: Vec<RunRecord> = slots.into_iter().flatten().collect();
+    let selected = select(&mine);
+    Ok((mine, selected))
 }
 
 /// The selected run per (model, variant, seed) among `records`.

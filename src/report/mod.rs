@@ -1,5 +1,7 @@
 //! Reports: markdown tables and PNG plots.
 
+pub mod claims;
+pub mod stats;
 pub mod tables;
 
 use plotters::prelude::*;

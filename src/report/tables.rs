@@ -1,8 +1,8 @@
 //! Table 2 of `reproduce-paper`: measured vs the paper per (model, variant), with gains over NLL.
 
-use crate::data::Dataset;
+use crate::data::{Ceiling, Dataset, Tier};
 use crate::experiments::expected::{lookup, Expected};
-use crate::experiments::{paper_model, Plan, Selected};
+use crate::experiments::{paper_model, Plan, Profile, Selected};
 use crate::metrics::RegressionMetrics;
 use crate::models::ModelKind;
 use crate::train::Variant;
@@ -147,22 +147,57 @@ fn signed(v: f64, digits: usize) -> String {
     format!("{v:+.digits$}")
 }
 
-/// The markdown report: header (tier, profile, seeds, data), ceilings, and the table.
-pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String {
+/// What a report needs to know about the runs besides their results (saved as `run.json` next to
+/// `results.jsonl`, so `reproduce-paper report --from DIR` re-renders without the data).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RunContext {
+    pub tier: Tier,
+    pub profile: Profile,
+    pub seeds: Vec<u64>,
+    /// Model names in table order.
+    pub models: Vec<String>,
+    /// The dataset's description.
+    pub data: String,
+    pub ceilings: Vec<Ceiling>,
+    /// Test clip ids and labels, in the order of the saved test predictions.
+    pub test_ids: Vec<String>,
+    pub test_labels: Vec<f64>,
+}
+
+impl RunContext {
+    /// The context of a plan on a dataset.
+    pub fn new(plan: &Plan, ds: &Dataset) -> Self {
+        Self {
+            tier: plan.tier,
+            profile: plan.profile,
+            seeds: plan.seeds.clone(),
+            models: plan.models.iter().map(|m| m.kind().name().into()).collect(),
+            data: ds.description.clone(),
+            ceilings: ds.ceilings.clone(),
+            test_ids: ds.test.ids.clone(),
+            test_labels: ds.test.labels.iter().map(|v| *v as f64).collect(),
+        }
+    }
+}
+
+/// The markdown report: header (tier, profile, seeds, data), ceilings, the table, the claims with
+/// verdicts and the timing.
+pub fn markdown(
+    ctx: &RunContext,
+    rows: &[Row],
+    claims: &[super::claims::Claim],
+    wall_s: Option<f64>,
+) -> String {
     let mut s = String::new();
     s += &format!(
         "## Table 2 (CMU-MOSI): {} — tier `{}`, profile `{}`, seeds {:?}\n\n",
-        plan.models
-            .iter()
-            .map(|m| m.kind().name())
-            .collect::<Vec<_>>()
-            .join(", "),
-        plan.tier.name(),
-        plan.profile.name(),
-        plan.seeds
+        ctx.models.join(", "),
+        ctx.tier.name(),
+        ctx.profile.name(),
+        ctx.seeds
     );
-    s += &format!("Data: {}.\n\n", ds.description);
-    match plan.tier {
+    s += &format!("Data: {}.\n\n", ctx.data);
+    match ctx.tier {
         crate::data::Tier::Synthetic => {
             s += "**These numbers come from synthetic data. They are not a reproduction of the paper's values**: \
                   the paper's column is shown for orientation only; compare the *gains* over NLL, on data whose \
@@ -176,16 +211,15 @@ pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String 
     }
     s += &format!(
         "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation MAE \
-         (patience {}), test metrics of the selected checkpoint only. Acc2 = acc2_non0 (Rahman et al.). \
-         Wall time {:.0} s.\n\n",
-        plan.profile.grid(),
-        plan.profile.epochs().0,
-        plan.profile.epochs().1,
-        wall_s
+         (patience {}), test metrics of the selected checkpoint only. Acc2 = acc2_non0 (Rahman et al.).{}\n\n",
+        ctx.profile.grid(),
+        ctx.profile.epochs().0,
+        ctx.profile.epochs().1,
+        wall_s.map_or(String::new(), |w| format!(" Wall time {w:.0} s."))
     );
-    if !ds.ceilings.is_empty() {
+    if !ctx.ceilings.is_empty() {
         s += "Reference predictors on the test split (from the generator's latents):\n\n";
-        let r: Vec<Vec<String>> = ds
+        let r: Vec<Vec<String>> = ctx
             .ceilings
             .iter()
             .map(|c| {
@@ -262,6 +296,7 @@ pub fn markdown(plan: &Plan, ds: &Dataset, rows: &[Row], wall_s: f64) -> String 
     if let Some(l) = lfn_reading(rows) {
         s += &l;
     }
+    s += &super::claims::markdown(claims, ctx.tier.name());
     let timing: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -301,7 +336,7 @@ pub fn lfn_reading(rows: &[Row]) -> Option<String> {
 }
 
 /// CSV of the rows (one line per variant).
-pub fn csv(plan: &Plan, rows: &[Row]) -> String {
+pub fn csv(ctx: &RunContext, rows: &[Row]) -> String {
     let mut s = String::from(
         "tier,profile,model,variant,n_seeds,acc7,acc7_std,acc2,acc2_std,mae,mae_std,corr,corr_std,paper_acc7,paper_acc2,paper_mae,paper_corr\n",
     );
@@ -309,8 +344,8 @@ pub fn csv(plan: &Plan, rows: &[Row]) -> String {
     for r in rows {
         s += &format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            plan.tier.name(),
-            plan.profile.name(),
+            ctx.tier.name(),
+            ctx.profile.name(),
             r.model,
             r.variant,
             r.acc7.n,

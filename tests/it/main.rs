@@ -11,5 +11,6 @@ mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
 mod reproduce;
+mod stats;
 mod synergy_cnet;
 mod synergy_parity;

@@ -54,7 +54,25 @@ fn smoke_profile_trains_every_model_and_each_beats_the_mean() {
     }
     let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
     assert!(md.contains("tier `synthetic`") && md.contains("not a reproduction"));
+    assert!(!md.contains("NaN"), "never NaN in a table");
     assert!(dir.path().join("table.csv").exists());
+    // one claim per model × synergy variant × {Acc2, MAE}, each with a bootstrap CI (one seed)
+    let claims = v["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), ModelKind::ALL.len() * 2 * 2);
+    for c in claims {
+        let m = &c["measured"];
+        assert_eq!(m["method"], "paired-bootstrap", "{c}");
+        assert!(m["lo"].as_f64().unwrap() <= m["mean"].as_f64().unwrap());
+        assert!(m["mean"].as_f64().unwrap() <= m["hi"].as_f64().unwrap());
+    }
+    assert!(md.contains("Verdicts (synthetic tier):"), "{md}");
+    assert!(dir.path().join("forest.png").exists());
+    // re-rendered from the results directory without training: the same rows and claims
+    let (code, again, err) = run(&["report", "--from", out, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let w: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(v["rows"], w["rows"]);
+    assert_eq!(v["claims"], w["claims"]);
 }
 
 /// A killed run (torn last line) is redone on resume, and redone with another thread count: the

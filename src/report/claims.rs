@@ -1,0 +1,318 @@
+//! The paper's claims ("+SKL / +SMMD beats NLL" for each model) against the measurement: paired
+//! deltas with confidence intervals ([`super::stats`]), a verdict per claim, a summary line, and a
+//! forest plot.
+
+use super::stats::{paired_bootstrap, paired_t_interval, Interval, Verdict};
+use crate::experiments::expected::{lookup, Expected};
+use crate::experiments::{paper_model, Selected};
+use crate::models::ModelKind;
+use crate::train::Variant;
+use plotters::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+/// A metric a claim is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimMetric {
+    /// Binary accuracy without zero labels, in points (higher is better).
+    Acc2,
+    /// Mean absolute error (lower is better).
+    Mae,
+}
+
+impl ClaimMetric {
+    /// Name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClaimMetric::Acc2 => "Acc2",
+            ClaimMetric::Mae => "MAE",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            ClaimMetric::Acc2 => "acc2",
+            ClaimMetric::Mae => "mae",
+        }
+    }
+
+    /// The metric from predictions and labels (None when undefined, e.g. no non-zero label).
+    pub fn compute(self, pred: &[f64], label: &[f64]) -> Option<f64> {
+        match self {
+            ClaimMetric::Acc2 => {
+                let nz: Vec<(f64, f64)> = pred
+                    .iter()
+                    .zip(label)
+                    .filter(|(_, l)| **l != 0.0)
+                    .map(|(p, l)| (*p, *l))
+                    .collect();
+                if nz.is_empty() {
+                    return None;
+                }
+                let ok = nz.iter().filter(|(p, l)| (*p > 0.0) == (*l > 0.0)).count();
+                Some(100.0 * ok as f64 / nz.len() as f64)
+            }
+            ClaimMetric::Mae => Some(crate::metrics::mae(pred, label)),
+        }
+    }
+}
+
+/// One claim with its measured delta and verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    pub model: String,
+    pub variant: String,
+    pub metric: ClaimMetric,
+    /// The paper's delta (variant − NLL) for the compared row, if the paper has both values.
+    pub paper_delta: Option<f64>,
+    /// Measured delta (variant − NLL) with its 95 % interval.
+    pub measured: Option<Interval>,
+    pub verdict: Option<Verdict>,
+    /// Why there is no verdict, when there is none.
+    pub note: Option<String>,
+}
+
+/// Test labels of the runs (for the single-seed bootstrap), in the order of the predictions.
+pub type Labels<'a> = Option<&'a [f64]>;
+
+/// Every claim of Table 2 that the selected runs can speak to: for each model and synergy
+/// variant, Acc2 and MAE deltas against NLL, paired by seed.
+pub fn claims(selected: &[Selected], expected: &[Expected], labels: Labels<'_>) -> Vec<Claim> {
+    let mut out = Vec::new();
+    for &kind in ModelKind::ALL {
+        let base: Vec<&Selected> = selected
+            .iter()
+            .filter(|s| s.model == kind && s.variant == Variant::Nll)
+            .collect();
+        if base.is_empty() {
+            continue;
+        }
+        for variant in [Variant::NllSkl, Variant::NllSmmd] {
+            let var: Vec<&Selected> = selected
+                .iter()
+                .filter(|s| s.model == kind && s.variant == variant)
+                .collect();
+            if var.is_empty() {
+                continue;
+            }
+            for metric in [ClaimMetric::Acc2, ClaimMetric::Mae] {
+                out.push(claim(kind, variant, metric, &base, &var, expected, labels));
+            }
+        }
+    }
+    out
+}
+
+fn metric_of(s: &Selected, metric: ClaimMetric) -> Option<f64> {
+    let m = s.result.test.as_ref()?.regression()?;
+    Some(match metric {
+        ClaimMetric::Acc2 => 100.0 * m.acc2_non0,
+        ClaimMetric::Mae => m.mae,
+    })
+}
+
+fn claim(
+    kind: ModelKind,
+    variant: Variant,
+    metric: ClaimMetric,
+    base: &[&Selected],
+    var: &[&Selected],
+    expected: &[Expected],
+    labels: Labels<'_>,
+) -> Claim {
+    let pm = paper_model(kind);
+    let paper_delta = match (
+        lookup(expected, 2, pm, variant.name(), metric.key()),
+        lookup(expected, 2, pm, "NLL", metric.key()),
+    ) {
+        (Some(a), Some(b)) => Some(a - b),
+        _ => None,
+    };
+    // pair by seed
+    let pairs: Vec<(&Selected, &Selected)> = var
+        .iter()
+        .filter_map(|v| base.iter().find(|b| b.seed == v.seed).map(|b| (*b, *v)))
+        .collect();
+    let mut note = None;
+    let measured = if pairs.len() >= 2 {
+        let deltas: Vec<f64> = pairs
+            .iter()
+            .filter_map(|(b, v)| Some(metric_of(v, metric)? - metric_of(b, metric)?))
+            .collect();
+        paired_t_interval(&deltas, 0.95)
+    } else if let (Some((b, v)), Some(l)) = (pairs.first(), labels) {
+        let p = |s: &Selected| -> Option<Vec<f64>> {
+            Some(
+                s.result
+                    .test_predictions
+                    .as_ref()?
+                    .iter()
+                    .map(|x| *x as f64)
+                    .collect(),
+            )
+        };
+        match (p(v), p(b)) {
+            (Some(pv), Some(pb)) => paired_bootstrap(
+                &pv,
+                &pb,
+                l,
+                |a, y| metric.compute(a, y),
+                2000,
+                0.95,
+                0xB007 ^ v.seed,
+            ),
+            _ => {
+                note = Some("no saved test predictions".into());
+                None
+            }
+        }
+    } else {
+        note = Some(if pairs.is_empty() {
+            "no seed has both NLL and this variant".into()
+        } else {
+            "one seed and no test labels for a bootstrap".into()
+        });
+        None
+    };
+    let verdict = match (paper_delta, &measured) {
+        (Some(d), Some(ci)) => {
+            // for MAE, lower is better: the claim's direction is the sign of the paper's delta
+            Some(Verdict::of(d, ci))
+        }
+        (None, _) => {
+            note.get_or_insert_with(|| "the paper reports no value for this row".into());
+            None
+        }
+        _ => None,
+    };
+    Claim {
+        model: kind.name().into(),
+        variant: variant.name().into(),
+        metric,
+        paper_delta,
+        measured,
+        verdict,
+        note,
+    }
+}
+
+/// The claims as a markdown table with a summary line counting verdicts.
+pub fn markdown(claims: &[Claim], tier: &str) -> String {
+    if claims.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = claims
+        .iter()
+        .map(|c| {
+            let digits = if c.metric == ClaimMetric::Mae { 3 } else { 1 };
+            vec![
+                c.model.clone(),
+                c.variant.clone(),
+                c.metric.name().into(),
+                c.paper_delta
+                    .map_or("—".into(), |d| format!("{d:+.*}", digits.min(2))),
+                c.measured.map_or("—".into(), |m| {
+                    format!(
+                        "{:+.*} [{:+.*}, {:+.*}] ({}, n = {})",
+                        digits, m.mean, digits, m.lo, digits, m.hi, m.method, m.n
+                    )
+                }),
+                match (&c.verdict, &c.note) {
+                    (Some(v), _) => format!("**{}** ({tier})", v.name()),
+                    (None, Some(n)) => format!("— ({n})"),
+                    (None, None) => "—".into(),
+                },
+            ]
+        })
+        .collect();
+    let count = |v: Verdict| claims.iter().filter(|c| c.verdict == Some(v)).count();
+    let mut s = String::from(
+        "Claims (variant − NLL; paired by seed: 95 % t-interval over seeds, or a paired bootstrap over test clips for one seed):\n\n",
+    );
+    s += &super::markdown_table(
+        &["Model", "Variant", "Metric", "paper Δ", "measured Δ [95 % CI]", "verdict"],
+        &rows,
+    );
+    s += &format!(
+        "\nVerdicts ({tier} tier): {} supported, {} contradicted, {} inconclusive, {} without a verdict.\n\n",
+        count(Verdict::Supported),
+        count(Verdict::Contradicted),
+        count(Verdict::Inconclusive),
+        claims.iter().filter(|c| c.verdict.is_none()).count()
+    );
+    s
+}
+
+/// A forest plot: one line per claim, the measured delta with its interval (dot and bar) and the
+/// paper's delta (cross), a vertical line at 0; one panel per metric.
+pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result<()> {
+    let root = BitMapBackend::new(path, (1000, 120 + 40 * claims.len().max(1) as u32))
+        .into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    let panels = root.split_evenly((1, 2));
+    for (metric, area) in [ClaimMetric::Acc2, ClaimMetric::Mae].iter().zip(panels.iter()) {
+        let cs: Vec<&Claim> = claims.iter().filter(|c| c.metric == *metric).collect();
+        if cs.is_empty() {
+            continue;
+        }
+        let mut lo: f64 = 0.0;
+        let mut hi: f64 = 0.0;
+        for c in &cs {
+            if let Some(m) = c.measured {
+                lo = lo.min(m.lo);
+                hi = hi.max(m.hi);
+            }
+            if let Some(d) = c.paper_delta {
+                lo = lo.min(d);
+                hi = hi.max(d);
+            }
+        }
+        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let n = cs.len();
+        let mut chart = ChartBuilder::on(area)
+            .margin(10)
+            .caption(
+                format!("{} (variant − NLL): ● measured 95% CI, ✕ paper", metric.name()),
+                ("sans-serif", 15),
+            )
+            .x_label_area_size(30)
+            .y_label_area_size(150)
+            .build_cartesian_2d((lo - pad)..(hi + pad), 0.0..n as f64)?;
+        let labels: Vec<String> = cs
+            .iter()
+            .map(|c| format!("{} {}", c.model, c.variant))
+            .collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let i = y.floor() as usize;
+                labels.get(n.saturating_sub(i + 1)).cloned().unwrap_or_default()
+            })
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            [(0.0, 0.0), (0.0, n as f64)],
+            BLACK.mix(0.6),
+        ))?;
+        for (i, c) in cs.iter().enumerate() {
+            let y = (n - i) as f64 - 0.5;
+            if let Some(m) = c.measured {
+                let colour = match c.verdict {
+                    Some(Verdict::Supported) => GREEN,
+                    Some(Verdict::Contradicted) => RED,
+                    _ => BLUE,
+                };
+                chart.draw_series(LineSeries::new([(m.lo, y), (m.hi, y)], colour.stroke_width(2)))?;
+                chart.draw_series([Circle::new((m.mean, y), 4, colour.filled())])?;
+            }
+            if let Some(d) = c.paper_delta {
+                chart.draw_series([Cross::new((d, y), 5, BLACK.stroke_width(2))])?;
+            }
+        }
+    }
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Statistics behind the verdicts: the paired t-interval, the paired bootstrap, the verdict rule.
+
+use neural_synergy::report::claims::ClaimMetric;
+use neural_synergy::report::stats::{paired_bootstrap, paired_t_interval, Interval, Verdict};
+use proptest::prelude::*;
+
+fn mae(p: &[f64], l: &[f64]) -> Option<f64> {
+    ClaimMetric::Mae.compute(p, l)
+}
+
+#[test]
+fn t_interval_of_two_deltas_uses_the_closed_form_quantile() {
+    // n = 2: t_{0.975, 1} = 12.7062; deltas 0 and 2 → mean 1, sd √2, half width 12.7062
+    let ci = paired_t_interval(&[0.0, 2.0], 0.95).unwrap();
+    assert!((ci.mean - 1.0).abs() < 1e-12);
+    assert!((ci.hi - 1.0 - 12.706_204_736).abs() < 1e-6, "{ci:?}");
+    assert!((1.0 - ci.lo - 12.706_204_736).abs() < 1e-6, "{ci:?}");
+    // n = 5: t_{0.975, 4} = 2.776445
+    let d = [1.0, 2.0, 3.0, 4.0, 5.0];
+    let ci = paired_t_interval(&d, 0.95).unwrap();
+    let half = 2.776_445_105 * (2.5f64 / 5.0).sqrt();
+    assert!((ci.hi - 3.0 - half).abs() < 1e-6, "{ci:?}");
+    assert!(paired_t_interval(&[1.0], 0.95).is_none(), "one seed has no t-interval");
+    assert!(paired_t_interval(&[1.0, f64::NAN], 0.95).is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn t_interval_contains_its_mean_and_is_shift_equivariant(d in prop::collection::vec(-5.0f64..5.0, 2..12), c in -3.0f64..3.0) {
+        let a = paired_t_interval(&d, 0.95).unwrap();
+        prop_assert!(a.lo <= a.mean && a.mean <= a.hi);
+        let shifted: Vec<f64> = d.iter().map(|x| x + c).collect();
+        let b = paired_t_interval(&shifted, 0.95).unwrap();
+        prop_assert!((b.lo - a.lo - c).abs() < 1e-9 && (b.hi - a.hi - c).abs() < 1e-9);
+        // a wider level gives a wider interval
+        let w = paired_t_interval(&d, 0.99).unwrap();
+        prop_assert!(w.lo <= a.lo + 1e-12 && w.hi >= a.hi - 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_of_identical_predictions_is_exactly_zero(p in prop::collection::vec(-3.0f64..3.0, 5..40), seed in any::<u64>()) {
+        let l: Vec<f64> = p.iter().map(|x| x * 0.5 + 0.1).collect();
+        let ci = paired_bootstrap(&p, &p, &l, mae, 200, 0.95, seed).unwrap();
+        prop_assert_eq!((ci.lo, ci.mean, ci.hi), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn bootstrap_of_a_constant_offset_is_that_offset(l in prop::collection::vec(-3.0f64..3.0, 5..40), off in 0.1f64..2.0, seed in any::<u64>()) {
+        // a = labels (MAE 0), b = labels + off (MAE off) → every resample's difference is −off
+        let b: Vec<f64> = l.iter().map(|x| x + off).collect();
+        let ci = paired_bootstrap(&l, &b, &l, mae, 200, 0.95, seed).unwrap();
+        prop_assert!((ci.mean + off).abs() < 1e-9 && (ci.lo + off).abs() < 1e-9 && (ci.hi + off).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bootstrap_interval_contains_the_full_sample_difference_for_paired_noise(seed in 0u64..1000) {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let l: Vec<f64> = (0..200).map(|_| r.random_range(-3.0..3.0)).collect();
+        let a: Vec<f64> = l.iter().map(|x| x + r.random_range(-1.0..1.0)).collect();
+        let b: Vec<f64> = l.iter().map(|x| x + r.random_range(-1.0..1.0)).collect();
+        let ci = paired_bootstrap(&a, &b, &l, mae, 500, 0.95, seed).unwrap();
+        prop_assert!(ci.lo < ci.hi);
+        prop_assert!(ci.lo <= ci.mean + 0.02 && ci.mean - 0.02 <= ci.hi, "{:?}", ci);
+    }
+}
+
+fn iv(lo: f64, mean: f64, hi: f64) -> Interval {
+    Interval { mean, lo, hi, n: 5, method: "paired-t" }
+}
+
+#[test]
+fn verdicts_follow_the_sign_of_the_paper_delta() {
+    assert_eq!(Verdict::of(0.5, &iv(0.1, 0.4, 0.7)), Verdict::Supported);
+    assert_eq!(Verdict::of(0.5, &iv(-0.7, -0.4, -0.1)), Verdict::Contradicted);
+    assert_eq!(Verdict::of(0.5, &iv(-0.1, 0.4, 0.9)), Verdict::Inconclusive);
+    // MAE: the paper's delta is negative (an improvement), the measured one too
+    assert_eq!(Verdict::of(-0.03, &iv(-0.05, -0.03, -0.01)), Verdict::Supported);
+    assert_eq!(Verdict::of(-0.03, &iv(0.01, 0.03, 0.05)), Verdict::Contradicted);
+    assert_eq!(Verdict::of(0.0, &iv(0.1, 0.4, 0.7)), Verdict::Inconclusive, "no direction claimed");
+}
+
+#[test]
+fn acc2_claim_metric_drops_zero_labels() {
+    let p = [0.5, -0.5, 1.0, -2.0];
+    let l = [1.0, 0.0, -1.0, -1.0];
+    // non-zero labels: (0.5,1) ok, (1,−1) wrong, (−2,−1) ok → 2/3
+    assert!((ClaimMetric::Acc2.compute(&p, &l).unwrap() - 200.0 / 3.0).abs() < 1e-12);
+    assert!(ClaimMetric::Acc2.compute(&[1.0], &[0.0]).is_none());
+}
