@@ -2,6 +2,8 @@
 # Both first run `deps`, which installs the system OpenBLAS when it is missing.
 SHELL := /bin/bash
 ARGS ?=
+# parallel runs of the grid (each on one thread; results do not depend on it)
+JOBS ?= 2
 
 .PHONY: deps build reproduce test bench compare lint
 
@@ -12,7 +14,7 @@ build: deps
 	cargo build --release
 
 reproduce: deps
-	cargo run --release --bin reproduce-paper -- $(ARGS)
+	cargo run --release --bin reproduce-paper -- --jobs $(JOBS) $(ARGS)
 
 test: deps
 	cargo test --release

@@ -7,9 +7,7 @@ use ndarray::Array2;
 use neural_synergy::app::check::synergy_workload;
 use neural_synergy::app::demo::{DemoFusion, DemoStream};
 use neural_synergy::estimators::{self as est, StreamingKurtosisParams};
-use neural_synergy::synergy::{
-    from_array2, CNetwork, SynergyConfig, SynergyStep, TaskStep,
-};
+use neural_synergy::synergy::{from_array2, CNetwork, SynergyConfig, SynergyStep, TaskStep};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};

@@ -246,7 +246,11 @@ fn render(
         let png = out.join("forest.png");
         crate::report::claims::forest_plot(
             &png,
-            &format!("Table 2 claims, tier {} (profile {})", ctx.tier.name(), ctx.profile.name()),
+            &format!(
+                "Table 2 claims, tier {} (profile {})",
+                ctx.tier.name(),
+                ctx.profile.name()
+            ),
             &claims,
         )
         .with_context(|| format!("writing {}", png.display()))?;

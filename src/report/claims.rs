@@ -231,7 +231,14 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
         "Claims (variant − NLL; paired by seed: 95 % t-interval over seeds, or a paired bootstrap over test clips for one seed):\n\n",
     );
     s += &super::markdown_table(
-        &["Model", "Variant", "Metric", "paper Δ", "measured Δ [95 % CI]", "verdict"],
+        &[
+            "Model",
+            "Variant",
+            "Metric",
+            "paper Δ",
+            "measured Δ [95 % CI]",
+            "verdict",
+        ],
         &rows,
     );
     s += &format!(
@@ -247,12 +254,15 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
 /// A forest plot: one line per claim, the measured delta with its interval (dot and bar) and the
 /// paper's delta (cross), a vertical line at 0; one panel per metric.
 pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result<()> {
-    let root = BitMapBackend::new(path, (1000, 120 + 40 * claims.len().max(1) as u32))
-        .into_drawing_area();
+    let root =
+        BitMapBackend::new(path, (1000, 120 + 40 * claims.len().max(1) as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
     let panels = root.split_evenly((1, 2));
-    for (metric, area) in [ClaimMetric::Acc2, ClaimMetric::Mae].iter().zip(panels.iter()) {
+    for (metric, area) in [ClaimMetric::Acc2, ClaimMetric::Mae]
+        .iter()
+        .zip(panels.iter())
+    {
         let cs: Vec<&Claim> = claims.iter().filter(|c| c.metric == *metric).collect();
         if cs.is_empty() {
             continue;
@@ -274,38 +284,37 @@ pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result
         let mut chart = ChartBuilder::on(area)
             .margin(10)
             .caption(
-                format!("{} (variant − NLL): ● measured 95% CI, ✕ paper", metric.name()),
+                format!(
+                    "{} (variant − NLL): ● measured 95% CI, ✕ paper",
+                    metric.name()
+                ),
                 ("sans-serif", 15),
             )
             .x_label_area_size(30)
-            .y_label_area_size(150)
+            .y_label_area_size(10)
             .build_cartesian_2d((lo - pad)..(hi + pad), 0.0..n as f64)?;
-        let labels: Vec<String> = cs
-            .iter()
-            .map(|c| format!("{} {}", c.model, c.variant))
-            .collect();
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|y| {
-                let i = y.floor() as usize;
-                labels.get(n.saturating_sub(i + 1)).cloned().unwrap_or_default()
-            })
-            .draw()?;
+        chart.configure_mesh().disable_y_mesh().y_labels(0).draw()?;
         chart.draw_series(LineSeries::new(
             [(0.0, 0.0), (0.0, n as f64)],
             BLACK.mix(0.6),
         ))?;
         for (i, c) in cs.iter().enumerate() {
             let y = (n - i) as f64 - 0.5;
+            chart.draw_series([Text::new(
+                format!("{} {}", c.model, c.variant),
+                (lo - pad * 0.9, y + 0.42),
+                ("sans-serif", 12),
+            )])?;
             if let Some(m) = c.measured {
                 let colour = match c.verdict {
                     Some(Verdict::Supported) => GREEN,
                     Some(Verdict::Contradicted) => RED,
                     _ => BLUE,
                 };
-                chart.draw_series(LineSeries::new([(m.lo, y), (m.hi, y)], colour.stroke_width(2)))?;
+                chart.draw_series(LineSeries::new(
+                    [(m.lo, y), (m.hi, y)],
+                    colour.stroke_width(2),
+                ))?;
                 chart.draw_series([Circle::new((m.mean, y), 4, colour.filled())])?;
             }
             if let Some(d) = c.paper_delta {

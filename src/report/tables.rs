@@ -91,11 +91,11 @@ pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
                 f1_has0: col(&|r| 100.0 * r.f1_has0),
                 mae: col(&|r| r.mae),
                 corr: col(&|r| r.corr.unwrap_or(f64::NAN)),
-            epoch_s: stat(
-                &sel.iter()
-                    .map(|s| s.result.wall_s / s.result.epochs.max(1) as f64)
-                    .collect::<Vec<_>>(),
-            ),
+                epoch_s: stat(
+                    &sel.iter()
+                        .map(|s| s.result.wall_s / s.result.epochs.max(1) as f64)
+                        .collect::<Vec<_>>(),
+                ),
                 paper: PaperCells {
                     acc7: p("acc7"),
                     acc2: p("acc2"),

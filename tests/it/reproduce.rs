@@ -15,6 +15,15 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Rows without their wall-time column (the only thing a rerun may change).
+fn without_timing(rows: &Value) -> Value {
+    let mut r = rows.clone();
+    for row in r.as_array_mut().unwrap() {
+        row.as_object_mut().unwrap().remove("epoch_s");
+    }
+    r
+}
+
 #[test]
 fn smoke_profile_trains_every_model_and_each_beats_the_mean() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +90,16 @@ fn smoke_profile_trains_every_model_and_each_beats_the_mean() {
 fn resume_after_a_torn_write_and_another_thread_count_give_identical_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let args = ["--profile", "smoke", "--models", "flstm", "--json", "--quiet", "--out", out];
+    let args = [
+        "--profile",
+        "smoke",
+        "--models",
+        "flstm",
+        "--json",
+        "--quiet",
+        "--out",
+        out,
+    ];
     let (code, stdout, err) = run(&[&args[..], &["--threads", "1"]].concat());
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
@@ -106,7 +124,10 @@ fn resume_after_a_torn_write_and_another_thread_count_give_identical_results() {
     let after = std::fs::read_to_string(&path).unwrap();
     assert_eq!(after.lines().count(), 3, "two kept, one redone");
     let v2: Value = serde_json::from_str(&stdout2).unwrap();
-    assert_eq!(v["rows"], v2["rows"], "the run redone with 2 threads is identical");
+    assert_eq!(
+        v["rows"], v2["rows"],
+        "the run redone with 2 threads is identical"
+    );
     let redo: Value = serde_json::from_str(after.lines().nth(2).unwrap()).unwrap();
     let orig: Value = serde_json::from_str(lines[2]).unwrap();
     assert_eq!(

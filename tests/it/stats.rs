@@ -20,7 +20,10 @@ fn t_interval_of_two_deltas_uses_the_closed_form_quantile() {
     let ci = paired_t_interval(&d, 0.95).unwrap();
     let half = 2.776_445_105 * (2.5f64 / 5.0).sqrt();
     assert!((ci.hi - 3.0 - half).abs() < 1e-6, "{ci:?}");
-    assert!(paired_t_interval(&[1.0], 0.95).is_none(), "one seed has no t-interval");
+    assert!(
+        paired_t_interval(&[1.0], 0.95).is_none(),
+        "one seed has no t-interval"
+    );
     assert!(paired_t_interval(&[1.0, f64::NAN], 0.95).is_none());
 }
 
@@ -68,18 +71,37 @@ proptest! {
 }
 
 fn iv(lo: f64, mean: f64, hi: f64) -> Interval {
-    Interval { mean, lo, hi, n: 5, method: "paired-t" }
+    Interval {
+        mean,
+        lo,
+        hi,
+        n: 5,
+        method: "paired-t",
+    }
 }
 
 #[test]
 fn verdicts_follow_the_sign_of_the_paper_delta() {
     assert_eq!(Verdict::of(0.5, &iv(0.1, 0.4, 0.7)), Verdict::Supported);
-    assert_eq!(Verdict::of(0.5, &iv(-0.7, -0.4, -0.1)), Verdict::Contradicted);
+    assert_eq!(
+        Verdict::of(0.5, &iv(-0.7, -0.4, -0.1)),
+        Verdict::Contradicted
+    );
     assert_eq!(Verdict::of(0.5, &iv(-0.1, 0.4, 0.9)), Verdict::Inconclusive);
     // MAE: the paper's delta is negative (an improvement), the measured one too
-    assert_eq!(Verdict::of(-0.03, &iv(-0.05, -0.03, -0.01)), Verdict::Supported);
-    assert_eq!(Verdict::of(-0.03, &iv(0.01, 0.03, 0.05)), Verdict::Contradicted);
-    assert_eq!(Verdict::of(0.0, &iv(0.1, 0.4, 0.7)), Verdict::Inconclusive, "no direction claimed");
+    assert_eq!(
+        Verdict::of(-0.03, &iv(-0.05, -0.03, -0.01)),
+        Verdict::Supported
+    );
+    assert_eq!(
+        Verdict::of(-0.03, &iv(0.01, 0.03, 0.05)),
+        Verdict::Contradicted
+    );
+    assert_eq!(
+        Verdict::of(0.0, &iv(0.1, 0.4, 0.7)),
+        Verdict::Inconclusive,
+        "no direction claimed"
+    );
 }
 
 #[test]
