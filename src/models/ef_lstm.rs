@@ -6,15 +6,17 @@
 //! own, so each modality first passes a per-modality linear projection `P_m: d_m → proj` applied at
 //! every step **before** concatenation (part of the model, trained with it); `Z_m` is the masked
 //! time-mean of `P_m(x_m)`. The fused `Z` is the top LSTM layer's last valid hidden state.
-//! candle-nn's LSTM is single-layer: `layers` of them are stacked.
+//! The LSTM is `layers` stacked single-layer [`FastLstm`]s (candle-nn's `LSTM` parameters and
+//! names, `lstm{l}.weight_ih_l0` …), run on each clip's valid steps only: padding never enters.
 
+use super::lstm::FastLstm;
 use super::{
-    check_dropout, check_width, last_valid, masked_mean, BuildCtx, FusionModel, ModelOutput,
-    ModelParams, SeededDropout,
+    check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
+    SeededDropout,
 };
 use crate::data::SeqBatch;
 use candle_core::{Module, Tensor};
-use candle_nn::rnn::{lstm, LSTMConfig, LSTM, RNN};
+use candle_nn::rnn::LSTMConfig;
 use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +61,7 @@ impl ModelParams for EfLstmConfig {
 /// The model.
 pub struct EfLstm {
     proj: Vec<Linear>,
-    lstms: Vec<LSTM>,
+    lstms: Vec<FastLstm>,
     post: Linear,
     out: Linear,
     dropout: SeededDropout,
@@ -89,7 +91,7 @@ impl FusionModel for EfLstm {
         let mut lstms = Vec::new();
         for l in 0..cfg.layers.max(1) {
             let inp = if l == 0 { 3 * cfg.proj } else { cfg.hidden };
-            lstms.push(lstm(
+            lstms.push(FastLstm::new(
                 inp,
                 cfg.hidden,
                 LSTMConfig::default(),
@@ -122,11 +124,12 @@ impl FusionModel for EfLstm {
             .map(|p| masked_mean(p, &b.mask))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let mut h = Tensor::cat(&projected, 2)?;
+        let mut fused = None;
         for l in &self.lstms {
-            let states = l.seq(&h)?;
-            h = l.states_to_tensor(&states)?; // B × T × H
+            let (all, h_last, _) = l.seq_masked(&h, &b.lengths)?; // B × T × H, B × H
+            (h, fused) = (all, Some(h_last));
         }
-        let fused = last_valid(&h, &b.last)?;
+        let fused = fused.expect("at least one layer");
         let x = self.dropout.forward(&fused, train)?;
         let x = self.post.forward(&x)?.relu()?;
         let prediction = self.out.forward(&x)?.squeeze(1)?;

@@ -11,6 +11,7 @@
 //! `Config: Default`) and one line in the `fusion_models!` invocation below.
 
 pub mod ef_lstm;
+pub mod lstm;
 
 use crate::data::{SeqBatch, Task};
 pub use crate::synergy::ModelOutput;

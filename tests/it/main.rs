@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod data_models;
 mod errors;
+mod lstm;
 mod metrics;
 mod models;
 mod prop_kl;
