@@ -7,6 +7,8 @@ mod data_models;
 mod errors;
 mod metrics;
 mod models;
+mod models_lmf;
+mod models_tfn;
 mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
