@@ -40,8 +40,8 @@
 //!   state at the last valid step, text dropout 0 (MMSA's effective value).
 
 use super::tfn::{extend_one, SubNetDims, SubNets};
-use super::{check_dropout, check_width, BuildCtx, FusionModel, ModelOutput, ModelParams};
 use super::SeededDropout;
+use super::{check_dropout, check_width, BuildCtx, FusionModel, ModelOutput, ModelParams};
 use crate::data::SeqBatch;
 use candle_core::{Module, Tensor};
 use candle_nn::{linear, Init, Linear, VarBuilder};
@@ -265,7 +265,11 @@ impl FusionModel for Lmf {
 
     fn rep_dims(&self) -> (Vec<usize>, usize) {
         (
-            vec![self.cfg.text_out, self.cfg.audio_hidden, self.cfg.video_hidden],
+            vec![
+                self.cfg.text_out,
+                self.cfg.audio_hidden,
+                self.cfg.video_hidden,
+            ],
             self.cfg.fusion_out,
         )
     }

@@ -359,7 +359,11 @@ impl FusionModel for Tfn {
 
     fn rep_dims(&self) -> (Vec<usize>, usize) {
         (
-            vec![self.cfg.text_out, self.cfg.audio_hidden, self.cfg.video_hidden],
+            vec![
+                self.cfg.text_out,
+                self.cfg.audio_hidden,
+                self.cfg.video_hidden,
+            ],
             self.cfg.post_fusion,
         )
     }

@@ -41,9 +41,7 @@ fn low_rank_fusion_equals_the_contraction_of_its_rank_r_tensor() {
         let fw = draw(&mut g, r);
         let bias = draw(&mut g, O);
         let zt: Vec<Tensor> = (0..3).map(|m| t(z[m].clone(), &[B, D[m]])).collect();
-        let wt: Vec<Tensor> = (0..3)
-            .map(|m| t(w[m].clone(), &[r, D[m] + 1, O]))
-            .collect();
+        let wt: Vec<Tensor> = (0..3).map(|m| t(w[m].clone(), &[r, D[m] + 1, O])).collect();
         let got = low_rank_fusion(
             [&zt[0], &zt[1], &zt[2]],
             [&wt[0], &wt[1], &wt[2]],
@@ -101,10 +99,7 @@ fn full_rank_lmf_equals_a_linear_layer_on_the_tfn_tensor() {
     let r = a1 * v1;
     let full = draw(&mut g, a1 * v1 * t1 * O); // 𝒲[(i,j,l), o]
     let bias = draw(&mut g, O);
-    let z: Vec<Tensor> = D
-        .iter()
-        .map(|&d| t(draw(&mut g, B * d), &[B, d]))
-        .collect();
+    let z: Vec<Tensor> = D.iter().map(|&d| t(draw(&mut g, B * d), &[B, d])).collect();
     let mut wa = vec![0.0; r * a1 * O];
     let mut wv = vec![0.0; r * v1 * O];
     let mut wt = vec![0.0; r * t1 * O];
