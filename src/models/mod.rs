@@ -11,7 +11,9 @@
 //! `Config: Default`) and one line in the `fusion_models!` invocation below.
 
 pub mod ef_lstm;
+pub mod lmf;
 pub mod lstm;
+pub mod tfn;
 
 use crate::data::{SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
@@ -126,6 +128,10 @@ macro_rules! fusion_models {
 fusion_models! {
     /// EF-LSTM ("FLSTM"): early fusion, stacked LSTM.
     Flstm => ef_lstm::EfLstm,
+    /// TFN ("LFN" in the paper's tables): tensor fusion of three sub-networks.
+    Tfn => tfn::Tfn,
+    /// LMF: low-rank multimodal fusion with modality-specific factors.
+    Lmf => lmf::Lmf,
 }
 
 /// Inverted dropout with masks drawn from a seeded stream (candle's own dropout uses an unseeded

@@ -8,6 +8,8 @@ mod errors;
 mod lstm;
 mod metrics;
 mod models;
+mod models_lmf;
+mod models_tfn;
 mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;

@@ -1,0 +1,389 @@
+//! TFN, the Tensor Fusion Network (Zadeh et al., EMNLP 2017), after MMSA's
+//! `models/singleTask/TFN.py` and `subNets/FeatureNets.py`. The paper's "LFN" row is treated as
+//! this model (see the notes on the name).
+//!
+//! **Architecture.**
+//! - Audio and vision sub-networks ([`SubNet`]) read the time-mean `x̄_m` of the features:
+//!   `z_m = ReLU(L₃ ReLU(L₂ ReLU(L₁ drop(BN(x̄_m)))))` (BatchNorm1d → dropout → 3 × (Linear + ReLU)).
+//! - The text sub-network ([`TextSubNet`]) is a one-layer LSTM over the word vectors; its hidden
+//!   state `h_L` at the last valid step gives `z_t = W drop(h_L) + b` (`text_out` wide).
+//! - Fusion ([`tensor_fusion`]): each vector is extended by a constant 1 (`ẑ = [1, z]`) and the
+//!   fused vector is the flattened outer product `f = vec(ẑ_a ⊗ ẑ_v ⊗ ẑ_t)`, of width
+//!   `(h_a+1)(h_v+1)(t_out+1)` (33·129·33 = 140 481 at the MOSI defaults). It contains the
+//!   constant, all three unimodal vectors, all bimodal products and the trimodal products.
+//! - Post-fusion MLP: `y₁ = ReLU(P₁ drop(f))`, `y₂ = ReLU(P₂ y₁)`, `s = P₃ y₂` (64 → 64 → 1).
+//! - Output: regression `ŷ = 6·σ(s) − 3` (MMSA's fixed `output_range` 6 and `output_shift` −3,
+//!   so predictions lie in (−3, 3)); for [`Task::Binary`] the raw logit `s`.
+//!
+//! **Representations for the C-network.** `Z_t, Z_a, Z_v` = the sub-network outputs `z_t` (32),
+//! `z_a` (32), `z_v` (128) — the vectors that enter the fusion, MMSA's `Feature_t/a/v`. MMSA's
+//! `Feature_f` is the fused tensor itself, 1.4·10⁵ wide: far too wide for a critic and, being a
+//! fixed multilinear function of `Z_t, Z_a, Z_v`, it carries nothing the model learned about
+//! fusion. `Z` is therefore the post-fusion MLP's first hidden activation `y₁` (64 wide, after the
+//! ReLU): the first learned function of the fused tensor, and the narrowest point through which
+//! all trimodal interactions reach the output.
+//!
+//! **Deviations from MMSA** (each deliberate):
+//! - Audio and vision are averaged over the **valid** steps only ([`masked_mean`]); MMSA's data
+//!   loader (`need_normalized`) averages over all time steps, padding included, which makes the
+//!   input depend on the padded length.
+//! - MMSA reads the text LSTM's final state after the whole padded sequence (no packing); here it
+//!   is the state at the last valid step ([`last_valid`]), so padding never reaches the model.
+//! - Text dropout: MMSA's config lists 0.3, but its `TextSubNet` forces the dropout to 0 for a
+//!   one-layer LSTM, so the effective value is 0; [`TfnConfig::text_dropout`] defaults to that
+//!   effective 0 (set it to apply dropout to the text hidden state).
+//! - In training mode a batch of one sample is normalised with the BatchNorm running statistics
+//!   (PyTorch refuses such a batch; candle would set the running variance to infinity).
+//! - Weights are initialised by the trainer ([`seed_varmap`](crate::synergy::nets::seed_varmap),
+//!   PyTorch `nn.Linear` style for every matrix, the LSTM included), not by PyTorch's per-layer
+//!   defaults; the generic trainer uses AdamW, MMSA Adam without weight decay for TFN.
+
+use super::{
+    check_dropout, check_width, last_valid, masked_mean, BuildCtx, FusionModel, ModelOutput,
+    ModelParams, SeededDropout,
+};
+use crate::data::{SeqBatch, Task};
+use candle_core::{Module, ModuleT, Tensor};
+use candle_nn::rnn::{lstm, LSTMConfig, LSTM, RNN};
+use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+/// The largest number of weights allowed in TFN's first post-fusion layer
+/// (`(h_a+1)(h_v+1)(t_out+1) · post_fusion`); the MOSI defaults need 9.0·10⁶.
+pub const MAX_POST_FUSION_WEIGHTS: usize = 1 << 28;
+
+/// TFN hyper-parameters; defaults are MMSA's MOSI values (`config_regression.json`, `tfn`):
+/// `hidden_dims` [text 128, audio 32, video 128], `text_out` 32, `post_fusion_dim` 64,
+/// `dropouts` [audio .3, video .3, text .3 (effectively 0, see the module notes), post-fusion .5].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TfnConfig {
+    /// Hidden size of the text LSTM.
+    pub text_hidden: usize,
+    /// Width of the audio sub-network (`Z_a`).
+    pub audio_hidden: usize,
+    /// Width of the vision sub-network (`Z_v`).
+    pub video_hidden: usize,
+    /// Width of the text sub-network's output (`Z_t`).
+    pub text_out: usize,
+    /// Width of the two post-fusion hidden layers (`Z`).
+    pub post_fusion: usize,
+    /// Dropout after the audio BatchNorm.
+    pub audio_dropout: f64,
+    /// Dropout after the vision BatchNorm.
+    pub video_dropout: f64,
+    /// Dropout on the text LSTM state (MMSA's effective value 0).
+    pub text_dropout: f64,
+    /// Dropout on the fused tensor.
+    pub post_fusion_dropout: f64,
+}
+
+impl Default for TfnConfig {
+    fn default() -> Self {
+        Self {
+            text_hidden: 128,
+            audio_hidden: 32,
+            video_hidden: 128,
+            text_out: 32,
+            post_fusion: 64,
+            audio_dropout: 0.3,
+            video_dropout: 0.3,
+            text_dropout: 0.0,
+            post_fusion_dropout: 0.5,
+        }
+    }
+}
+
+/// Width of the fused tensor `(d_a+1)(d_v+1)(d_t+1)`, or `None` on overflow.
+pub fn fused_width(d_a: usize, d_v: usize, d_t: usize) -> Option<usize> {
+    d_a.checked_add(1)?
+        .checked_mul(d_v.checked_add(1)?)?
+        .checked_mul(d_t.checked_add(1)?)
+}
+
+impl ModelParams for TfnConfig {
+    fn validate(&self) -> Result<(), String> {
+        check_width("text_hidden", self.text_hidden)?;
+        check_width("audio_hidden", self.audio_hidden)?;
+        check_width("video_hidden", self.video_hidden)?;
+        check_width("text_out", self.text_out)?;
+        check_width("post_fusion", self.post_fusion)?;
+        check_dropout("audio_dropout", self.audio_dropout)?;
+        check_dropout("video_dropout", self.video_dropout)?;
+        check_dropout("text_dropout", self.text_dropout)?;
+        check_dropout("post_fusion_dropout", self.post_fusion_dropout)?;
+        let weights = fused_width(self.audio_hidden, self.video_hidden, self.text_out)
+            .and_then(|w| w.checked_mul(self.post_fusion))
+            .filter(|&w| w <= MAX_POST_FUSION_WEIGHTS);
+        match weights {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "(audio_hidden+1)(video_hidden+1)(text_out+1)·post_fusion exceeds {MAX_POST_FUSION_WEIGHTS} weights"
+            )),
+        }
+    }
+}
+
+/// `[1, z]`: a `B × d` batch extended by a leading constant column (`B × (d+1)`).
+pub(crate) fn extend_one(z: &Tensor) -> candle_core::Result<Tensor> {
+    let ones = Tensor::ones((z.dim(0)?, 1), z.dtype(), z.device())?;
+    Tensor::cat(&[&ones, z], 1)
+}
+
+/// Tensor fusion of a batch: `f_b = vec(ẑ_a ⊗ ẑ_v ⊗ ẑ_t)` with `ẑ = [1, z]`.
+///
+/// Inputs are `B × d_a`, `B × d_v`, `B × d_t`; the output is `B × (d_a+1)(d_v+1)(d_t+1)`, row-major
+/// in `(i, j, k)`: `f[b, (i·(d_v+1) + j)·(d_t+1) + k] = ẑ_a[b,i] · ẑ_v[b,j] · ẑ_t[b,k]` (index 0 of
+/// each `ẑ` is the constant 1, as in MMSA). Errors if the inputs are not 2-D or their batch sizes
+/// differ.
+pub fn tensor_fusion(a: &Tensor, v: &Tensor, t: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, da) = a.dims2()?;
+    let (bv, dv) = v.dims2()?;
+    let (bt, dt) = t.dims2()?;
+    if bv != b || bt != b {
+        candle_core::bail!("tensor_fusion: batch sizes differ (audio {b}, video {bv}, text {bt})");
+    }
+    let (a, v, t) = (extend_one(a)?, extend_one(v)?, extend_one(t)?);
+    // (B × A × 1)(B × 1 × V) → B × A × V → B × AV × 1, then (B × AV × 1)(B × 1 × T) → B × AV × T
+    let av = a.unsqueeze(2)?.matmul(&v.unsqueeze(1)?)?;
+    let av = av.reshape((b, (da + 1) * (dv + 1), 1))?;
+    let avt = av.matmul(&t.unsqueeze(1)?.contiguous()?)?;
+    avt.reshape((b, (da + 1) * (dv + 1) * (dt + 1)))
+}
+
+/// The audio/vision sub-network shared by TFN and LMF:
+/// `z = ReLU(L₃ ReLU(L₂ ReLU(L₁ drop(BN(x)))))` on `B × d_in` inputs (`B × hidden` out).
+pub(crate) struct SubNet {
+    norm: BatchNorm,
+    drop: SeededDropout,
+    l1: Linear,
+    l2: Linear,
+    l3: Linear,
+}
+
+impl SubNet {
+    /// Builds the layers under `vb` (`norm`, `l1`, `l2`, `l3`).
+    pub(crate) fn new(
+        d_in: usize,
+        hidden: usize,
+        dropout: f64,
+        seed: u64,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        Ok(Self {
+            norm: batch_norm(d_in, BatchNormConfig::default(), vb.pp("norm"))?,
+            drop: SeededDropout::new(dropout, seed),
+            l1: linear(d_in, hidden, vb.pp("l1"))?,
+            l2: linear(hidden, hidden, vb.pp("l2"))?,
+            l3: linear(hidden, hidden, vb.pp("l3"))?,
+        })
+    }
+
+    /// Forward pass on `B × d_in` (batch statistics and dropout when `train`; a training batch of
+    /// one sample is normalised with the running statistics).
+    pub(crate) fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let batch_stats = train && x.dim(0)? >= 2;
+        let x = self.norm.forward_t(x, batch_stats)?;
+        let x = self.drop.forward(&x, train)?;
+        let x = self.l1.forward(&x)?.relu()?;
+        let x = self.l2.forward(&x)?.relu()?;
+        self.l3.forward(&x)?.relu()
+    }
+}
+
+/// The text sub-network shared by TFN and LMF: a one-layer LSTM over `B × T × d_t` word vectors,
+/// the hidden state `h_L` at each sequence's last valid step, `z_t = W drop(h_L) + b`.
+pub(crate) struct TextSubNet {
+    lstm: LSTM,
+    drop: SeededDropout,
+    out: Linear,
+}
+
+impl TextSubNet {
+    /// Builds the layers under `vb` (`lstm`, `out`).
+    pub(crate) fn new(
+        d_in: usize,
+        hidden: usize,
+        out: usize,
+        dropout: f64,
+        seed: u64,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        Ok(Self {
+            lstm: lstm(d_in, hidden, LSTMConfig::default(), vb.pp("lstm"))?,
+            drop: SeededDropout::new(dropout, seed),
+            out: linear(hidden, out, vb.pp("out"))?,
+        })
+    }
+
+    /// Forward pass; `last` is the batch's `B × T` one-hot of the last valid step.
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        last: &Tensor,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let states = self.lstm.seq(x)?;
+        let h = self.lstm.states_to_tensor(&states)?; // B × T × H
+        let h = last_valid(&h, last)?;
+        self.out.forward(&self.drop.forward(&h, train)?)
+    }
+}
+
+/// The three TFN/LMF sub-networks and their outputs `(z_t, z_a, z_v)` for a batch.
+pub(crate) struct SubNets {
+    text: TextSubNet,
+    audio: SubNet,
+    video: SubNet,
+}
+
+/// Widths and dropouts of [`SubNets`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SubNetDims {
+    pub text_hidden: usize,
+    pub text_out: usize,
+    pub audio_hidden: usize,
+    pub video_hidden: usize,
+    pub text_dropout: f64,
+    pub audio_dropout: f64,
+    pub video_dropout: f64,
+}
+
+impl SubNets {
+    /// Builds the sub-networks under `vb` (`text`, `audio`, `video`), each dropout with its own
+    /// stream derived from `ctx.seed`.
+    pub(crate) fn new(s: SubNetDims, ctx: &BuildCtx, vb: &VarBuilder) -> candle_core::Result<Self> {
+        let [dt, da, dv] = ctx.dims;
+        Ok(Self {
+            text: TextSubNet::new(
+                dt,
+                s.text_hidden,
+                s.text_out,
+                s.text_dropout,
+                ctx.seed ^ 0x7E_A7,
+                vb.pp("text"),
+            )?,
+            audio: SubNet::new(
+                da,
+                s.audio_hidden,
+                s.audio_dropout,
+                ctx.seed ^ 0xA0_D1,
+                vb.pp("audio"),
+            )?,
+            video: SubNet::new(
+                dv,
+                s.video_hidden,
+                s.video_dropout,
+                ctx.seed ^ 0x71_DE,
+                vb.pp("video"),
+            )?,
+        })
+    }
+
+    /// `(z_t, z_a, z_v)`: audio and vision from their masked time-means, text from the LSTM.
+    pub(crate) fn forward(
+        &self,
+        b: &SeqBatch,
+        train: bool,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let zt = self.text.forward(&b.inputs[0], &b.last, train)?;
+        let za = self
+            .audio
+            .forward(&masked_mean(&b.inputs[1], &b.mask)?, train)?;
+        let zv = self
+            .video
+            .forward(&masked_mean(&b.inputs[2], &b.mask)?, train)?;
+        Ok((zt, za, zv))
+    }
+}
+
+/// The model (variables: `text.*`, `audio.*`, `video.*`, `post1`, `post2`, `post3`).
+pub struct Tfn {
+    subnets: SubNets,
+    post_drop: SeededDropout,
+    post1: Linear,
+    post2: Linear,
+    post3: Linear,
+    task: Task,
+    cfg: TfnConfig,
+}
+
+impl std::fmt::Debug for Tfn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tfn")
+            .field("cfg", &self.cfg)
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
+}
+
+/// MMSA's fixed `output_range`: regression predictions are `6·σ(s) − 3`.
+pub const OUTPUT_RANGE: f64 = 6.0;
+/// MMSA's fixed `output_shift`.
+pub const OUTPUT_SHIFT: f64 = -3.0;
+
+impl FusionModel for Tfn {
+    type Config = TfnConfig;
+    const NAME: &'static str = "TFN";
+
+    fn new(cfg: &TfnConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+        let cfg = *cfg;
+        if let Err(e) = cfg.validate() {
+            candle_core::bail!("TFN: {e}");
+        }
+        let subnets = SubNets::new(
+            SubNetDims {
+                text_hidden: cfg.text_hidden,
+                text_out: cfg.text_out,
+                audio_hidden: cfg.audio_hidden,
+                video_hidden: cfg.video_hidden,
+                text_dropout: cfg.text_dropout,
+                audio_dropout: cfg.audio_dropout,
+                video_dropout: cfg.video_dropout,
+            },
+            ctx,
+            &vb,
+        )?;
+        // validate() bounded the product, so it cannot overflow here
+        let fused = fused_width(cfg.audio_hidden, cfg.video_hidden, cfg.text_out).unwrap_or(0);
+        Ok(Self {
+            subnets,
+            post_drop: SeededDropout::new(cfg.post_fusion_dropout, ctx.seed ^ 0xF0_5E),
+            post1: linear(fused, cfg.post_fusion, vb.pp("post1"))?,
+            post2: linear(cfg.post_fusion, cfg.post_fusion, vb.pp("post2"))?,
+            post3: linear(cfg.post_fusion, 1, vb.pp("post3"))?,
+            task: ctx.task,
+            cfg,
+        })
+    }
+
+    fn rep_dims(&self) -> (Vec<usize>, usize) {
+        (
+            vec![
+                self.cfg.text_out,
+                self.cfg.audio_hidden,
+                self.cfg.video_hidden,
+            ],
+            self.cfg.post_fusion,
+        )
+    }
+
+    fn forward(&self, b: &SeqBatch, train: bool) -> candle_core::Result<ModelOutput> {
+        let (zt, za, zv) = self.subnets.forward(b, train)?;
+        let f = tensor_fusion(&za, &zv, &zt)?;
+        let f = self.post_drop.forward(&f, train)?;
+        let y1 = self.post1.forward(&f)?.relu()?;
+        let y2 = self.post2.forward(&y1)?.relu()?;
+        let s = self.post3.forward(&y2)?.squeeze(1)?;
+        let prediction = match self.task {
+            Task::Regression => candle_nn::ops::sigmoid(&s)?.affine(OUTPUT_RANGE, OUTPUT_SHIFT)?,
+            Task::Binary => s,
+        };
+        Ok(ModelOutput {
+            unimodal: vec![zt, za, zv],
+            fused: y1,
+            prediction,
+            aux_loss: None,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! TFN-specific facts: the tensor fusion is the documented outer product (against nested loops),
+//! the forward pass is wired as documented (`Z` = first post-fusion activation, regression output
+//! `6σ(s) − 3`, binary output the raw logit `s`), and bad configurations are typed errors.
+
+use crate::common::rng;
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Linear, VarBuilder, VarMap};
+use neural_synergy::data::{synthetic, Dataset, SeqBatch, Task};
+use neural_synergy::models::tfn::{tensor_fusion, Tfn, TfnConfig};
+use neural_synergy::models::{BuildCtx, FusionModel, ModelParams};
+use neural_synergy::synergy::nets::seed_varmap;
+use rand_distr::{Distribution, StandardNormal};
+
+fn randn(b: usize, d: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut r = rng(seed);
+    (0..b)
+        .map(|_| (0..d).map(|_| StandardNormal.sample(&mut r)).collect())
+        .collect()
+}
+
+fn tensor(rows: &[Vec<f64>]) -> Tensor {
+    let d = rows[0].len();
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (rows.len(), d), &Device::Cpu).unwrap()
+}
+
+fn ext(z: &[f64]) -> Vec<f64> {
+    std::iter::once(1.0).chain(z.iter().copied()).collect()
+}
+
+#[test]
+fn tensor_fusion_equals_nested_loops() {
+    // (1,1,1): the 2×2×2 tensor of the paper's figure; (2,3,4): unequal widths catch layout slips
+    for (case, &(da, dv, dt)) in [(1, 1, 1), (2, 3, 4)].iter().enumerate() {
+        let b = 3;
+        let s = 10 * case as u64;
+        let (a, v, t) = (randn(b, da, s), randn(b, dv, s + 1), randn(b, dt, s + 2));
+        let got = tensor_fusion(&tensor(&a), &tensor(&v), &tensor(&t))
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
+        assert_eq!(got.len(), b);
+        for n in 0..b {
+            let (ea, ev, et) = (ext(&a[n]), ext(&v[n]), ext(&t[n]));
+            let mut want = Vec::new();
+            for x in &ea {
+                for y in &ev {
+                    for z in &et {
+                        want.push(x * y * z);
+                    }
+                }
+            }
+            assert_eq!(got[n].len(), (da + 1) * (dv + 1) * (dt + 1));
+            for (g, w) in got[n].iter().zip(&want) {
+                assert!((g - w).abs() < 1e-12, "case {case} row {n}: {g} vs {w}");
+            }
+            // the constant and the unimodal vectors sit where the rustdoc says
+            assert_eq!(got[n][0], 1.0);
+            for k in 0..dt {
+                assert!((got[n][1 + k] - t[n][k]).abs() < 1e-15);
+            }
+        }
+    }
+}
+
+#[test]
+fn tensor_fusion_rejects_mismatched_batches() {
+    let a = tensor(&randn(3, 2, 1));
+    let v = tensor(&randn(2, 2, 2));
+    let t = tensor(&randn(3, 2, 3));
+    assert!(tensor_fusion(&a, &v, &t).is_err());
+    let flat = Tensor::zeros(3, DType::F64, &Device::Cpu).unwrap();
+    assert!(tensor_fusion(&flat, &t, &t).is_err());
+}
+
+fn data() -> Dataset {
+    synthetic::generate(0)
+}
+
+fn build(ds: &Dataset, task: Task, seed: u64) -> (Tfn, VarMap) {
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+    let ctx = BuildCtx {
+        dims: ds.dims,
+        seed,
+        task,
+    };
+    let m = Tfn::new(&TfnConfig::default(), &ctx, vb).unwrap();
+    seed_varmap(&vm, seed).unwrap();
+    (m, vm)
+}
+
+fn layer(vm: &VarMap, name: &str) -> Linear {
+    let d = vm.data().lock().unwrap();
+    Linear::new(
+        d[&format!("{name}.weight")].as_tensor().clone(),
+        Some(d[&format!("{name}.bias")].as_tensor().clone()),
+    )
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+fn batch(ds: &Dataset, n: usize) -> SeqBatch {
+    let idx: Vec<usize> = (0..n).collect();
+    ds.batch(&ds.train, &idx, &[], DType::F64, &Device::Cpu)
+        .unwrap()
+}
+
+#[test]
+fn forward_is_wired_as_documented() {
+    let ds = data();
+    let b = batch(&ds, 6);
+    let (m, vm) = build(&ds, Task::Regression, 7);
+    let out = m.forward(&b, false).unwrap();
+    let (zt, za, zv) = (&out.unimodal[0], &out.unimodal[1], &out.unimodal[2]);
+    assert_eq!(m.rep_dims(), (vec![32, 32, 128], 64));
+    // Z = ReLU(P1 vec(ẑ_a ⊗ ẑ_v ⊗ ẑ_t))
+    let f = tensor_fusion(za, zv, zt).unwrap();
+    assert_eq!(f.dims2().unwrap(), (6, 33 * 129 * 33));
+    let y1 = layer(&vm, "post1").forward(&f).unwrap().relu().unwrap();
+    assert!(max_diff(&y1, &out.fused) < 1e-12);
+    // prediction = 6σ(P3 ReLU(P2 Z)) − 3
+    let y2 = layer(&vm, "post2").forward(&y1).unwrap().relu().unwrap();
+    let s = layer(&vm, "post3")
+        .forward(&y2)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+    let want = ((candle_nn::ops::sigmoid(&s).unwrap() * 6.0).unwrap() - 3.0).unwrap();
+    assert!(max_diff(&want, &out.prediction) < 1e-12);
+
+    // the binary model (same seed, same weights) returns the logit s itself
+    let (mb, _) = build(&ds, Task::Binary, 7);
+    let logit = mb.forward(&b, false).unwrap().prediction;
+    assert!(max_diff(&logit, &s) < 1e-12);
+}
+
+#[test]
+fn regression_predictions_stay_inside_the_label_range_for_wild_inputs() {
+    let ds = data();
+    let mut b = batch(&ds, 8);
+    for x in b.inputs.iter_mut() {
+        *x = (&*x * 1e4).unwrap();
+    }
+    for seed in 0..4 {
+        let (m, _) = build(&ds, Task::Regression, seed);
+        for train in [false, true] {
+            let p = m.forward(&b, train).unwrap().prediction;
+            for v in p.to_vec1::<f64>().unwrap() {
+                assert!(v.is_finite() && (-3.0..=3.0).contains(&v), "{v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn configs_are_validated_and_bad_ones_are_errors() {
+    assert!(TfnConfig::default().validate().is_ok());
+    let bad = [
+        TfnConfig {
+            text_out: 0,
+            ..Default::default()
+        },
+        TfnConfig {
+            post_fusion_dropout: 1.0,
+            ..Default::default()
+        },
+        // (2^21+1)^3 overflows usize: an error, not a panic
+        TfnConfig {
+            audio_hidden: 1 << 21,
+            video_hidden: 1 << 21,
+            text_out: 1 << 21,
+            ..Default::default()
+        },
+    ];
+    let ds = data();
+    for c in bad {
+        assert!(c.validate().is_err(), "{c:?}");
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let ctx = BuildCtx {
+            dims: ds.dims,
+            seed: 0,
+            task: Task::Regression,
+        };
+        assert!(Tfn::new(&c, &ctx, vb).is_err(), "{c:?}");
+    }
+    let json = serde_json::to_string(&TfnConfig::default()).unwrap();
+    let back: TfnConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, TfnConfig::default());
+    assert!(serde_json::from_str::<TfnConfig>(r#"{"rank": 3}"#).is_err());
+}
