@@ -71,8 +71,8 @@ use super::{
     ModelParams, SeededDropout,
 };
 use crate::data::SeqBatch;
-use candle_core::{Module, Tensor};
-use candle_nn::ops::{sigmoid, softmax_last_dim};
+use candle_core::{Module, Tensor, D};
+use candle_nn::ops::{sigmoid, softmax};
 use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -304,7 +304,8 @@ impl Mfn {
             window.remove(0);
             window.push(c.clone());
             let cstar = Tensor::cat(&window.concat(), 1)?;
-            let att = softmax_last_dim(&self.nn1.forward(&cstar, train)?)?;
+            // `softmax`, not `softmax_last_dim`: the latter has no backward pass in candle-nn 0.11
+            let att = softmax(&self.nn1.forward(&cstar, train)?, D::Minus1)?;
             let attended = (att * cstar)?;
             let cand = self.nn2.forward(&attended, train)?.tanh()?;
             let both = Tensor::cat(&[&attended, &mem], 1)?;

@@ -151,8 +151,9 @@ fn memory_grows_by_less_than_one_per_step_on_random_inputs() {
             prev = u;
         }
         // the memory is not confined to [−1, 1]: the step bound is the relevant one
-        eprintln!("max |u_t| = {max_abs}");
-        assert!(max_abs > 0.0, "the memory moved");
+        // the memory is not confined to [−1, 1] (the gates are not a convex pair): the step
+        // bound is the relevant one (seeded weights and inputs: deterministic)
+        assert!(max_abs > 1.0, "max |u_t| = {max_abs}");
     }
 }
 
