@@ -14,6 +14,7 @@ pub mod ef_lstm;
 pub mod lmf;
 pub mod lstm;
 pub mod tfn;
+pub mod mfn;
 
 use crate::data::{SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
@@ -132,6 +133,8 @@ fusion_models! {
     Tfn => tfn::Tfn,
     /// LMF: low-rank multimodal fusion with modality-specific factors.
     Lmf => lmf::Lmf,
+    /// MFN: Memory Fusion Network (three LSTMs, delta-memory attention, gated multi-view memory).
+    Mfn => mfn::Mfn,
 }
 
 /// Inverted dropout with masks drawn from a seeded stream (candle's own dropout uses an unseeded

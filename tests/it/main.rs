@@ -10,6 +10,7 @@ mod metrics;
 mod models;
 mod models_lmf;
 mod models_tfn;
+mod models_mfn;
 mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
