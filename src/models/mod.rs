@@ -11,6 +11,7 @@
 //! `Config: Default`) and one line in the `fusion_models!` invocation below.
 
 pub mod ef_lstm;
+pub mod misa;
 
 use crate::data::{SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
@@ -125,6 +126,8 @@ macro_rules! fusion_models {
 fusion_models! {
     /// EF-LSTM ("FLSTM"): early fusion, stacked LSTM.
     Flstm => ef_lstm::EfLstm,
+    /// MISA: modality-invariant and -specific representations.
+    Misa => misa::Misa,
 }
 
 /// Inverted dropout with masks drawn from a seeded stream (candle's own dropout uses an unseeded

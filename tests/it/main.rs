@@ -7,6 +7,7 @@ mod data_models;
 mod errors;
 mod metrics;
 mod models;
+mod models_misa;
 mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
