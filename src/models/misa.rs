@@ -49,8 +49,10 @@
 //!
 //! # Deviations from MMSA
 //! * Text: MMSA's MISA requires BERT (`assert use_bert`); here text is encoded by the LSTM stack
-//!   above (hidden = `text_hidden`, default the input width as in the original MISA) or by a
-//!   masked mean; a BERT encoder is a later addition.
+//!   above or by a masked mean; a BERT encoder is a later addition. The text LSTMs' hidden size is
+//!   `text_hidden` = 128, not the input width (300) that the original MISA uses with GloVe: at 300
+//!   the text LSTMs hold 3.6 M of 5.1 M parameters and one epoch on the synthetic MOSI tier (batch
+//!   32, one thread) takes ≈ 2.5× as long. `text_hidden: null` restores the original width.
 //! * Bidirectional LSTMs are two candle-nn LSTMs; the backward one reads each sequence reversed
 //!   within its valid length (PyTorch packs by length), so padding never changes an output.
 //! * The output is one value; for [`Task::Binary`](crate::data::Task::Binary) it is a logit (MMSA's
@@ -62,6 +64,9 @@
 //!   discriminator (only used when `use_cmd_sim` is false; MMSA's MOSI config sets it true), Adam
 //!   with `clip_grad_value_` and gradient accumulation over `update_epochs` = 2 batches (the generic
 //!   trainer's optimiser and clipping are used).
+//! * The attention's key projection has no bias: `q·(k + b_k)` shifts every score of a query by
+//!   the same `q·b_k`, which the softmax removes, so PyTorch's key bias never changes an output
+//!   and never receives a gradient.
 //! * Weights are initialised by the trainer (`seed_varmap`), not PyTorch's per-module defaults
 //!   (e.g. Xavier for the attention input projection).
 //! * MMSA packs audio and vision with the text token count; here all modalities share one
@@ -96,8 +101,8 @@ pub struct MisaConfig {
     pub hidden: usize,
     /// Text encoder.
     pub text_encoder: TextEncoderKind,
-    /// Hidden size of the text LSTMs (`None`: the text input width, as MISA sets the LSTM hidden
-    /// size of every modality).
+    /// Hidden size of the text LSTMs (default 128; `None`: the text input width, as the original
+    /// MISA sets the LSTM hidden size of every modality — 300 for GloVe, ≈ 2.5× slower here).
     pub text_hidden: Option<usize>,
     /// Dropout in the output MLP (MMSA `dropout` 0.2).
     pub dropout: f64,
@@ -124,7 +129,7 @@ impl Default for MisaConfig {
         Self {
             hidden: 128,
             text_encoder: TextEncoderKind::Lstm,
-            text_hidden: None,
+            text_hidden: Some(128),
             dropout: 0.2,
             transformer_dropout: 0.1,
             heads: 2,
@@ -371,7 +376,7 @@ impl EncoderLayer {
         let (h, p) = (cfg.hidden, cfg.transformer_dropout);
         Ok(Self {
             q: linear(h, h, vb.pp("q"))?,
-            k: linear(h, h, vb.pp("k"))?,
+            k: candle_nn::linear_no_bias(h, h, vb.pp("k"))?,
             v: linear(h, h, vb.pp("v"))?,
             o: linear(h, h, vb.pp("o"))?,
             ff1: linear(h, cfg.ffn, vb.pp("ff1"))?,
@@ -399,7 +404,7 @@ impl EncoderLayer {
         let k = split(self.k.forward(x)?)?;
         let v = split(self.v.forward(x)?)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?;
-        let w = candle_nn::ops::softmax_last_dim(&scores)?;
+        let w = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let w = self.drop_attn.forward(&w, train)?;
         let a = w
             .matmul(&v)?
@@ -583,9 +588,10 @@ impl FusionModel for Misa {
         };
         let names = ["t", "a", "v"];
         let in_dims = [text_dim, 4 * da, 4 * dv];
-        let mk = |f: &dyn Fn(usize) -> candle_core::Result<Linear>| -> candle_core::Result<[Linear; 3]> {
-            Ok([f(0)?, f(1)?, f(2)?])
-        };
+        let mk =
+            |f: &dyn Fn(usize) -> candle_core::Result<Linear>| -> candle_core::Result<[Linear; 3]> {
+                Ok([f(0)?, f(1)?, f(2)?])
+            };
         let project = [
             Projection::new(in_dims[0], hidden, vb.pp("project_t"))?,
             Projection::new(in_dims[1], hidden, vb.pp("project_a"))?,
@@ -620,4 +626,3 @@ impl FusionModel for Misa {
         self.head(b, &utt_t, &p, train)
     }
 }
-

@@ -179,8 +179,10 @@ fn every_parameter_receives_a_non_zero_gradient() {
             let (m, vm) = build::<M>(cfg, 2, DType::F32);
             let b = ds
                 .batch(
+                    // an odd count: the L1 gradient of the output bias, mean(sign(ŷ − y)), cannot
+                    // cancel to exactly 0 (with 16 clips it did for a near-constant initial ŷ)
                     &ds.train,
-                    &(0..16).collect::<Vec<_>>(),
+                    &(0..15).collect::<Vec<_>>(),
                     &[],
                     DType::F32,
                     &Device::Cpu,

@@ -38,7 +38,10 @@ fn cmd_direct(a: &Array2<f64>, b: &Array2<f64>, k: usize) -> f64 {
     for p in 2..=k {
         let moment = |x: &Array2<f64>, m: &[f64], j: usize| {
             let n = x.nrows();
-            (0..n).map(|i| (x[[i, j]] - m[j]).powi(p as i32)).sum::<f64>() / n as f64
+            (0..n)
+                .map(|i| (x[[i, j]] - m[j]).powi(p as i32))
+                .sum::<f64>()
+                / n as f64
         };
         total += norm(
             (0..d)
@@ -103,7 +106,10 @@ fn cmd_of_identical_samples_is_zero_and_cmd_is_symmetric() {
     let ab = scalar(&cmd_loss(&t(&a), &t(&b), 5).unwrap());
     let ba = scalar(&cmd_loss(&t(&b), &t(&a), 5).unwrap());
     assert!(ab > 0.1, "different samples have a positive CMD ({ab})");
-    assert!((ab - ba).abs() < 1e-12, "CMD(a, b) = {ab}, CMD(b, a) = {ba}");
+    assert!(
+        (ab - ba).abs() < 1e-12,
+        "CMD(a, b) = {ab}, CMD(b, a) = {ba}"
+    );
 }
 
 #[test]
@@ -173,7 +179,13 @@ fn small() -> MisaConfig {
 fn aux_loss_is_the_weighted_sum_of_the_three_terms() {
     let ds = data();
     let b = ds
-        .batch(&ds.train, &[0, 3, 5, 8, 13, 21], &[], DType::F64, &Device::Cpu)
+        .batch(
+            &ds.train,
+            &[0, 3, 5, 8, 13, 21],
+            &[],
+            DType::F64,
+            &Device::Cpu,
+        )
         .unwrap();
     let aux = |diff, sim, recon| {
         let cfg = MisaConfig {
@@ -212,7 +224,9 @@ fn a_precomputed_text_utterance_replaces_the_text_encoder() {
     );
     assert_eq!(x, y);
     // a different text vector changes the prediction; a wrong width is an error
-    let other = m.forward_with_text(&b, &(&utt * 2.0).unwrap(), false).unwrap();
+    let other = m
+        .forward_with_text(&b, &(&utt * 2.0).unwrap(), false)
+        .unwrap();
     assert_ne!(other.prediction.to_vec1::<f64>().unwrap(), x);
     let wrong = Tensor::zeros((4, m.text_utterance_dim() + 1), DType::F64, &Device::Cpu).unwrap();
     assert!(m.forward_with_text(&b, &wrong, false).is_err());
@@ -232,7 +246,11 @@ fn the_masked_mean_text_path_ignores_padding() {
     assert_eq!(m.text_utterance_dim(), ds.dims[0]);
     let p = |idx: &[usize]| {
         let b = ds.batch(s, idx, &[], DType::F64, &Device::Cpu).unwrap();
-        m.forward(&b, false).unwrap().prediction.to_vec1::<f64>().unwrap()[0]
+        m.forward(&b, false)
+            .unwrap()
+            .prediction
+            .to_vec1::<f64>()
+            .unwrap()[0]
     };
     let (a, b) = (p(&[short]), p(&[short, long]));
     assert!((a - b).abs() < 1e-9, "{a} alone vs {b} padded");
