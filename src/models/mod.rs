@@ -15,6 +15,7 @@ pub mod lmf;
 pub mod lstm;
 pub mod tfn;
 pub mod mfn;
+pub mod misa;
 
 use crate::data::{SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
@@ -135,6 +136,8 @@ fusion_models! {
     Lmf => lmf::Lmf,
     /// MFN: Memory Fusion Network (three LSTMs, delta-memory attention, gated multi-view memory).
     Mfn => mfn::Mfn,
+    /// MISA: modality-invariant and -specific representations.
+    Misa => misa::Misa,
 }
 
 /// Inverted dropout with masks drawn from a seeded stream (candle's own dropout uses an unseeded

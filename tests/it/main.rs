@@ -11,6 +11,7 @@ mod models;
 mod models_lmf;
 mod models_tfn;
 mod models_mfn;
+mod models_misa;
 mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
