@@ -13,9 +13,9 @@
 pub mod ef_lstm;
 pub mod lmf;
 pub mod lstm;
-pub mod tfn;
 pub mod mfn;
 pub mod misa;
+pub mod tfn;
 
 use crate::data::{SeqBatch, Task};
 pub use crate::synergy::ModelOutput;

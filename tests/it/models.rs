@@ -177,14 +177,8 @@ fn every_parameter_receives_a_non_zero_gradient() {
         fn check<M: FusionModel>(&self, kind: ModelKind, cfg: &M::Config) {
             let ds = data();
             let (m, vm) = build::<M>(cfg, 2, DType::F32);
-            // An odd batch: the L1 gradient of an output bias is (1/B)·Σ sign(ŷ_i − y_i), which
-            // is exactly 0 whenever half of an even batch lies on each side of a near-constant
-            // initial prediction (it did for FLSTM and LMF with 16 clips); with B odd it cannot
-            // vanish.
             let b = ds
                 .batch(
-                    // an odd count: the L1 gradient of the output bias, mean(sign(ŷ − y)), cannot
-                    // cancel to exactly 0 (with 16 clips it did for a near-constant initial ŷ)
                     &ds.train,
                     &(0..15).collect::<Vec<_>>(),
                     &[],
