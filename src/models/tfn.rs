@@ -3,9 +3,9 @@
 //! this model (see the notes on the name).
 //!
 //! **Architecture.**
-//! - Audio and vision sub-networks ([`SubNet`]) read the time-mean `x̄_m` of the features:
+//! - Audio and vision sub-networks (`SubNet`) read the time-mean `x̄_m` of the features:
 //!   `z_m = ReLU(L₃ ReLU(L₂ ReLU(L₁ drop(BN(x̄_m)))))` (BatchNorm1d → dropout → 3 × (Linear + ReLU)).
-//! - The text sub-network ([`TextSubNet`]) is a one-layer LSTM over the word vectors; its hidden
+//! - The text sub-network (`TextSubNet`) is a one-layer LSTM over the word vectors; its hidden
 //!   state `h_L` at the last valid step gives `z_t = W drop(h_L) + b` (`text_out` wide).
 //! - Fusion ([`tensor_fusion`]): each vector is extended by a constant 1 (`ẑ = [1, z]`) and the
 //!   fused vector is the flattened outer product `f = vec(ẑ_a ⊗ ẑ_v ⊗ ẑ_t)`, of width
