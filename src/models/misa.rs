@@ -150,7 +150,7 @@ impl ModelParams for MisaConfig {
             check_width("text_hidden", h)?;
         }
         check_width("heads", self.heads)?;
-        if self.hidden % self.heads != 0 {
+        if !self.hidden.is_multiple_of(self.heads) {
             return Err(format!(
                 "heads ({}) must divide hidden ({})",
                 self.heads, self.hidden
@@ -331,7 +331,7 @@ impl UtteranceLstm {
 
 /// The text path (a switch, so that other text encoders can be added).
 enum TextEncoder {
-    Lstm(UtteranceLstm),
+    Lstm(Box<UtteranceLstm>),
     MaskedMean,
 }
 
@@ -580,7 +580,7 @@ impl FusionModel for Misa {
             TextEncoderKind::Lstm => {
                 let th = cfg.text_hidden.unwrap_or(dt);
                 (
-                    TextEncoder::Lstm(UtteranceLstm::new(dt, th, vb.pp("text_rnn"))?),
+                    TextEncoder::Lstm(Box::new(UtteranceLstm::new(dt, th, vb.pp("text_rnn"))?)),
                     4 * th,
                 )
             }
