@@ -28,7 +28,8 @@
 //!   loader (`need_normalized`) averages over all time steps, padding included, which makes the
 //!   input depend on the padded length.
 //! - MMSA reads the text LSTM's final state after the whole padded sequence (no packing); here it
-//!   is the state at the last valid step ([`last_valid`]), so padding never reaches the model.
+//!   is the state at the last valid step (the fast LSTM stops each sequence at its length), so padding
+//!   never reaches the model.
 //! - Text dropout: MMSA's config lists 0.3, but its `TextSubNet` forces the dropout to 0 for a
 //!   one-layer LSTM, so the effective value is 0; [`TfnConfig::text_dropout`] defaults to that
 //!   effective 0 (set it to apply dropout to the text hidden state).
@@ -39,12 +40,12 @@
 //!   defaults; the generic trainer uses AdamW, MMSA Adam without weight decay for TFN.
 
 use super::{
-    check_dropout, check_width, last_valid, masked_mean, BuildCtx, FusionModel, ModelOutput,
-    ModelParams, SeededDropout,
+    check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
+    SeededDropout,
 };
+use crate::models::lstm::{fast_lstm, FastLstm};
 use crate::data::{SeqBatch, Task};
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::rnn::{lstm, LSTMConfig, LSTM, RNN};
 use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -194,7 +195,7 @@ impl SubNet {
 /// The text sub-network shared by TFN and LMF: a one-layer LSTM over `B × T × d_t` word vectors,
 /// the hidden state `h_L` at each sequence's last valid step, `z_t = W drop(h_L) + b`.
 pub(crate) struct TextSubNet {
-    lstm: LSTM,
+    lstm: FastLstm,
     drop: SeededDropout,
     out: Linear,
 }
@@ -210,22 +211,20 @@ impl TextSubNet {
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         Ok(Self {
-            lstm: lstm(d_in, hidden, LSTMConfig::default(), vb.pp("lstm"))?,
+            lstm: fast_lstm(d_in, hidden, vb.pp("lstm"))?,
             drop: SeededDropout::new(dropout, seed),
             out: linear(hidden, out, vb.pp("out"))?,
         })
     }
 
-    /// Forward pass; `last` is the batch's `B × T` one-hot of the last valid step.
+    /// Forward pass over sequences of valid `lengths` (the fast LSTM stops each sequence there).
     pub(crate) fn forward(
         &self,
         x: &Tensor,
-        last: &Tensor,
+        lengths: &[usize],
         train: bool,
     ) -> candle_core::Result<Tensor> {
-        let states = self.lstm.seq(x)?;
-        let h = self.lstm.states_to_tensor(&states)?; // B × T × H
-        let h = last_valid(&h, last)?;
+        let (_, h, _) = self.lstm.seq_masked(x, lengths)?; // h at the last valid step
         self.out.forward(&self.drop.forward(&h, train)?)
     }
 }
@@ -286,7 +285,7 @@ impl SubNets {
         b: &SeqBatch,
         train: bool,
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let zt = self.text.forward(&b.inputs[0], &b.last, train)?;
+        let zt = self.text.forward(&b.inputs[0], &b.lengths, train)?;
         let za = self
             .audio
             .forward(&masked_mean(&b.inputs[1], &b.mask)?, train)?;
