@@ -57,6 +57,9 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         iters: usize,
     },
+    /// Feature files of the full tier (MMSA pickles, UR-FUNNY folders, CMU-SDK .csd).
+    #[command(subcommand)]
+    Data(DataCmd),
     /// MOSI/MOSEI regression metrics (MMSA conventions) of predictions against labels.
     Metrics {
         /// Predictions, 1-D .npy.
@@ -66,6 +69,59 @@ pub enum Command {
         #[arg(long)]
         label: PathBuf,
     },
+}
+
+/// `synergy data …`.
+#[derive(Debug, Subcommand)]
+pub enum DataCmd {
+    /// Load each file as the loaders do and print, per split, the number of samples and each
+    /// modality's (and the labels') shape, sum and sum of squares (f64); for a .csd the number of
+    /// videos, rows, feature width, sum and sum of squares of all features.
+    Inspect {
+        /// MMSA pickles (.pkl), UR-FUNNY folders, or .csd files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The format (default: .csd → csd, a folder → urfunny, anything else → mmsa).
+        #[arg(long, value_enum)]
+        format: Option<DataFormat>,
+    },
+}
+
+/// Feature-file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Mmsa,
+    Csd,
+    Urfunny,
+}
+
+fn data_inspect(paths: &[PathBuf], format: Option<DataFormat>) -> Result<Value> {
+    use crate::data::{csd, inspect, mmsa, urfunny};
+    let mut files = Vec::new();
+    for path in paths {
+        let f = format.unwrap_or_else(|| {
+            if path.is_dir() {
+                DataFormat::Urfunny
+            } else if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csd"))
+            {
+                DataFormat::Csd
+            } else {
+                DataFormat::Mmsa
+            }
+        });
+        let mut v = match f {
+            DataFormat::Mmsa => {
+                inspect::dataset(&mmsa::load(path, mmsa::TextFeatures::Text)?, "mmsa")
+            }
+            DataFormat::Urfunny => inspect::dataset(&urfunny::load(path)?, "urfunny"),
+            DataFormat::Csd => inspect::csd(&csd::read(path)?),
+        };
+        v["path"] = json!(path.display().to_string());
+        files.push(v);
+    }
+    Ok(json!({ "files": files }))
 }
 
 /// The estimators.
@@ -211,6 +267,7 @@ pub fn run(cli: &Cli) -> Result<Value> {
             }
             Ok(serde_json::to_value(r)?)
         }
+        Command::Data(DataCmd::Inspect { paths, format }) => data_inspect(paths, *format),
         Command::Metrics { pred, label } => {
             let p = read_vector(pred)?;
             let l = read_vector(label)?;

@@ -1,9 +1,15 @@
 //! Datasets in three tiers (see the README): `synthetic` (a seeded generator with a known
 //! information structure), `real-text` (real MOSI transcripts, labels and splits, GloVe words,
-//! synthetic audio/visual cues), and `full` (users' own features; not implemented yet).
+//! synthetic audio/visual cues), and `full` (researchers' own feature files: MMSA pickles,
+//! UR-FUNNY pickles, CMU-SDK `.csd`; see [`mmsa`], [`urfunny`], [`csd`]).
 
+pub mod csd;
+pub mod inspect;
+pub mod mmsa;
+pub mod pickle;
 pub mod realtext;
 pub mod synthetic;
+pub mod urfunny;
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -14,6 +20,12 @@ use thiserror::Error;
 pub enum DataError {
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    #[error("{path}, byte offset {offset}: {reason}")]
+    Offset {
+        path: String,
+        offset: usize,
+        reason: String,
+    },
     #[error("{path}, line {line}: {reason}")]
     Line {
         path: String,
@@ -28,6 +40,8 @@ pub enum DataError {
 pub enum Tier {
     Synthetic,
     RealText,
+    /// Researchers' own feature files (MMSA pickles, UR-FUNNY pickles), read natively.
+    Full,
 }
 
 impl Tier {
@@ -36,6 +50,7 @@ impl Tier {
         match self {
             Tier::Synthetic => "synthetic",
             Tier::RealText => "real-text",
+            Tier::Full => "full",
         }
     }
 }

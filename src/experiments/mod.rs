@@ -132,6 +132,18 @@ pub fn load_dataset(plan: &Plan) -> anyhow::Result<Dataset> {
             })?;
             data::realtext::load_mosi(dir, 0)?
         }
+        Tier::Full => {
+            let path = plan.data_dir.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--tier full needs --data-dir: an MMSA pickle (aligned_50.pkl) or a UR-FUNNY folder"
+                )
+            })?;
+            if path.is_dir() {
+                data::urfunny::load(path)?
+            } else {
+                data::mmsa::load(path, data::mmsa::TextFeatures::Text)?
+            }
+        }
     };
     if plan.profile == Profile::Smoke {
         for (s, n) in [

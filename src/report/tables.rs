@@ -208,6 +208,9 @@ pub fn markdown(
                   anything the model gains from audio/vision here comes from synthetic cues, so this is not a \
                   reproduction of the paper's multimodal values.\n\n";
         }
+        crate::data::Tier::Full => {
+            s += "**Researchers' own feature files (full tier).**\n\n";
+        }
     }
     s += &format!(
         "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation MAE \

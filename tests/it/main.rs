@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod data_formats;
 mod data_models;
 mod errors;
 mod lstm;

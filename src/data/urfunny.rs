@@ -1,0 +1,334 @@
+//! UR-FUNNY (V1 and V2) SDK pickles, read natively with [`super::pickle`], as a binary
+//! [`Dataset`] of the `full` tier.
+//!
+//! A UR-FUNNY folder holds `data_folds.pkl` ({train, dev, test} → ids), `humor_label_sdk.pkl`
+//! (id → 0/1: floats in V1, ints in V2), `covarep_features_sdk.pkl` and
+//! `openface_features_sdk.pkl` (id → {punchline_features: n_words × 81 / n_words × 371 (V2) or
+//! 75 (V1), context_features, …}), the words as `language_sdk.pkl` (V2: id →
+//! {punchline_embedding_indexes, …}) or `word_embedding_indexes_sdk.pkl` (V1: id →
+//! {punchline_embedding_indexes, …}), and `word_embedding_list.pkl` (GloVe rows by word index).
+//! Ids are ints (kept as their decimal strings).
+//!
+//! Conventions (as MISA's `create_dataset.py` for UR-FUNNY): punchline only; text = the
+//! embedding rows of the punchline's word indices; a sample whose word, acoustic and visual
+//! lengths differ is dropped (counted in the description), as is an empty punchline; NaN/±inf
+//! features → 0; sequences keep their first [`T_MAX`] words (padding at the end); the label is
+//! `humor_label_sdk[id]` as 0/1; `dev` is the validation split.
+
+use super::pickle::{self, Array, ArrayData, Obj};
+use super::{DataError, Dataset, Split, Task, Tier};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Words kept per punchline.
+pub const T_MAX: usize = 50;
+
+/// The official folds (ids as decimal strings).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Folds {
+    pub train: Vec<String>,
+    pub dev: Vec<String>,
+    pub test: Vec<String>,
+}
+
+fn ferr(path: &Path, reason: String) -> DataError {
+    DataError::File {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+fn key(o: &Obj) -> Option<String> {
+    match o {
+        Obj::Int(i) => Some(i.to_string()),
+        Obj::Str(s) => Some(s.clone()),
+        Obj::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+/// A dict keyed by ids (ints or strings), as a map from the id's string.
+fn id_map(o: Obj, path: &Path) -> Result<HashMap<String, Obj>, DataError> {
+    match o {
+        Obj::Dict(items) => items
+            .into_iter()
+            .map(|(k, v)| {
+                key(&k)
+                    .map(|k| (k, v))
+                    .ok_or_else(|| ferr(path, format!("a key is a {}, not an id", k.kind())))
+            })
+            .collect(),
+        o => Err(ferr(
+            path,
+            format!("a {}, not a dict keyed by id", o.kind()),
+        )),
+    }
+}
+
+/// Reads `data_folds.pkl`.
+pub fn read_folds(path: &Path) -> Result<Folds, DataError> {
+    let mut o = pickle::load_file(path)?;
+    let mut get = |name: &str| -> Result<Vec<String>, DataError> {
+        let v = o
+            .take(name)
+            .ok_or_else(|| ferr(path, format!("no '{name}' fold")))?;
+        super::mmsa::strings(v, name).map_err(|r| ferr(path, r))
+    };
+    Ok(Folds {
+        train: get("train")?,
+        dev: get("dev")?,
+        test: get("test")?,
+    })
+}
+
+/// Reads `humor_label_sdk.pkl`: id → 0/1 (V1 stores floats, V2 ints).
+pub fn read_labels(path: &Path) -> Result<HashMap<String, f32>, DataError> {
+    id_map(pickle::load_file(path)?, path)?
+        .into_iter()
+        .map(|(k, v)| match v.as_f64() {
+            Some(x) if x == 0.0 || x == 1.0 => Ok((k, x as f32)),
+            _ => Err(ferr(path, format!("label of {k} is {}, not 0/1", v.kind()))),
+        })
+        .collect()
+}
+
+/// A feature matrix: n × d from a 2-D array, a list of rows (lists or 1-D arrays), or empty.
+fn matrix(o: &Obj) -> Result<(usize, usize, Vec<f32>), String> {
+    let clean = |v: Vec<f32>| -> Vec<f32> {
+        v.into_iter()
+            .map(|x| if x.is_finite() { x } else { 0.0 })
+            .collect()
+    };
+    match o {
+        Obj::Array(Array {
+            shape,
+            data: ArrayData::Num(v),
+            ..
+        }) => match shape.as_slice() {
+            [n, d] => Ok((*n, *d, clean(v.clone()))),
+            [0] => Ok((0, 0, Vec::new())),
+            s => Err(format!(
+                "a feature array of shape {s:?}, expected (words, d)"
+            )),
+        },
+        Obj::List(rows) => {
+            let mut d = None;
+            let mut out = Vec::new();
+            for r in rows {
+                let row: Vec<f32> = match r {
+                    Obj::Array(Array {
+                        data: ArrayData::Num(v),
+                        ..
+                    }) => v.clone(),
+                    Obj::List(xs) => xs
+                        .iter()
+                        .map(|x| x.as_f64().map(|f| f as f32).ok_or("a non-number feature"))
+                        .collect::<Result<_, _>>()?,
+                    o => return Err(format!("a feature row is a {}", o.kind())),
+                };
+                if *d.get_or_insert(row.len()) != row.len() {
+                    return Err("feature rows of different widths".into());
+                }
+                out.extend(row);
+            }
+            Ok((rows.len(), d.unwrap_or(0), clean(out)))
+        }
+        o => Err(format!("features are a {}", o.kind())),
+    }
+}
+
+fn indexes(o: &Obj) -> Result<Vec<usize>, String> {
+    let as_idx = |f: f64| {
+        if f >= 0.0 && f.fract() == 0.0 {
+            Ok(f as usize)
+        } else {
+            Err(format!("word index {f} is not a non-negative integer"))
+        }
+    };
+    match o {
+        Obj::List(v) => v
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .ok_or("a non-number word index".to_string())
+                    .and_then(as_idx)
+            })
+            .collect(),
+        Obj::Array(Array {
+            data: ArrayData::Num(v),
+            ..
+        }) => v.iter().map(|&x| as_idx(f64::from(x))).collect(),
+        o => Err(format!("word indexes are a {}", o.kind())),
+    }
+}
+
+/// Which UR-FUNNY release a folder holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// Detects the version from the words file present.
+pub fn version(dir: &Path) -> Result<Version, DataError> {
+    if dir.join("language_sdk.pkl").exists() {
+        Ok(Version::V2)
+    } else if dir.join("word_embedding_indexes_sdk.pkl").exists() {
+        Ok(Version::V1)
+    } else {
+        Err(ferr(
+            dir,
+            "not a UR-FUNNY folder: neither language_sdk.pkl (V2) nor word_embedding_indexes_sdk.pkl (V1)"
+                .into(),
+        ))
+    }
+}
+
+/// Loads a UR-FUNNY folder (V1 or V2) as a binary [`Dataset`] of punchline features.
+pub fn load(dir: &Path) -> Result<Dataset, DataError> {
+    let ver = version(dir)?;
+    let words_file = match ver {
+        Version::V2 => "language_sdk.pkl",
+        Version::V1 => "word_embedding_indexes_sdk.pkl",
+    };
+    let folds = read_folds(&dir.join("data_folds.pkl"))?;
+    let labels_path = dir.join("humor_label_sdk.pkl");
+    let labels = read_labels(&labels_path)?;
+    let wp = dir.join(words_file);
+    let words = id_map(pickle::load_file(&wp)?, &wp)?;
+    let ap = dir.join("covarep_features_sdk.pkl");
+    let audio = id_map(pickle::load_file(&ap)?, &ap)?;
+    let vp = dir.join("openface_features_sdk.pkl");
+    let vision = id_map(pickle::load_file(&vp)?, &vp)?;
+    let ep = dir.join("word_embedding_list.pkl");
+    let (n_words, dt, emb) = matrix(&pickle::load_file(&ep)?).map_err(|r| ferr(&ep, r))?;
+
+    struct Clip {
+        id: String,
+        text: Vec<f32>,
+        audio: Vec<f32>,
+        vision: Vec<f32>,
+        len: usize,
+        label: f32,
+    }
+    let mut dims: Option<[usize; 2]> = None;
+    let mut dropped = 0usize;
+    let mut per_split: Vec<Vec<Clip>> = Vec::new();
+    for ids in [&folds.train, &folds.dev, &folds.test] {
+        let mut clips = Vec::new();
+        for id in ids {
+            let label = *labels
+                .get(id)
+                .ok_or_else(|| ferr(&labels_path, format!("no label for id {id}")))?;
+            let get = |m: &HashMap<String, Obj>, p: &Path, field: &str| -> Result<Obj, DataError> {
+                m.get(id)
+                    .ok_or_else(|| ferr(p, format!("no entry for id {id}")))?
+                    .get(field)
+                    .cloned()
+                    .ok_or_else(|| ferr(p, format!("id {id} has no '{field}'")))
+            };
+            let idx = indexes(&get(&words, &wp, "punchline_embedding_indexes")?)
+                .map_err(|r| ferr(&wp, format!("id {id}: {r}")))?;
+            let (na, da, a) = matrix(&get(&audio, &ap, "punchline_features")?)
+                .map_err(|r| ferr(&ap, format!("id {id}: {r}")))?;
+            let (nv, dv, v) = matrix(&get(&vision, &vp, "punchline_features")?)
+                .map_err(|r| ferr(&vp, format!("id {id}: {r}")))?;
+            if idx.is_empty() || idx.len() != na || na != nv {
+                dropped += 1;
+                continue;
+            }
+            match dims {
+                None => dims = Some([da, dv]),
+                Some(d) if d != [da, dv] => {
+                    return Err(ferr(
+                        dir,
+                        format!(
+                            "id {id}: audio/vision widths {da}/{dv} differ from {}/{}",
+                            d[0], d[1]
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            let mut text = Vec::with_capacity(idx.len() * dt);
+            for &w in &idx {
+                if w >= n_words {
+                    return Err(ferr(
+                        &wp,
+                        format!("id {id}: word index {w} beyond the {n_words} embeddings"),
+                    ));
+                }
+                text.extend(emb[w * dt..(w + 1) * dt].iter().map(|&x| {
+                    if x.is_finite() {
+                        x
+                    } else {
+                        0.0
+                    }
+                }));
+            }
+            clips.push(Clip {
+                id: id.clone(),
+                text,
+                audio: a,
+                vision: v,
+                len: idx.len(),
+                label,
+            });
+        }
+        per_split.push(clips);
+    }
+    let [da, dv] = dims.ok_or_else(|| ferr(dir, "no usable sample in the folds".into()))?;
+    let t = per_split
+        .iter()
+        .flatten()
+        .map(|c| c.len)
+        .max()
+        .unwrap_or(1)
+        .min(T_MAX);
+    let to_split = |clips: Vec<Clip>| -> Split {
+        let n = clips.len();
+        let mut s = Split {
+            ids: Vec::with_capacity(n),
+            text: vec![0.0; n * t * dt],
+            audio: vec![0.0; n * t * da],
+            vision: vec![0.0; n * t * dv],
+            lengths: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+        };
+        for (i, c) in clips.into_iter().enumerate() {
+            let l = c.len.min(t);
+            s.text[i * t * dt..i * t * dt + l * dt].copy_from_slice(&c.text[..l * dt]);
+            s.audio[i * t * da..i * t * da + l * da].copy_from_slice(&c.audio[..l * da]);
+            s.vision[i * t * dv..i * t * dv + l * dv].copy_from_slice(&c.vision[..l * dv]);
+            s.ids.push(c.id);
+            s.lengths.push(l);
+            s.labels.push(c.label);
+        }
+        s
+    };
+    let mut it = per_split.into_iter();
+    let train = to_split(it.next().unwrap());
+    let valid = to_split(it.next().unwrap());
+    let test = to_split(it.next().unwrap());
+    Ok(Dataset {
+        name: match ver {
+            Version::V1 => "urfunny-v1".into(),
+            Version::V2 => "urfunny-v2".into(),
+        },
+        tier: Tier::Full,
+        task: Task::Binary,
+        dims: [dt, da, dv],
+        t_max: t,
+        description: format!(
+            "UR-FUNNY {ver:?} punchlines (text/audio/vision widths {dt}/{da}/{dv}, ≤ {t} words; \
+             {} / {} / {} clips; {dropped} dropped for mismatched or empty word/feature lengths)",
+            train.len(),
+            valid.len(),
+            test.len()
+        ),
+        train,
+        valid,
+        test,
+        ceilings: Vec::new(),
+    })
+}
