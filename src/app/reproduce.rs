@@ -23,14 +23,16 @@ pub struct ReproduceArgs {
     /// (full grid, ≥ 5 seeds).
     #[arg(long, value_enum, default_value_t = Profile::Quick)]
     pub profile: Profile,
-    /// synthetic (embedded generator) or real-text (real MOSI transcripts + GloVe; needs --data-dir).
+    /// synthetic (embedded generator), real-text (real MOSI transcripts + GloVe; needs --data-dir)
+    /// or full (your own feature file; needs --data).
     #[arg(long, value_enum, default_value_t = Tier::Synthetic)]
     pub tier: Tier,
     /// Comma-separated models (default: all registered, in table order).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub models: Option<Vec<ModelKind>>,
-    /// Folder holding mosi/label.csv and glove/ (e.g. ../shared/data).
-    #[arg(long)]
+    /// real-text: the folder holding mosi/label.csv and glove/ (e.g. ../shared/data); full: an
+    /// MMSA pickle (aligned_50.pkl) or a UR-FUNNY folder (`--data` is the same flag).
+    #[arg(long, visible_alias = "data")]
     pub data_dir: Option<PathBuf>,
     /// Comma-separated seeds (default: 0 for smoke/quick, 0..4 for paper).
     #[arg(long, value_delimiter = ',')]

@@ -234,12 +234,9 @@ fn gemm_into<T: Real>(
     assert!(last(dst_rs, dst_cs, m, n) < dst.len());
     assert!(last(lhs_rs, lhs_cs, m, k) < lhs.len());
     assert!(last(rhs_rs, rhs_cs, k, n) < rhs.len());
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 && m * n * k >= 1 << 18 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    // one thread: the results must not depend on the thread count (runs are parallelised at the
+    // grid level, `--jobs`), and at these sizes a split costs more than it saves
+    let par = gemm::Parallelism::None;
     // SAFETY: the asserts above keep every strided access inside its slice; `dst` is a distinct
     // mutable slice, so it aliases neither input.
     unsafe {

@@ -43,8 +43,8 @@ use super::{
     check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
     SeededDropout,
 };
-use crate::models::lstm::{fast_lstm, FastLstm};
 use crate::data::{SeqBatch, Task};
+use crate::models::lstm::{fast_lstm, FastLstm};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};

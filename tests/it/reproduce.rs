@@ -28,7 +28,16 @@ fn without_timing(rows: &Value) -> Value {
 fn smoke_profile_trains_every_model_and_each_beats_the_mean() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let (code, stdout, err) = run(&["--profile", "smoke", "--json", "--quiet", "--out", out]);
+    let (code, stdout, err) = run(&[
+        "--profile",
+        "smoke",
+        "--jobs",
+        "2",
+        "--json",
+        "--quiet",
+        "--out",
+        out,
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["tier"], "synthetic");
