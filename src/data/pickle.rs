@@ -757,7 +757,7 @@ fn latin1(s: &str) -> R<Vec<u8>> {
 }
 
 fn pairs<'a>(items: Vec<V<'a>>) -> R<Vec<(V<'a>, V<'a>)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("odd number of items for a dict".into());
     }
     let mut out = Vec::with_capacity(items.len() / 2);
