@@ -121,7 +121,7 @@ fn fast_lstm_backward_equals_finite_differences() {
     let (vm, _, fast) = pair(i, h, DType::F64, 7);
     let x = Var::from_tensor(&randn(&[b, t, i], 8, DType::F64)).unwrap();
     let run = |x: &Tensor| fast.seq_masked(x, &lengths).unwrap();
-    let analytic = grads(&vm, &x, &run);
+    let analytic = grads(&vm, &x, run);
     let value = || loss(&run(x.as_tensor()), 11).to_scalar::<f64>().unwrap();
     let mut vars: Vec<Var> = PARAMS.iter().map(|p| var(&vm, p)).collect();
     vars.push(x.clone());
