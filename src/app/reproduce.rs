@@ -43,6 +43,9 @@ pub struct ReproduceArgs {
     /// Worker threads for Candle's CPU kernels (default: 1, measured fastest for these models).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Cap on training epochs per run (default: the profile's; 1 times one epoch per model).
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
     /// Independent runs of the grid trained in parallel, each on one thread (results identical to
     /// a sequential run; only the order of lines in results.jsonl differs).
     #[arg(long, default_value_t = 1)]
@@ -169,6 +172,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         data_dir: args.data_dir.clone(),
         synergy,
         jobs: args.jobs.max(1),
+        max_epochs: args.max_epochs,
     };
     let start = std::time::Instant::now();
     let ds = load_dataset(&plan)?;

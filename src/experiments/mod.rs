@@ -77,12 +77,15 @@ pub struct Plan {
     pub synergy: SynergyConfig,
     /// Runs trained in parallel (each on one thread).
     pub jobs: usize,
+    /// Overrides the profile's epoch cap (e.g. 1 to time one epoch per model).
+    pub max_epochs: Option<usize>,
 }
 
 impl Plan {
     /// Every run of the plan (model × variant × seed × grid point), each validated.
     pub fn runs(&self, ds: &Dataset) -> anyhow::Result<Vec<RunConfig>> {
-        let (max_epochs, patience) = self.profile.epochs();
+        let (cap, patience) = self.profile.epochs();
+        let max_epochs = self.max_epochs.unwrap_or(cap);
         let mut out = Vec::new();
         for model in &self.models {
             for &variant in &self.variants {

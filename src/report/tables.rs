@@ -162,6 +162,9 @@ pub struct RunContext {
     /// Test clip ids and labels, in the order of the saved test predictions.
     pub test_ids: Vec<String>,
     pub test_labels: Vec<f64>,
+    /// The epoch cap when `--max-epochs` overrode the profile's.
+    #[serde(default)]
+    pub max_epochs: Option<usize>,
 }
 
 impl RunContext {
@@ -176,6 +179,7 @@ impl RunContext {
             ceilings: ds.ceilings.clone(),
             test_ids: ds.test.ids.clone(),
             test_labels: ds.test.labels.iter().map(|v| *v as f64).collect(),
+            max_epochs: plan.max_epochs,
         }
     }
 }
@@ -216,7 +220,7 @@ pub fn markdown(
         "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation MAE \
          (patience {}), test metrics of the selected checkpoint only. Acc2 = acc2_non0 (Rahman et al.).{}\n\n",
         ctx.profile.grid(),
-        ctx.profile.epochs().0,
+        ctx.max_epochs.unwrap_or(ctx.profile.epochs().0),
         ctx.profile.epochs().1,
         wall_s.map_or(String::new(), |w| format!(" Wall time {w:.0} s."))
     );
