@@ -61,3 +61,31 @@ pub fn mean_se(v: &[f64]) -> (f64, f64) {
     let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
     (m, (var / n).sqrt())
 }
+
+/// The shared data folder from `SYNERGY_SHARED`; `None` (and a line saying why) when unset.
+pub fn shared() -> Option<std::path::PathBuf> {
+    match std::env::var("SYNERGY_SHARED") {
+        Ok(p) => Some(std::path::PathBuf::from(p)),
+        Err(_) => {
+            eprintln!(
+                "skipping: SYNERGY_SHARED is not set (point it at the shared/ folder with data/)"
+            );
+            None
+        }
+    }
+}
+
+/// Runs a binary; returns its exit code, stdout and stderr.
+pub fn run_bin(exe: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(exe).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Runs the `synergy` binary.
+pub fn synergy(args: &[&str]) -> (i32, String, String) {
+    run_bin(env!("CARGO_BIN_EXE_synergy"), args)
+}

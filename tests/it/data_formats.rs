@@ -3,12 +3,12 @@
 //! `fixtures/make_fixtures.py`; expected values in `fixtures/expected.json`) and, through
 //! `SYNERGY_SHARED`, on the real UR-FUNNY folds/labels and the real MOSI `.csd`.
 
+use crate::common::{shared, synergy};
 use neural_synergy::data::pickle::{self, Obj};
 use neural_synergy::data::{csd, inspect, mmsa, urfunny, Dataset, Task, Tier};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -17,18 +17,6 @@ fn fixtures() -> PathBuf {
 fn expected() -> Value {
     let s = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
     serde_json::from_str(&s).unwrap()
-}
-
-fn shared() -> Option<PathBuf> {
-    match std::env::var("SYNERGY_SHARED") {
-        Ok(p) => Some(PathBuf::from(p)),
-        Err(_) => {
-            eprintln!(
-                "skipping: SYNERGY_SHARED is not set (point it at the shared/ folder with data/)"
-            );
-            None
-        }
-    }
 }
 
 const MMSA: [&str; 6] = [
@@ -368,18 +356,6 @@ fn real_mosi_opinion_labels_csd_reads() {
     let iv: f64 = c.videos.iter().flat_map(|v| &v.intervals).sum();
     close(iv, 385769.19709164463, "interval sum");
     assert!(c.metadata["dataset name"].contains("CMU-MOSI"));
-}
-
-fn synergy(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_synergy"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]

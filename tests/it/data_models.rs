@@ -1,19 +1,7 @@
 //! Data tiers, loaders and the EF-LSTM.
+use crate::common::shared;
 use candle_core::{DType, Device};
 use neural_synergy::data::{mosi_facts, realtext, synthetic};
-use std::path::PathBuf;
-
-fn shared() -> Option<PathBuf> {
-    match std::env::var("SYNERGY_SHARED") {
-        Ok(p) => Some(PathBuf::from(p)),
-        Err(_) => {
-            eprintln!(
-                "skipping: SYNERGY_SHARED is not set (point it at the shared/ folder with data/)"
-            );
-            None
-        }
-    }
-}
 
 #[test]
 fn synthetic_generator_is_deterministic_with_mosi_shape_and_ordered_ceilings() {

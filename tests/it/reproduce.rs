@@ -1,18 +1,9 @@
 //! `reproduce-paper` end to end: the smoke profile, resuming after a killed run, the expected tables.
 use neural_synergy::models::ModelKind;
 use serde_json::Value;
-use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_reproduce-paper"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8(o.stdout).unwrap(),
-        String::from_utf8(o.stderr).unwrap(),
-    )
+    crate::common::run_bin(env!("CARGO_BIN_EXE_reproduce-paper"), args)
 }
 
 /// Rows without their wall-time column (the only thing a rerun may change).
