@@ -2,6 +2,7 @@
 
 use crate::data::Tier;
 use crate::experiments::expected::expected;
+use crate::experiments::shard::Shard;
 use crate::experiments::{load_dataset, run_plan, Plan, Profile};
 use crate::models::ModelKind;
 use crate::report::tables;
@@ -50,6 +51,11 @@ pub struct ReproduceArgs {
     /// a sequential run; only the order of lines in results.jsonl differs).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Run only shard K of N of the grid (0 <= K < N; e.g. a Slurm array task:
+    /// `--shard $SLURM_ARRAY_TASK_ID/N`). Each shard appends to its own
+    /// results.shard-K-of-N.jsonl in --out; `reproduce-paper report --from OUT` merges them.
+    #[arg(long)]
+    pub shard: Option<Shard>,
     /// Print the paper's Tables 2–6 (expected values) instead of running anything.
     #[arg(long)]
     pub expected: bool,
@@ -78,7 +84,8 @@ pub struct ReproduceArgs {
 pub enum ReproduceCommand {
     /// Re-render the tables (with CIs and verdicts) of a results directory without training.
     Report {
-        /// The folder of an earlier run (results.jsonl and run.json).
+        /// The folder of an earlier run: run.json and results.jsonl and/or the shards'
+        /// results.shard-K-of-N.jsonl files, which are merged.
         #[arg(long)]
         from: PathBuf,
         /// JSON on stdout instead of markdown.
@@ -173,12 +180,16 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         synergy,
         jobs: args.jobs.max(1),
         max_epochs: args.max_epochs,
+        shard: args.shard,
     };
     let start = std::time::Instant::now();
     let ds = load_dataset(&plan)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let results = args.out.join("results.jsonl");
+    let results = args.out.join(
+        args.shard
+            .map_or_else(|| "results.jsonl".to_string(), |s| s.file_name()),
+    );
     let hidden = args.quiet || !console_is_tty();
     let grid_bar = if hidden {
         ProgressBar::hidden()
@@ -196,7 +207,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     } else {
         ProgressBar::new_spinner()
     };
-    let (_, selected) = run_plan(
+    let (records, selected) = run_plan(
         &plan,
         &ds,
         &results,
@@ -222,32 +233,80 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     grid_bar.finish_and_clear();
     epoch_bar.finish_and_clear();
     let ctx = tables::RunContext::new(&plan, &ds);
-    std::fs::write(
-        args.out.join("run.json"),
-        serde_json::to_string_pretty(&ctx)?,
+    write_atomically(
+        &args.out.join("run.json"),
+        serde_json::to_string_pretty(&ctx)?.as_bytes(),
     )?;
+    if let Some(shard) = args.shard {
+        // a shard holds part of the grid: the tables come from the merge of all shards
+        let failed = records
+            .iter()
+            .filter(|r| r.result.failure.is_some())
+            .count();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "shard": shard.to_string(),
+                    "runs": records.len(),
+                    "failed": failed,
+                    "planned_runs": ctx.planned_runs,
+                    "results": results,
+                    "wall_s": start.elapsed().as_secs_f64(),
+                })
+            );
+        } else {
+            println!(
+                "shard {shard}: {} runs finished ({failed} failed inside) of {} planned in all; results in {}",
+                records.len(),
+                ctx.planned_runs.unwrap_or(0),
+                results.display()
+            );
+            eprintln!(
+                "reproduce-paper: when every shard has finished: reproduce-paper report --from {}",
+                args.out.display()
+            );
+        }
+        return Ok(());
+    }
     render(
         &args.out,
         &ctx,
         &selected,
         Some(start.elapsed().as_secs_f64()),
+        &[],
         args.json,
     )
 }
 
+/// Writes `bytes` to `path` through a temporary file named after this process and a rename, so
+/// concurrent shards writing the same `run.json` never interleave.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// Writes `table.{md,json,csv}` and `forest.png` into `out` from the selected runs, and prints the
-/// markdown (or the JSON with `json`).
+/// markdown (or the JSON with `json`). `warnings` (e.g. a merge that misses runs) head the
+/// markdown and go into the JSON.
 fn render(
     out: &std::path::Path,
     ctx: &tables::RunContext,
     selected: &[crate::experiments::Selected],
     wall: Option<f64>,
+    warnings: &[String],
     json_out: bool,
 ) -> Result<()> {
     let e = expected();
     let rows = tables::rows(selected, &e);
     let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels));
-    let mut md = tables::markdown(ctx, &rows, &claims, wall);
+    let mut md: String = warnings
+        .iter()
+        .map(|w| format!("> **warning:** {w}\n\n"))
+        .collect();
+    md += &tables::markdown(ctx, &rows, &claims, wall);
     if !claims.is_empty() {
         let png = out.join("forest.png");
         crate::report::claims::forest_plot(
@@ -273,6 +332,10 @@ fn render(
         "selected_runs": selected,
         "wall_s": wall,
     });
+    let mut json = json;
+    if !warnings.is_empty() {
+        json["warnings"] = serde_json::json!(warnings);
+    }
     std::fs::write(out.join("table.md"), &md)?;
     std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows))?;
@@ -289,7 +352,9 @@ fn render(
 }
 
 /// `reproduce-paper report --from DIR`: re-renders the tables of a results directory (its
-/// `results.jsonl` and `run.json`) without training.
+/// `run.json` and the merge of `results.jsonl` and every shard's `results.shard-K-of-N.jsonl`)
+/// without training. An unreadable shard file is reported by name and the rest still merge; runs
+/// missing from the plan are reported in the table's header.
 pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
     let ctx_path = dir.join("run.json");
     let ctx: tables::RunContext = serde_json::from_str(
@@ -297,12 +362,37 @@ pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
             .with_context(|| format!("reading {}", ctx_path.display()))?,
     )
     .with_context(|| format!("{} is not a run context", ctx_path.display()))?;
-    let records = crate::experiments::read_results(&dir.join("results.jsonl"))?;
+    let merged = crate::experiments::shard::read_dir(dir)?;
+    let mut warnings = Vec::new();
+    for u in &merged.unreadable {
+        eprintln!("reproduce-paper: warning: skipped unreadable results file {u}");
+        warnings.push(format!("skipped unreadable results file {u}"));
+    }
+    if merged.duplicates > 0 {
+        eprintln!(
+            "reproduce-paper: warning: {} runs appear in more than one results file; kept one copy of each",
+            merged.duplicates
+        );
+    }
+    let records = merged.records;
     if records.is_empty() {
-        bail!("{}: no finished runs", dir.join("results.jsonl").display());
+        bail!(
+            "{}: no finished runs (no readable results.jsonl or results.shard-K-of-N.jsonl)",
+            dir.display()
+        );
+    }
+    if let Some(planned) = ctx.planned_runs {
+        if records.len() < planned {
+            let w = format!(
+                "incomplete: {} of the {planned} planned runs are present (shards still running, failed or unreadable); the table covers those",
+                records.len()
+            );
+            eprintln!("reproduce-paper: warning: {w}");
+            warnings.push(w);
+        }
     }
     let selected = crate::experiments::select(&records);
-    render(dir, &ctx, &selected, None, json)
+    render(dir, &ctx, &selected, None, &warnings, json)
 }
 
 fn console_is_tty() -> bool {

@@ -2,6 +2,7 @@
 //! resumable run loop behind `reproduce-paper`.
 
 pub mod expected;
+pub mod shard;
 
 use crate::data::{self, Dataset, Tier};
 use crate::models::{ModelConfig, ModelKind};
@@ -79,6 +80,8 @@ pub struct Plan {
     pub jobs: usize,
     /// Overrides the profile's epoch cap (e.g. 1 to time one epoch per model).
     pub max_epochs: Option<usize>,
+    /// Only this shard's runs (a cluster job array's task; see [`shard`]).
+    pub shard: Option<shard::Shard>,
 }
 
 impl Plan {
@@ -268,8 +271,9 @@ pub struct Progress<'a> {
     pub resumed: bool,
 }
 
-/// Runs (or resumes) every run of the plan, appending each finished run to `results`; returns all
-/// records of this plan and the selected run per (model, variant, seed). A run that fails inside
+/// Runs (or resumes) every run of the plan — only its shard's runs when [`Plan::shard`] is set —
+/// appending each finished run to `results`; returns all records of this plan (shard) and the
+/// selected run per (model, variant, seed). A run that fails inside
 /// (see [`crate::train`]) is recorded with its cause and the plan goes on.
 pub fn run_plan(
     plan: &Plan,
@@ -278,16 +282,21 @@ pub fn run_plan(
     progress: impl FnMut(Progress<'_>) + Send,
     on_epoch: impl FnMut(usize, f64) + Send,
 ) -> anyhow::Result<(Vec<RunRecord>, Vec<Selected>)> {
-    let configs = plan.runs(ds)?;
+    let mut configs = plan.runs(ds)?;
+    let mut keys: Vec<String> = configs
+        .iter()
+        .map(|c| run_key(plan.tier, plan.profile, &ds.description, c))
+        .collect();
+    if let Some(s) = plan.shard {
+        let mine = s.select(&configs, &keys);
+        configs = mine.iter().map(|&i| configs[i].clone()).collect();
+        keys = mine.iter().map(|&i| keys[i].clone()).collect();
+    }
     let existing = read_results(results)?;
     rewrite(results, &existing)?;
     let done: std::collections::HashMap<&str, &RunRecord> =
         existing.iter().map(|r| (r.key.as_str(), r)).collect();
     let total = configs.len();
-    let keys: Vec<String> = configs
-        .iter()
-        .map(|c| run_key(plan.tier, plan.profile, &ds.description, c))
-        .collect();
     let mut slots: Vec<Option<RunRecord>> = keys
         .iter()
         .map(|k| done.get(k.as_str()).map(|r| (*r).clone()))
@@ -382,8 +391,12 @@ pub fn run_plan(
     Ok((mine, selected))
 }
 
-/// The selected run per (model, variant, seed) among `records`.
+/// The selected run per (model, variant, seed) among `records`: the best validation score, ties
+/// going to the smallest run key, so the selection does not depend on the order of the records
+/// (a merged sharded run selects exactly what the unsharded one does).
 pub fn select(records: &[RunRecord]) -> Vec<Selected> {
+    let mut sorted: Vec<&RunRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut keys: Vec<(ModelKind, Variant, u64)> = records
         .iter()
         .map(|r| {
@@ -395,7 +408,7 @@ pub fn select(records: &[RunRecord]) -> Vec<Selected> {
     keys.dedup();
     keys.into_iter()
         .filter_map(|(model, variant, seed)| {
-            let runs = records.iter().map(|r| &r.result).filter(|r| {
+            let runs = sorted.iter().map(|r| &r.result).filter(|r| {
                 r.config.model.kind() == model
                     && r.config.variant == variant
                     && r.config.seed == seed

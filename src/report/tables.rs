@@ -165,6 +165,9 @@ pub struct RunContext {
     /// The epoch cap when `--max-epochs` overrode the profile's.
     #[serde(default)]
     pub max_epochs: Option<usize>,
+    /// Runs in the whole plan (all shards), so a merged report can tell what is missing.
+    #[serde(default)]
+    pub planned_runs: Option<usize>,
 }
 
 impl RunContext {
@@ -180,6 +183,7 @@ impl RunContext {
             test_ids: ds.test.ids.clone(),
             test_labels: ds.test.labels.iter().map(|v| *v as f64).collect(),
             max_epochs: plan.max_epochs,
+            planned_runs: plan.runs(ds).ok().map(|r| r.len()),
         }
     }
 }

@@ -17,6 +17,8 @@ mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
 mod reproduce;
+mod shard;
+mod slurm;
 mod stats;
 mod synergy_cnet;
 mod synergy_parity;
