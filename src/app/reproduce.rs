@@ -35,6 +35,10 @@ pub struct ReproduceArgs {
     /// MMSA pickle (aligned_50.pkl) or a UR-FUNNY folder (`--data` is the same flag).
     #[arg(long, visible_alias = "data")]
     pub data_dir: Option<PathBuf>,
+    /// Comma-separated variants (default: Table 2's nll,nll-skl,nll-smmd; nll-iwas adds the IWas
+    /// baseline of Table 3).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub variants: Option<Vec<Variant>>,
     /// Comma-separated seeds (default: 0 for smoke/quick, 0..4 for paper).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
@@ -56,6 +60,10 @@ pub struct ReproduceArgs {
     /// results.shard-K-of-N.jsonl in --out; `reproduce-paper report --from OUT` merges them.
     #[arg(long)]
     pub shard: Option<Shard>,
+    /// Print the plan's cost (runs per model and variant, projected hours from measured
+    /// per-epoch times) instead of training.
+    #[arg(long)]
+    pub plan: bool,
     /// Print the paper's Tables 2–6 (expected values) instead of running anything.
     #[arg(long)]
     pub expected: bool,
@@ -175,7 +183,15 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         profile,
         seeds,
         models: kinds.iter().map(|k| k.default_config()).collect(),
-        variants: Variant::ALL.to_vec(),
+        variants: {
+            let mut v = args
+                .variants
+                .clone()
+                .unwrap_or_else(|| Variant::ALL.to_vec());
+            v.sort();
+            v.dedup();
+            v
+        },
         data_dir: args.data_dir.clone(),
         synergy,
         jobs: args.jobs.max(1),
@@ -184,6 +200,9 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     };
     let start = std::time::Instant::now();
     let ds = load_dataset(&plan)?;
+    if args.plan {
+        return print_plan(&plan, &ds, &args);
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let results = args.out.join(
@@ -277,6 +296,50 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         &[],
         args.json,
     )
+}
+
+/// `--plan`: the cost of the plan without training (see [`crate::experiments::cost`]).
+fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> Result<()> {
+    use crate::experiments::cost;
+    let runs = plan.runs(ds)?;
+    // per-epoch times of finished runs of the same data in --out, when there are any
+    let measured: Vec<_> = if args.out.is_dir() {
+        crate::experiments::shard::read_dir(&args.out)?
+            .records
+            .into_iter()
+            .filter(|r| r.data == ds.description)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let lines = cost::plan_cost(&runs, ds.train.len(), &measured);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tier": plan.tier.name(),
+                "profile": plan.profile.name(),
+                "seeds": plan.seeds,
+                "train_clips": ds.train.len(),
+                "jobs": plan.jobs,
+                "lines": lines,
+                "runs": runs.len(),
+                "cpu_hours": lines.iter().filter_map(|l| l.cpu_hours).sum::<f64>(),
+            })
+        );
+    } else {
+        let header = format!(
+            "Cost plan: profile `{}`, tier `{}`, {} seeds, {} grid points, {} training clips ({}).",
+            plan.profile.name(),
+            plan.tier.name(),
+            plan.seeds.len(),
+            plan.profile.grid().len(),
+            ds.train.len(),
+            ds.name
+        );
+        print!("{}", cost::markdown(&lines, &header, plan.jobs));
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file named after this process and a rename, so

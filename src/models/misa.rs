@@ -53,8 +53,9 @@
 //!   `text_hidden` = 128, not the input width (300) that the original MISA uses with GloVe: at 300
 //!   the text LSTMs hold 3.6 M of 5.1 M parameters and one epoch on the synthetic MOSI tier (batch
 //!   32, one thread) takes ≈ 2.5× as long. `text_hidden: null` restores the original width.
-//! * Bidirectional LSTMs are two candle-nn LSTMs; the backward one reads each sequence reversed
-//!   within its valid length (PyTorch packs by length), so padding never changes an output.
+//! * Bidirectional LSTMs are two [`FastLstm`]s (candle-nn's weights, whole-sequence kernel) that
+//!   run each sequence's valid steps only; the backward one reads each sequence reversed within its
+//!   valid length (PyTorch packs by length), so padding never changes an output.
 //! * The output is one value; for [`Task::Binary`](crate::data::Task::Binary) it is a logit (MMSA's
 //!   classification head has `num_classes` outputs and cross-entropy).
 //! * CMD's Euclidean norms are `sqrt(Σ(·)² + 1e-30)` so that the gradient at a zero difference
@@ -72,13 +73,13 @@
 //! * MMSA packs audio and vision with the text token count; here all modalities share one
 //!   (word-aligned) length, so the quirk does not arise.
 
+use super::lstm::{fast_lstm, FastLstm};
 use super::{
     check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
     SeededDropout,
 };
 use crate::data::SeqBatch;
 use candle_core::{Module, Tensor, D};
-use candle_nn::rnn::{lstm, LSTMConfig, LSTM, RNN};
 use candle_nn::{linear, Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -242,28 +243,28 @@ impl LayerNorm {
     }
 }
 
-/// A bidirectional one-layer LSTM on padded batches (`B × T × d`, padding at the end).
+/// A bidirectional one-layer LSTM on padded batches (`B × T × d`, padding at the end): two
+/// [`FastLstm`]s (candle-nn's parameter names and initialisation) that run each sequence's valid
+/// steps only, as PyTorch's packed sequences do.
 struct BiLstm {
-    fwd: LSTM,
-    bwd: LSTM,
+    fwd: FastLstm,
+    bwd: FastLstm,
 }
 
 impl BiLstm {
     fn new(d: usize, h: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Self {
-            fwd: lstm(d, h, LSTMConfig::default(), vb.pp("fwd"))?,
-            bwd: lstm(d, h, LSTMConfig::default(), vb.pp("bwd"))?,
+            fwd: fast_lstm(d, h, vb.pp("fwd"))?,
+            bwd: fast_lstm(d, h, vb.pp("bwd"))?,
         })
     }
 
-    /// Per-step outputs `B × T × 2h` (`[h→_t, h←_t]`, garbage at padded steps) and the final
-    /// hidden states `h→` (at the last valid step) and `h←` (after reading back to step 0).
+    /// Per-step outputs `B × T × 2h` (`[h→_t, h←_t]`; at padded steps the frozen final states,
+    /// which nothing downstream reads) and the final hidden states `h→` (at the last valid step)
+    /// and `h←` (after reading back to step 0).
     fn forward(&self, x: &Tensor, p: &Packing) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let of = self.fwd.states_to_tensor(&self.fwd.seq(x)?)?;
-        let xr = p.reverse(x)?;
-        let ob = self.bwd.states_to_tensor(&self.bwd.seq(&xr)?)?;
-        let hf = super::last_valid(&of, &p.last)?;
-        let hb = super::last_valid(&ob, &p.last)?;
+        let (of, hf, _) = self.fwd.seq_masked(x, &p.lengths)?;
+        let (ob, hb, _) = self.bwd.seq_masked(&p.reverse(x)?, &p.lengths)?;
         let out = Tensor::cat(&[of, p.reverse(&ob)?], 2)?;
         Ok((out, hf, hb))
     }
@@ -273,7 +274,8 @@ impl BiLstm {
 /// steps stay in place), and the one-hot of the last valid step.
 struct Packing {
     rev: Tensor,
-    last: Tensor,
+    /// Valid lengths clamped to `1..=T` (an empty clip reads its first, padded, step).
+    lengths: Vec<usize>,
     b: usize,
     t: usize,
 }
@@ -282,8 +284,8 @@ impl Packing {
     fn new(batch: &SeqBatch) -> candle_core::Result<Self> {
         let (b, t) = batch.mask.dims2()?;
         let mut idx = Vec::with_capacity(b * t);
-        for (r, &l) in batch.lengths.iter().enumerate() {
-            let l = l.clamp(1, t);
+        let lengths: Vec<usize> = batch.lengths.iter().map(|&l| l.clamp(1, t)).collect();
+        for (r, &l) in lengths.iter().enumerate() {
             for s in 0..t {
                 let src = if s < l { l - 1 - s } else { s };
                 idx.push((r * t + src) as u32);
@@ -291,7 +293,7 @@ impl Packing {
         }
         Ok(Self {
             rev: Tensor::from_vec(idx, b * t, batch.mask.device())?,
-            last: batch.last.clone(),
+            lengths,
             b,
             t,
         })

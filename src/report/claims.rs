@@ -88,7 +88,7 @@ pub fn claims(selected: &[Selected], expected: &[Expected], labels: Labels<'_>) 
         if base.is_empty() {
             continue;
         }
-        for variant in [Variant::NllSkl, Variant::NllSmmd] {
+        for variant in [Variant::NllSkl, Variant::NllSmmd, Variant::NllIwas] {
             let var: Vec<&Selected> = selected
                 .iter()
                 .filter(|s| s.model == kind && s.variant == variant)

@@ -62,7 +62,7 @@ pub struct PaperCells {
 pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
     let mut out = Vec::new();
     for &kind in ModelKind::ALL {
-        for v in Variant::ALL {
+        for v in Variant::EVERY {
             let sel: Vec<&Selected> = selected
                 .iter()
                 .filter(|s| s.variant == v && s.model == kind)

@@ -12,6 +12,7 @@
 //!   [`ModelOutput`] (unimodal representations, fused representation, prediction).
 
 pub mod cnet;
+pub mod iwas;
 pub mod losses;
 pub mod nets;
 pub mod step;
@@ -35,6 +36,9 @@ pub enum SynergyError {
     /// A configuration value is out of its domain.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Inputs of incompatible shapes.
+    #[error("shape: {0}")]
+    Shape(String),
     /// A loss became NaN or infinite.
     #[error("non-finite {what} ({value}) at step {step}")]
     NonFinite {

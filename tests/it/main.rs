@@ -21,4 +21,5 @@ mod shard;
 mod slurm;
 mod stats;
 mod synergy_cnet;
+mod synergy_iwas;
 mod synergy_parity;

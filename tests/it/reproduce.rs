@@ -196,3 +196,69 @@ fn bad_arguments_are_one_line_errors() {
     assert_eq!(code, 2);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// `--plan`: runs × epoch cap × seconds per epoch, from the embedded table and, once runs of the
+/// same data have finished in `--out`, from their measured wall time; nothing is trained.
+#[test]
+fn plan_costs_runs_from_the_embedded_table_then_from_measured_runs() {
+    use neural_synergy::experiments::cost::{MOSI_EPOCH_S, MOSI_TRAIN_CLIPS};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let (code, stdout, err) = run(&[
+        "--profile",
+        "paper",
+        "--models",
+        "flstm",
+        "--plan",
+        "--json",
+        "--out",
+        out,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["runs"],
+        3 * 5 * 10,
+        "3 variants × 5 seeds × 10 grid points"
+    );
+    assert_eq!(v["train_clips"], MOSI_TRAIN_CLIPS);
+    let (_, nll, syn) = MOSI_EPOCH_S.iter().find(|m| m.0 == "FLSTM").unwrap();
+    let want = 50.0 * 60.0 * (nll + 2.0 * syn) / 3600.0;
+    let got = v["cpu_hours"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "--plan trains nothing"
+    );
+
+    // after a smoke run in the same folder, the smoke plan uses its measured seconds per epoch
+    let smoke = [
+        "--profile",
+        "smoke",
+        "--models",
+        "flstm",
+        "--max-epochs",
+        "1",
+    ];
+    let (code, _, err) = run(&[&smoke[..], &["--quiet", "--out", out]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, stdout, err) = run(&[&smoke[..], &["--plan", "--json", "--out", out]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let recs = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+    for line in v["lines"].as_array().unwrap() {
+        let rec = recs
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["result"]["config"]["variant"] == line["variant"])
+            .unwrap();
+        let r = &rec["result"];
+        let per_epoch = r["wall_s"].as_f64().unwrap() / r["epochs"].as_f64().unwrap();
+        assert!(
+            line["source"].as_str().unwrap().starts_with("measured"),
+            "{line}"
+        );
+        assert!((line["epoch_s"].as_f64().unwrap() - per_epoch).abs() < 1e-9);
+        assert_eq!(line["runs"], 1);
+    }
+}

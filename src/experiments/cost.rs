@@ -1,0 +1,145 @@
+//! The cost of a plan before running it (`reproduce-paper --plan`): runs per model and variant,
+//! times the epoch cap, times seconds per epoch.
+//!
+//! Seconds per epoch (one pass over the training split plus the validation pass, one thread) come
+//! from, in order: finished runs of the same data in the output folder's results files (measured
+//! on the user's machine), else the table [`MOSI_EPOCH_S`] measured here at MOSI's shapes, scaled
+//! linearly by the number of training clips (widths and sequence lengths are ignored, so the
+//! scaling is rough for MOSEI's wider audio and vision). Projections use the epoch cap: early
+//! stopping (patience 8) ends most runs sooner, so they are upper bounds.
+
+use super::RunRecord;
+use crate::train::{RunConfig, Variant};
+use serde::Serialize;
+
+/// Training clips of MOSI (and of the MOSI-shaped synthetic tier) that [`MOSI_EPOCH_S`] was
+/// measured on.
+pub const MOSI_TRAIN_CLIPS: usize = 1284;
+
+/// `(model, NLL s/epoch, synergy s/epoch)` at MOSI's shapes (1,284 training and 229 validation
+/// clips, 50 steps, widths 300/5/20, batch 32), one thread per run. Measured on this project's
+/// 2-core machine with `reproduce-paper --profile quick --max-epochs 1 --jobs 1` (README,
+/// "Cost plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD.
+pub const MOSI_EPOCH_S: &[(&str, f64, f64)] = &[
+    ("FLSTM", 2.7, 4.9),
+    ("TFN", 34.3, 33.7),
+    ("LMF", 1.5, 2.3),
+    ("MFN", 32.9, 34.0),
+    ("MISA", 27.7, 24.4),
+];
+
+/// One line of the cost plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostLine {
+    pub model: String,
+    pub variant: String,
+    pub runs: usize,
+    /// Largest epoch cap among the runs.
+    pub epoch_cap: usize,
+    /// Seconds per epoch used for the projection (`None`: no measurement for this model).
+    pub epoch_s: Option<f64>,
+    /// Where `epoch_s` comes from: `"measured in OUT"` or `"embedded (MOSI shapes, scaled)"`.
+    pub source: String,
+    /// Σ over runs of epoch cap × seconds per epoch, in hours of one thread.
+    pub cpu_hours: Option<f64>,
+}
+
+/// The cost plan of `runs` on a dataset with `train_clips` training clips; `measured` are finished
+/// runs of the same data (their wall time per epoch wins over the embedded table).
+pub fn plan_cost(runs: &[RunConfig], train_clips: usize, measured: &[RunRecord]) -> Vec<CostLine> {
+    let mut keys: Vec<(String, Variant)> = runs
+        .iter()
+        .map(|c| (c.model.kind().name().to_string(), c.variant))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
+    keys.into_iter()
+        .map(|(model, variant)| {
+            let mine: Vec<&RunConfig> = runs
+                .iter()
+                .filter(|c| c.model.kind().name() == model && c.variant == variant)
+                .collect();
+            let epoch_cap = mine.iter().map(|c| c.max_epochs).max().unwrap_or(0);
+            let epochs: usize = mine.iter().map(|c| c.max_epochs).sum();
+            let per_epoch: Vec<f64> = measured
+                .iter()
+                .map(|r| &r.result)
+                .filter(|r| {
+                    r.config.model.kind().name() == model
+                        && r.config.variant == variant
+                        && r.epochs > 0
+                        && r.wall_s.is_finite()
+                })
+                .map(|r| r.wall_s / r.epochs as f64)
+                .collect();
+            let (epoch_s, source) = if per_epoch.is_empty() {
+                let scale = train_clips as f64 / MOSI_TRAIN_CLIPS as f64;
+                let s = MOSI_EPOCH_S
+                    .iter()
+                    .find(|(m, _, _)| *m == model)
+                    .map(|&(_, nll, syn)| scale * if variant == Variant::Nll { nll } else { syn });
+                (s, "embedded (MOSI shapes, scaled)".to_string())
+            } else {
+                (
+                    Some(per_epoch.iter().sum::<f64>() / per_epoch.len() as f64),
+                    format!("measured ({} finished runs)", per_epoch.len()),
+                )
+            };
+            CostLine {
+                model,
+                variant: variant.name().to_string(),
+                runs: mine.len(),
+                epoch_cap,
+                epoch_s,
+                source,
+                cpu_hours: epoch_s.map(|s| s * epochs as f64 / 3600.0),
+            }
+        })
+        .collect()
+}
+
+/// The plan as markdown: one line per model × variant, the total, and the wall time with `jobs`
+/// runs in parallel.
+pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.model.clone(),
+                l.variant.clone(),
+                l.runs.to_string(),
+                l.epoch_cap.to_string(),
+                l.epoch_s.map_or("—".into(), |s| format!("{s:.1}")),
+                l.source.clone(),
+                l.cpu_hours.map_or("—".into(), |h| format!("{h:.2}")),
+            ]
+        })
+        .collect();
+    let mut md = format!("{header}\n\n");
+    md += &crate::report::markdown_table(
+        &[
+            "Model",
+            "Variant",
+            "runs",
+            "epoch cap",
+            "s / epoch",
+            "source",
+            "CPU-hours (≤)",
+        ],
+        &rows,
+    );
+    let runs: usize = lines.iter().map(|l| l.runs).sum();
+    let hours: f64 = lines.iter().filter_map(|l| l.cpu_hours).sum();
+    let unknown = lines.iter().filter(|l| l.cpu_hours.is_none()).count();
+    md += &format!(
+        "\nTotal: {runs} runs, ≤ {hours:.1} hours of one thread; with --jobs {jobs} on a machine with \
+         ≥ {jobs} cores: ≤ {:.1} h wall (split over N such nodes with --shard K/N: divide by N). \
+         Upper bounds: every run is costed at its epoch cap, early stopping ends most sooner. GPU: \
+         no training time measured on a GPU yet.\n",
+        hours / jobs.max(1) as f64
+    );
+    if unknown > 0 {
+        md += &format!("{unknown} lines have no per-epoch time (—) and are not in the total.\n");
+    }
+    md
+}
