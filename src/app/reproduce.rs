@@ -1,6 +1,6 @@
 //! `reproduce-paper`: argument parsing and orchestration (the binary only calls [`main_with`]).
 
-use crate::data::Tier;
+use crate::data::{DatasetName, Tier};
 use crate::experiments::expected::expected;
 use crate::experiments::{load_dataset, run_plan, Plan, Profile};
 use crate::models::ModelKind;
@@ -27,11 +27,16 @@ pub struct ReproduceArgs {
     /// or full (your own feature file; needs --data).
     #[arg(long, value_enum, default_value_t = Tier::Synthetic)]
     pub tier: Tier,
+    /// mosi, mosei or urfunny (binary): which corpus the synthetic tier imitates and the
+    /// real-text tier reads (MOSI, MOSEI); the full tier reads whatever its file is.
+    #[arg(long, value_enum, default_value_t = DatasetName::Mosi)]
+    pub dataset: DatasetName,
     /// Comma-separated models (default: all registered, in table order).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub models: Option<Vec<ModelKind>>,
-    /// real-text: the folder holding mosi/label.csv and glove/ (e.g. ../shared/data); full: an
-    /// MMSA pickle (aligned_50.pkl) or a UR-FUNNY folder (`--data` is the same flag).
+    /// real-text: the folder holding mosi/ (or mosei/) label.csv and glove/ (e.g.
+    /// ../shared/data); full: an MMSA pickle (aligned_50.pkl), a UR-FUNNY folder, or a folder of
+    /// .csd files with a label.csv (`--data` is the same flag).
     #[arg(long, visible_alias = "data")]
     pub data_dir: Option<PathBuf>,
     /// Comma-separated seeds (default: 0 for smoke/quick, 0..4 for paper).
@@ -165,6 +170,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     kinds.dedup();
     let plan = Plan {
         tier,
+        dataset: args.dataset,
         profile,
         seeds,
         models: kinds.iter().map(|k| k.default_config()).collect(),
@@ -214,8 +220,12 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
                 if p.resumed { " (done)" } else { "" }
             ));
         },
-        |epoch, mae| {
-            epoch_bar.set_message(format!("epoch {epoch}: valid MAE {mae:.4}"));
+        |epoch, score| {
+            let metric = match ds.task {
+                crate::data::Task::Regression => "MAE",
+                crate::data::Task::Binary => "accuracy",
+            };
+            epoch_bar.set_message(format!("epoch {epoch}: valid {metric} {score:.4}"));
             epoch_bar.tick();
         },
     )?;
@@ -245,15 +255,19 @@ fn render(
     json_out: bool,
 ) -> Result<()> {
     let e = expected();
-    let rows = tables::rows(selected, &e);
-    let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels));
-    let mut md = tables::markdown(ctx, &rows, &claims, wall);
+    let dataset = ctx.dataset_or_mosi();
+    let rows = tables::rows(selected, &e, dataset);
+    let binary = tables::binary_rows(selected, &e, dataset);
+    let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels), dataset);
+    let mut md = tables::markdown(ctx, &rows, &binary, &claims, wall);
     if !claims.is_empty() {
         let png = out.join("forest.png");
         crate::report::claims::forest_plot(
             &png,
             &format!(
-                "Table 2 claims, tier {} (profile {})",
+                "Table {} claims ({}), tier {} (profile {})",
+                dataset.paper_table(),
+                dataset.label(),
                 ctx.tier.name(),
                 ctx.profile.name()
             ),
@@ -263,19 +277,24 @@ fn render(
         md += "\n![forest plot of the claims](forest.png)\n";
     }
     let json = serde_json::json!({
+        "dataset": dataset.name(),
         "tier": ctx.tier.name(),
         "profile": ctx.profile.name(),
         "seeds": ctx.seeds,
         "data": ctx.data,
         "ceilings": ctx.ceilings,
-        "rows": rows,
+        "rows": if ctx.task == crate::data::Task::Binary {
+            serde_json::to_value(&binary)?
+        } else {
+            serde_json::to_value(&rows)?
+        },
         "claims": claims,
         "selected_runs": selected,
         "wall_s": wall,
     });
     std::fs::write(out.join("table.md"), &md)?;
     std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
-    std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows))?;
+    std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows, &binary))?;
     if json_out {
         println!("{json}");
     } else {
@@ -297,9 +316,15 @@ pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
             .with_context(|| format!("reading {}", ctx_path.display()))?,
     )
     .with_context(|| format!("{} is not a run context", ctx_path.display()))?;
-    let records = crate::experiments::read_results(&dir.join("results.jsonl"))?;
+    let mut records = crate::experiments::read_results(&dir.join("results.jsonl"))?;
+    // only the runs on run.json's data (a folder reused for another dataset or tier keeps the
+    // other runs' lines; they must not mix into this table)
+    records.retain(|r| r.tier == ctx.tier && r.profile == ctx.profile && r.data == ctx.data);
     if records.is_empty() {
-        bail!("{}: no finished runs", dir.join("results.jsonl").display());
+        bail!(
+            "{}: no finished runs on the data of run.json",
+            dir.join("results.jsonl").display()
+        );
     }
     let selected = crate::experiments::select(&records);
     render(dir, &ctx, &selected, None, json)
