@@ -41,7 +41,8 @@ pub enum DataError {
 pub enum Tier {
     Synthetic,
     RealText,
-    /// Researchers' own feature files (MMSA pickles, UR-FUNNY pickles), read natively.
+    /// Researchers' own feature files (MMSA pickles, UR-FUNNY pickles, a set of `.csd` files),
+    /// read natively ([`load_full`]).
     Full,
 }
 
