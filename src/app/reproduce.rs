@@ -1,6 +1,6 @@
 //! `reproduce-paper`: argument parsing and orchestration (the binary only calls [`main_with`]).
 
-use crate::data::Tier;
+use crate::data::{DatasetName, Tier};
 use crate::experiments::expected::expected;
 use crate::experiments::shard::Shard;
 use crate::experiments::{load_dataset, run_plan, Plan, Profile};
@@ -28,11 +28,16 @@ pub struct ReproduceArgs {
     /// or full (your own feature file; needs --data).
     #[arg(long, value_enum, default_value_t = Tier::Synthetic)]
     pub tier: Tier,
+    /// mosi, mosei or urfunny (binary): which corpus the synthetic tier imitates and the
+    /// real-text tier reads (MOSI, MOSEI); the full tier reads whatever its file is.
+    #[arg(long, value_enum, default_value_t = DatasetName::Mosi)]
+    pub dataset: DatasetName,
     /// Comma-separated models (default: all registered, in table order).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub models: Option<Vec<ModelKind>>,
-    /// real-text: the folder holding mosi/label.csv and glove/ (e.g. ../shared/data); full: an
-    /// MMSA pickle (aligned_50.pkl) or a UR-FUNNY folder (`--data` is the same flag).
+    /// real-text: the folder holding mosi/ (or mosei/) label.csv and glove/ (e.g.
+    /// ../shared/data); full: an MMSA pickle (aligned_50.pkl), a UR-FUNNY folder, or a folder of
+    /// .csd files with a label.csv (`--data` is the same flag).
     #[arg(long, visible_alias = "data")]
     pub data_dir: Option<PathBuf>,
     /// Comma-separated variants (default: Table 2's nll,nll-skl,nll-smmd; nll-iwas adds the IWas
@@ -180,6 +185,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     kinds.dedup();
     let plan = Plan {
         tier,
+        dataset: args.dataset,
         profile,
         seeds,
         models: kinds.iter().map(|k| k.default_config()).collect(),
@@ -244,8 +250,12 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
                 if p.resumed { " (done)" } else { "" }
             ));
         },
-        |epoch, mae| {
-            epoch_bar.set_message(format!("epoch {epoch}: valid MAE {mae:.4}"));
+        |epoch, score| {
+            let metric = match ds.task {
+                crate::data::Task::Regression => "MAE",
+                crate::data::Task::Binary => "accuracy",
+            };
+            epoch_bar.set_message(format!("epoch {epoch}: valid {metric} {score:.4}"));
             epoch_bar.tick();
         },
     )?;
@@ -363,19 +373,23 @@ fn render(
     json_out: bool,
 ) -> Result<()> {
     let e = expected();
-    let rows = tables::rows(selected, &e);
-    let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels));
+    let dataset = ctx.dataset_or_mosi();
+    let rows = tables::rows(selected, &e, dataset);
+    let binary = tables::binary_rows(selected, &e, dataset);
+    let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels), dataset);
     let mut md: String = warnings
         .iter()
         .map(|w| format!("> **warning:** {w}\n\n"))
         .collect();
-    md += &tables::markdown(ctx, &rows, &claims, wall);
+    md += &tables::markdown(ctx, &rows, &binary, &claims, wall);
     if !claims.is_empty() {
         let png = out.join("forest.png");
         crate::report::claims::forest_plot(
             &png,
             &format!(
-                "Table 2 claims, tier {} (profile {})",
+                "Table {} claims ({}), tier {} (profile {})",
+                dataset.paper_table(),
+                dataset.label(),
                 ctx.tier.name(),
                 ctx.profile.name()
             ),
@@ -385,12 +399,17 @@ fn render(
         md += "\n![forest plot of the claims](forest.png)\n";
     }
     let json = serde_json::json!({
+        "dataset": dataset.name(),
         "tier": ctx.tier.name(),
         "profile": ctx.profile.name(),
         "seeds": ctx.seeds,
         "data": ctx.data,
         "ceilings": ctx.ceilings,
-        "rows": rows,
+        "rows": if ctx.task == crate::data::Task::Binary {
+            serde_json::to_value(&binary)?
+        } else {
+            serde_json::to_value(&rows)?
+        },
         "claims": claims,
         "selected_runs": selected,
         "wall_s": wall,
@@ -401,7 +420,7 @@ fn render(
     }
     std::fs::write(out.join("table.md"), &md)?;
     std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
-    std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows))?;
+    std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows, &binary))?;
     if json_out {
         println!("{json}");
     } else {
@@ -437,10 +456,13 @@ pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
             merged.duplicates
         );
     }
-    let records = merged.records;
+    let mut records = merged.records;
+    // only the runs on run.json's data (a folder reused for another dataset or tier keeps the
+    // other runs' lines; they must not mix into this table)
+    records.retain(|r| r.tier == ctx.tier && r.profile == ctx.profile && r.data == ctx.data);
     if records.is_empty() {
         bail!(
-            "{}: no finished runs (no readable results.jsonl or results.shard-K-of-N.jsonl)",
+            "{}: no finished runs on the data of run.json (in results.jsonl or results.shard-K-of-N.jsonl)",
             dir.display()
         );
     }

@@ -272,7 +272,7 @@ fn split_from(mut d: Obj, which: TextFeatures) -> Result<(Split, [usize; 3], usi
 }
 
 /// Averages each clip's first `valid[i]` frames in `steps[i]` contiguous chunks; output N × t × d.
-fn chunk_average(
+pub(crate) fn chunk_average(
     src: &[f32],
     [n, tf, d]: [usize; 3],
     valid: &[usize],

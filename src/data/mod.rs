@@ -1,7 +1,8 @@
-//! Datasets in three tiers (see the README): `synthetic` (a seeded generator with a known
-//! information structure), `real-text` (real MOSI transcripts, labels and splits, GloVe words,
-//! synthetic audio/visual cues), and `full` (researchers' own feature files: MMSA pickles,
-//! UR-FUNNY pickles, CMU-SDK `.csd`; see [`mmsa`], [`urfunny`], [`csd`]).
+//! Datasets in three tiers (see the README): `synthetic` (seeded generators with a known
+//! information structure, shaped like MOSI, MOSEI or UR-FUNNY), `real-text` (real MOSI or MOSEI
+//! transcripts, labels and splits, GloVe words, synthetic audio/visual cues), and `full`
+//! (researchers' own feature files: MMSA pickles, UR-FUNNY pickles, a set of CMU-SDK `.csd`
+//! files; see [`mmsa`], [`urfunny`], [`csd`]). Which corpus a run is about is a [`DatasetName`].
 
 pub mod csd;
 pub mod inspect;
@@ -40,7 +41,8 @@ pub enum DataError {
 pub enum Tier {
     Synthetic,
     RealText,
-    /// Researchers' own feature files (MMSA pickles, UR-FUNNY pickles), read natively.
+    /// Researchers' own feature files (MMSA pickles, UR-FUNNY pickles, a set of `.csd` files),
+    /// read natively ([`load_full`]).
     Full,
 }
 
@@ -51,6 +53,76 @@ impl Tier {
             Tier::Synthetic => "synthetic",
             Tier::RealText => "real-text",
             Tier::Full => "full",
+        }
+    }
+}
+
+/// The corpus an experiment is about (`reproduce-paper --dataset`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetName {
+    /// CMU-MOSI (sentiment regression in [−3, 3]).
+    #[default]
+    Mosi,
+    /// CMU-MOSEI (sentiment regression in [−3, 3]).
+    Mosei,
+    /// UR-FUNNY (binary humour).
+    #[value(name = "urfunny", alias = "ur-funny")]
+    UrFunny,
+}
+
+impl DatasetName {
+    /// Name used in files, keys and `--dataset`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetName::Mosi => "mosi",
+            DatasetName::Mosei => "mosei",
+            DatasetName::UrFunny => "urfunny",
+        }
+    }
+
+    /// Name used in table headers.
+    pub fn label(self) -> &'static str {
+        match self {
+            DatasetName::Mosi => "CMU-MOSI",
+            DatasetName::Mosei => "CMU-MOSEI",
+            DatasetName::UrFunny => "UR-FUNNY",
+        }
+    }
+
+    /// The task of the corpus.
+    pub fn task(self) -> Task {
+        match self {
+            DatasetName::Mosi | DatasetName::Mosei => Task::Regression,
+            DatasetName::UrFunny => Task::Binary,
+        }
+    }
+
+    /// The paper's table with this corpus's main results (2: MOSI, 5: MOSEI, 6: UR-FUNNY).
+    pub fn paper_table(self) -> u8 {
+        match self {
+            DatasetName::Mosi => 2,
+            DatasetName::Mosei => 5,
+            DatasetName::UrFunny => 6,
+        }
+    }
+
+    /// The corpus a [`Dataset::name`] stands for, when known: `mosi`, `mosei`, `urfunny` and
+    /// the loaders' prefixed/suffixed forms (`mmsa-mosei`, `csd-mosi`, `urfunny-v1`, …);
+    /// `None` for a file whose corpus the loader could not tell (e.g. `mmsa-custom`).
+    pub fn of_dataset(name: &str) -> Option<Self> {
+        let base = name
+            .strip_prefix("mmsa-")
+            .or_else(|| name.strip_prefix("csd-"))
+            .unwrap_or(name);
+        let base = base.split('-').next().unwrap_or(base);
+        match base {
+            "mosi" => Some(DatasetName::Mosi),
+            "mosei" => Some(DatasetName::Mosei),
+            "urfunny" => Some(DatasetName::UrFunny),
+            _ => None,
         }
     }
 }
@@ -77,6 +149,19 @@ pub struct Split {
 }
 
 impl Split {
+    /// An empty split with room for `n` clips of `t` steps of widths `dims` (one allocation per
+    /// array, so large generated splits never double their memory while growing).
+    pub fn with_capacity(n: usize, t: usize, dims: [usize; 3]) -> Self {
+        Split {
+            ids: Vec::with_capacity(n),
+            text: Vec::with_capacity(n * t * dims[0]),
+            audio: Vec::with_capacity(n * t * dims[1]),
+            vision: Vec::with_capacity(n * t * dims[2]),
+            lengths: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+        }
+    }
+
     /// Samples.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -127,11 +212,19 @@ pub struct Dataset {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ceiling {
     pub name: String,
-    pub mae: f64,
+    /// Mean absolute error (regression tasks; `None` for a binary task).
+    #[serde(default)]
+    pub mae: Option<f64>,
+    /// Regression: Acc2 (sign agreement on non-zero labels); binary: accuracy on the 0/1 label.
     pub acc2: f64,
 }
 
 impl Dataset {
+    /// The corpus this dataset is (from [`Dataset::name`]; see [`DatasetName::of_dataset`]).
+    pub fn corpus(&self) -> Option<DatasetName> {
+        DatasetName::of_dataset(&self.name)
+    }
+
     /// A batch of the rows `idx` of `split`, with modalities in `drop` replaced by zeros
     /// (0 = text, 1 = audio, 2 = vision).
     pub fn batch(
@@ -182,6 +275,20 @@ impl Dataset {
     }
 }
 
+/// Loads a `full`-tier path: a folder of UR-FUNNY SDK pickles ([`urfunny::load`]), a folder
+/// of `.csd` files ([`csd::load_set`]), or an MMSA pickle ([`mmsa::load`], `text` features).
+pub fn load_full(path: &std::path::Path) -> Result<Dataset, DataError> {
+    if path.is_dir() {
+        if csd::is_set(path) {
+            csd::load_set(path)
+        } else {
+            urfunny::load(path)
+        }
+    } else {
+        mmsa::load(path, mmsa::TextFeatures::Text)
+    }
+}
+
 /// Facts about the real MOSI label distribution (from `mosi/label.csv`, 2195 clips), used to give
 /// the synthetic labels MOSI's shape: counts of labels rounded to −3..3, the share of labels that are
 /// exactly 0, and the mean transcript length in words (median 10, max 114).
@@ -195,4 +302,39 @@ pub mod mosi_facts {
     pub const MEAN_WORDS: f64 = 12.6;
     /// Standard split sizes of Table 1.
     pub const SPLITS: [usize; 3] = [1284, 229, 686];
+}
+
+/// Facts about the real MOSEI labels (`mosei/label.csv`, 22788 clips), used to give the synthetic
+/// MOSEI-shaped tier MOSEI's label distribution. Computed by `python3 scripts/data_facts.py
+/// ../shared/data` (standard library only); the `data_tiers` tests recompute them from the file
+/// when `SYNERGY_SHARED` is set.
+pub mod mosei_facts {
+    /// Counts of `6·label` (MOSEI labels are means of annotators' integer scores: every label is
+    /// a multiple of 1/6) for `6·label` = −18, −17, …, 18.
+    pub const LABEL_COUNTS: [f64; 37] = [
+        126.0, 0.0, 279.0, 0.0, 411.0, 0.0, 647.0, 0.0, 756.0, 0.0, 828.0, 0.0, 883.0, 0.0, 1118.0,
+        4.0, 1528.0, 3.0, 4972.0, 11.0, 2989.0, 11.0, 2507.0, 7.0, 1881.0, 3.0, 1404.0, 8.0,
+        1009.0, 2.0, 737.0, 0.0, 396.0, 1.0, 206.0, 0.0, 61.0,
+    ];
+    /// Population standard deviation of the labels.
+    pub const LABEL_SD: f64 = 1.1154;
+    /// Median and mean words per transcript (the real-text tokenizer's words).
+    pub const MEDIAN_WORDS: f64 = 17.0;
+    pub const MEAN_WORDS: f64 = 19.72;
+    /// Split sizes of the MMSA/MulT pickles the paper uses (Table 1); `label.csv` has
+    /// 16274/1861/4653 of them.
+    pub const SPLITS: [usize; 3] = [16326, 1871, 4659];
+}
+
+/// Facts about UR-FUNNY's official folds (`urfunny/v1/data_folds.pkl`,
+/// `urfunny/v1/humor_label_sdk.pkl`), used by the synthetic UR-FUNNY-shaped tier. Computed by
+/// `python3 scripts/data_facts.py ../shared/data`; checked against the files by the `data_tiers`
+/// tests when `SYNERGY_SHARED` is set.
+pub mod urfunny_facts {
+    /// Clips in the train / dev / test folds.
+    pub const FOLDS: [usize; 3] = [10598, 2626, 3290];
+    /// Humorous clips (label 1) per fold.
+    pub const HUMOROUS: [usize; 3] = [5306, 1313, 1638];
+    /// Widths of UR-FUNNY V1's features: GloVe-840B 300 words, COVAREP 81, OpenFace 75.
+    pub const DIMS: [usize; 3] = [300, 81, 75];
 }

@@ -1,7 +1,9 @@
-//! The `real-text` tier: real MOSI transcripts, labels and standard splits
-//! (`<data-dir>/mosi/label.csv`), words embedded with GloVe-50d
+//! The `real-text` tier: real MOSI or MOSEI transcripts, labels and standard splits
+//! (`<data-dir>/mosi/label.csv`: 2195 clips, 1281/229/685; `<data-dir>/mosei/label.csv`: 22788
+//! clips, 16274/1861/4653), words embedded with GloVe-50d
 //! (`<data-dir>/glove/glove.6B.50d.mosi-mosei.txt`), and synthetic audio/visual cues generated from
-//! the real label.
+//! the real label. MOSI and MOSEI get the same construction and the same amplitudes (the cues'
+//! strength on the validation splits is compared in the `data_tiers` tests).
 //!
 //! * Tokenisation: lower-case, split on whitespace, trim characters other than letters, digits and
 //!   apostrophes from both ends of each token, drop empty tokens.
@@ -12,7 +14,7 @@
 //!   They are weak noisy functions of the label, so gains over text-only models here reflect these
 //!   synthetic cues, not real prosody or faces.
 
-use super::{DataError, Dataset, Split, Tier};
+use super::{DataError, Dataset, DatasetName, Split, Tier};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -79,56 +81,98 @@ pub fn load_glove(path: &Path) -> Result<HashMap<String, Vec<f32>>, DataError> {
 /// One row of `label.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelRow {
+    /// MOSI: the `id` column (`<video>_<clip>`); MOSEI: `<video_id>$_$<clip_id>` (MMSA's id
+    /// form: both parts may contain `_`).
     pub id: String,
     pub text: String,
     pub label: f64,
+    /// 0 = train, 1 = dev/valid, 2 = test.
     pub split: usize,
 }
 
-/// Reads an MMSA-style MOSI `label.csv` (`id,text,label,mode`; the text may contain commas, the
-/// id is the first field and label, mode the last two). `mode` is `train`, `dev`/`valid` or `test`.
+/// The two header layouts of MMSA-style label files.
+const MOSI_HEADER: [&str; 4] = ["id", "text", "label", "mode"];
+const MOSEI_HEADER: [&str; 5] = ["video_id", "clip_id", "text", "label", "mode"];
+
+/// Reads an MMSA-style `label.csv` with a CSV parser (RFC 4180: fields may be quoted, quoted
+/// fields may hold commas, doubled quotes and newlines). Two layouts are accepted, told apart by
+/// the header: MOSI's `id,text,label,mode` and MOSEI's `video_id,clip_id,text,label,mode` (see
+/// [`LabelRow::id`]). `label` must be a finite number in [−3, 3]; `mode` is `train`,
+/// `dev`/`valid` or `test`. Every record must have the header's number of fields (a transcript
+/// with a comma must be quoted, as pandas and Python's `csv` write it). Errors name the file and
+/// the line the record starts on.
 pub fn load_labels(path: &Path) -> Result<Vec<LabelRow>, DataError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
+    let file = std::fs::File::open(path).map_err(|e| DataError::File {
         path: p.clone(),
         reason: e.to_string(),
     })?;
-    let mut lines = text.lines();
-    let header = lines.next().ok_or_else(|| DataError::File {
+    let mut rd = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let line_err = |line: u64, reason: String| DataError::Line {
         path: p.clone(),
-        reason: "empty file".into(),
-    })?;
-    if header.trim() != "id,text,label,mode" {
-        return Err(DataError::Line {
+        line: line as usize,
+        reason,
+    };
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(0, |pos| pos.line());
+        line_err(line, format!("not valid CSV: {e}"))
+    };
+    let header: Vec<String> = rd
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header.is_empty() || header.iter().all(String::is_empty) {
+        return Err(DataError::File {
             path: p,
-            line: 1,
-            reason: format!("expected the header 'id,text,label,mode', found '{header}'"),
+            reason: "empty file".into(),
         });
     }
+    let mosei = if header == MOSI_HEADER {
+        false
+    } else if header == MOSEI_HEADER {
+        true
+    } else {
+        return Err(line_err(
+            1,
+            format!(
+                "expected the header 'id,text,label,mode' (MOSI) or \
+                 'video_id,clip_id,text,label,mode' (MOSEI), found '{}'",
+                header.join(",")
+            ),
+        ));
+    };
+    let n = header.len();
     let mut rows = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let lno = i + 2;
-        let err = |reason: String| DataError::Line {
-            path: p.clone(),
-            line: lno,
-            reason,
-        };
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() < 4 {
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match rd.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(csv_err(e)),
+        }
+        let line = rec.position().map_or(0, |pos| pos.line());
+        let err = |reason: String| line_err(line, reason);
+        if rec.len() != n {
             return Err(err(format!(
-                "expected 4 columns (id,text,label,mode), found {}",
-                fields.len()
+                "expected {n} columns ({}), found {} (quote a transcript that contains commas)",
+                header.join(","),
+                rec.len()
             )));
         }
-        let n = fields.len();
-        let label: f64 = fields[n - 2]
+        let label_s = &rec[n - 2];
+        let label: f64 = label_s
             .trim()
             .parse()
-            .map_err(|_| err(format!("bad label '{}'", fields[n - 2])))?;
+            .map_err(|_| err(format!("bad label '{label_s}'")))?;
         if !(label.is_finite() && (-3.0..=3.0).contains(&label)) {
             return Err(err(format!("label {label} outside [-3, 3]")));
         }
-        let split = match fields[n - 1].trim() {
+        let split = match rec[n - 1].trim() {
             "train" => 0,
             "dev" | "valid" => 1,
             "test" => 2,
@@ -138,9 +182,14 @@ pub fn load_labels(path: &Path) -> Result<Vec<LabelRow>, DataError> {
                 )))
             }
         };
+        let id = if mosei {
+            format!("{}$_${}", &rec[0], &rec[1])
+        } else {
+            rec[0].to_string()
+        };
         rows.push(LabelRow {
-            id: fields[0].to_string(),
-            text: fields[1..n - 2].join(","),
+            id,
+            text: rec[n - 3].to_string(),
             label,
             split,
         });
@@ -162,14 +211,45 @@ pub fn tokenize(text: &str) -> Vec<String> {
 
 /// Loads the real-text MOSI tier from `data_dir` (the folder holding `mosi/` and `glove/`).
 pub fn load_mosi(data_dir: &Path, seed: u64) -> Result<Dataset, DataError> {
-    let rows = load_labels(&data_dir.join("mosi/label.csv"))?;
+    load(data_dir, DatasetName::Mosi, seed)
+}
+
+/// Loads the real-text MOSEI tier from `data_dir` (the folder holding `mosei/` and `glove/`).
+pub fn load_mosei(data_dir: &Path, seed: u64) -> Result<Dataset, DataError> {
+    load(data_dir, DatasetName::Mosei, seed)
+}
+
+/// Loads the real-text tier of `dataset` (MOSI or MOSEI: UR-FUNNY has no transcripts here) from
+/// `data_dir`.
+pub fn load(data_dir: &Path, dataset: DatasetName, seed: u64) -> Result<Dataset, DataError> {
+    let (csv_rel, label) = match dataset {
+        DatasetName::Mosi => ("mosi/label.csv", "MOSI"),
+        DatasetName::Mosei => ("mosei/label.csv", "MOSEI"),
+        DatasetName::UrFunny => {
+            return Err(DataError::File {
+                path: data_dir.display().to_string(),
+                reason: "no real-text tier for UR-FUNNY: its transcripts are not available \
+                         (use --tier synthetic or --tier full with the SDK pickles)"
+                    .into(),
+            })
+        }
+    };
+    let csv_path = data_dir.join(csv_rel);
+    let rows = load_labels(&csv_path)?;
     let glove = load_glove(&data_dir.join("glove/glove.6B.50d.mosi-mosei.txt"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dirs: Vec<Vec<f32>> = CUE_DIMS
         .iter()
         .map(|&d| (0..d).map(|_| StandardNormal.sample(&mut rng)).collect())
         .collect();
-    let mut splits = [Split::default(), Split::default(), Split::default()];
+    let mut counts = [0usize; 3];
+    for r in &rows {
+        counts[r.split] += 1;
+    }
+    let mut splits: Vec<Split> = counts
+        .iter()
+        .map(|&n| Split::with_capacity(n, T_MAX, [GLOVE_DIM, CUE_DIMS[0], CUE_DIMS[1]]))
+        .collect();
     let (mut words, mut oov) = (0usize, 0usize);
     for r in &rows {
         let s = &mut splits[r.split];
@@ -205,23 +285,28 @@ pub fn load_mosi(data_dir: &Path, seed: u64) -> Result<Dataset, DataError> {
         s.lengths.push(len);
         s.labels.push(r.label as f32);
     }
-    let [train, valid, test] = splits;
+    let mut it = splits.into_iter();
+    let (train, valid, test) = (
+        it.next().expect("3 splits"),
+        it.next().expect("3 splits"),
+        it.next().expect("3 splits"),
+    );
     for (name, s) in [("train", &train), ("dev", &valid), ("test", &test)] {
         if s.is_empty() {
             return Err(DataError::File {
-                path: data_dir.join("mosi/label.csv").display().to_string(),
+                path: csv_path.display().to_string(),
                 reason: format!("no '{name}' rows"),
             });
         }
     }
     Ok(Dataset {
         task: super::Task::Regression,
-        name: "mosi".into(),
+        name: dataset.name().into(),
         tier: Tier::RealText,
         dims: [GLOVE_DIM, CUE_DIMS[0], CUE_DIMS[1]],
         t_max: T_MAX,
         description: format!(
-            "real MOSI transcripts/labels/splits ({}/{}/{} clips), GloVe-50d words ({:.1}% of {} \
+            "real {label} transcripts/labels/splits ({}/{}/{} clips), GloVe-50d words ({:.1}% of {} \
              tokens out of vocabulary -> zero vectors), synthetic audio/vision cues from the label \
              (amplitudes 0.02/0.015 per feature, unit noise)",
             train.len(),

@@ -5,7 +5,7 @@ pub mod cost;
 pub mod expected;
 pub mod shard;
 
-use crate::data::{self, Dataset, Tier};
+use crate::data::{self, Dataset, DatasetName, Tier};
 use crate::models::{ModelConfig, ModelKind};
 use crate::synergy::SynergyConfig;
 use crate::train::{select_best, train_run, RunConfig, RunResult, TaskLoss, Variant};
@@ -69,6 +69,9 @@ impl Profile {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub tier: Tier,
+    /// The corpus (synthetic and real-text tiers generate/load it; the full tier reads whatever
+    /// its file is and checks that it is this corpus when the file says).
+    pub dataset: DatasetName,
     pub profile: Profile,
     pub seeds: Vec<u64>,
     /// Models with their hyper-parameters, in table order.
@@ -130,26 +133,34 @@ pub fn paper_model(kind: ModelKind) -> &'static str {
 /// Loads the dataset of a plan (the smoke profile subsamples it).
 pub fn load_dataset(plan: &Plan) -> anyhow::Result<Dataset> {
     let mut ds = match plan.tier {
-        Tier::Synthetic => data::synthetic::generate(0),
+        Tier::Synthetic => data::synthetic::generate_for(plan.dataset, 0),
         Tier::RealText => {
             let dir = plan.data_dir.as_ref().ok_or_else(|| {
                 anyhow::anyhow!(
-                    "--tier real-text needs --data-dir (the folder holding mosi/ and glove/)"
+                    "--tier real-text needs --data-dir (the folder holding {}/ and glove/)",
+                    plan.dataset.name()
                 )
             })?;
-            data::realtext::load_mosi(dir, 0)?
+            data::realtext::load(dir, plan.dataset, 0)?
         }
         Tier::Full => {
             let path = plan.data_dir.as_ref().ok_or_else(|| {
                 anyhow::anyhow!(
-                    "--tier full needs --data-dir: an MMSA pickle (aligned_50.pkl) or a UR-FUNNY folder"
+                    "--tier full needs --data-dir: an MMSA pickle (aligned_50.pkl), a UR-FUNNY \
+                     folder or a folder of .csd files"
                 )
             })?;
-            if path.is_dir() {
-                data::urfunny::load(path)?
-            } else {
-                data::mmsa::load(path, data::mmsa::TextFeatures::Text)?
+            let ds = data::load_full(path)?;
+            if let Some(c) = ds.corpus().filter(|c| *c != plan.dataset) {
+                eprintln!(
+                    "reproduce-paper: note: {} holds {} data; it is reported as {} (not --dataset {})",
+                    path.display(),
+                    c.name(),
+                    c.name(),
+                    plan.dataset.name()
+                );
             }
+            ds
         }
     };
     if plan.profile == Profile::Smoke {
@@ -173,6 +184,9 @@ fn truncate(s: &mut data::Split, n: usize, t: usize, dims: [usize; 3]) {
     s.text.truncate(n * t * dims[0]);
     s.audio.truncate(n * t * dims[1]);
     s.vision.truncate(n * t * dims[2]);
+    for v in [&mut s.text, &mut s.audio, &mut s.vision] {
+        v.shrink_to_fit();
+    }
 }
 
 /// One line of the results file.

@@ -3,6 +3,7 @@
 //! forest plot.
 
 use super::stats::{paired_bootstrap, paired_t_interval, Interval, Verdict};
+use crate::data::DatasetName;
 use crate::experiments::expected::{lookup, Expected};
 use crate::experiments::{paper_model, Selected};
 use crate::models::ModelKind;
@@ -19,6 +20,8 @@ pub enum ClaimMetric {
     Acc2,
     /// Mean absolute error (lower is better).
     Mae,
+    /// Binary-task accuracy in points (logit ≥ 0 vs label ≥ 0.5; higher is better).
+    Accuracy,
 }
 
 impl ClaimMetric {
@@ -27,6 +30,7 @@ impl ClaimMetric {
         match self {
             ClaimMetric::Acc2 => "Acc2",
             ClaimMetric::Mae => "MAE",
+            ClaimMetric::Accuracy => "Accuracy",
         }
     }
 
@@ -34,6 +38,7 @@ impl ClaimMetric {
         match self {
             ClaimMetric::Acc2 => "acc2",
             ClaimMetric::Mae => "mae",
+            ClaimMetric::Accuracy => "acc",
         }
     }
 
@@ -54,6 +59,8 @@ impl ClaimMetric {
                 Some(100.0 * ok as f64 / nz.len() as f64)
             }
             ClaimMetric::Mae => Some(crate::metrics::mae(pred, label)),
+            ClaimMetric::Accuracy => (!label.is_empty())
+                .then(|| 100.0 * crate::train::binary_metrics(pred, label).accuracy),
         }
     }
 }
@@ -76,9 +83,24 @@ pub struct Claim {
 /// Test labels of the runs (for the single-seed bootstrap), in the order of the predictions.
 pub type Labels<'a> = Option<&'a [f64]>;
 
-/// Every claim of Table 2 that the selected runs can speak to: for each model and synergy
-/// variant, Acc2 and MAE deltas against NLL, paired by seed.
-pub fn claims(selected: &[Selected], expected: &[Expected], labels: Labels<'_>) -> Vec<Claim> {
+/// Every claim of `dataset`'s table that the selected runs can speak to: for each model and
+/// synergy variant, Acc2 and MAE deltas against NLL (regression runs) or the accuracy delta
+/// (binary runs: selected on validation accuracy), paired by seed.
+pub fn claims(
+    selected: &[Selected],
+    expected: &[Expected],
+    labels: Labels<'_>,
+    dataset: DatasetName,
+) -> Vec<Claim> {
+    let table = dataset.paper_table();
+    let binary = selected
+        .iter()
+        .any(|s| s.result.selection == crate::train::Selection::Accuracy);
+    let metrics: &[ClaimMetric] = if binary {
+        &[ClaimMetric::Accuracy]
+    } else {
+        &[ClaimMetric::Acc2, ClaimMetric::Mae]
+    };
     let mut out = Vec::new();
     for &kind in ModelKind::ALL {
         let base: Vec<&Selected> = selected
@@ -96,8 +118,24 @@ pub fn claims(selected: &[Selected], expected: &[Expected], labels: Labels<'_>) 
             if var.is_empty() {
                 continue;
             }
-            for metric in [ClaimMetric::Acc2, ClaimMetric::Mae] {
-                out.push(claim(kind, variant, metric, &base, &var, expected, labels));
+            for &metric in metrics {
+                let pm = paper_model(kind);
+                let paper_delta = match (
+                    lookup(expected, table, pm, variant.name(), metric.key()),
+                    lookup(expected, table, pm, "NLL", metric.key()),
+                ) {
+                    (Some(a), Some(b)) => Some(a - b),
+                    _ => None,
+                };
+                out.push(claim(
+                    kind,
+                    variant,
+                    metric,
+                    &base,
+                    &var,
+                    paper_delta,
+                    labels,
+                ));
             }
         }
     }
@@ -105,10 +143,11 @@ pub fn claims(selected: &[Selected], expected: &[Expected], labels: Labels<'_>) 
 }
 
 fn metric_of(s: &Selected, metric: ClaimMetric) -> Option<f64> {
-    let m = s.result.test.as_ref()?.regression()?;
+    let t = s.result.test.as_ref()?;
     Some(match metric {
-        ClaimMetric::Acc2 => 100.0 * m.acc2_non0,
-        ClaimMetric::Mae => m.mae,
+        ClaimMetric::Acc2 => 100.0 * t.regression()?.acc2_non0,
+        ClaimMetric::Mae => t.regression()?.mae,
+        ClaimMetric::Accuracy => 100.0 * t.binary()?.accuracy,
     })
 }
 
@@ -118,17 +157,9 @@ fn claim(
     metric: ClaimMetric,
     base: &[&Selected],
     var: &[&Selected],
-    expected: &[Expected],
+    paper_delta: Option<f64>,
     labels: Labels<'_>,
 ) -> Claim {
-    let pm = paper_model(kind);
-    let paper_delta = match (
-        lookup(expected, 2, pm, variant.name(), metric.key()),
-        lookup(expected, 2, pm, "NLL", metric.key()),
-    ) {
-        (Some(a), Some(b)) => Some(a - b),
-        _ => None,
-    };
     // pair by seed
     let pairs: Vec<(&Selected, &Selected)> = var
         .iter()
@@ -259,10 +290,12 @@ pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
     let panels = root.split_evenly((1, 2));
-    for (metric, area) in [ClaimMetric::Acc2, ClaimMetric::Mae]
-        .iter()
-        .zip(panels.iter())
-    {
+    let metrics: &[ClaimMetric] = if claims.iter().any(|c| c.metric == ClaimMetric::Accuracy) {
+        &[ClaimMetric::Accuracy]
+    } else {
+        &[ClaimMetric::Acc2, ClaimMetric::Mae]
+    };
+    for (metric, area) in metrics.iter().zip(panels.iter()) {
         let cs: Vec<&Claim> = claims.iter().filter(|c| c.metric == *metric).collect();
         if cs.is_empty() {
             continue;

@@ -1,6 +1,9 @@
-//! Table 2 of `reproduce-paper`: measured vs the paper per (model, variant), with gains over NLL.
+//! The table of `reproduce-paper`: measured vs the paper per (model, variant), with gains over
+//! NLL — Table 2's columns (Acc7, Acc2, MAE, Corr) for regression corpora (MOSI; MOSEI without
+//! paper values for these models), Table 6's (accuracy, F1) for binary UR-FUNNY. Every header
+//! names its dataset and tier.
 
-use crate::data::{Ceiling, Dataset, Tier};
+use crate::data::{Ceiling, Dataset, DatasetName, Task, Tier};
 use crate::experiments::expected::{lookup, Expected};
 use crate::experiments::{paper_model, Plan, Profile, Selected};
 use crate::metrics::RegressionMetrics;
@@ -49,7 +52,7 @@ pub struct Row {
     pub paper: PaperCells,
 }
 
-/// The paper's values for the row (Table 2, MOSI).
+/// The paper's values for the row (its corpus's table; all `None` where the paper has none).
 #[derive(Debug, Clone, Serialize)]
 pub struct PaperCells {
     pub acc7: Option<f64>,
@@ -58,8 +61,10 @@ pub struct PaperCells {
     pub corr: Option<f64>,
 }
 
-/// Aggregates the selected runs per (model, variant), models in registry order.
-pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
+/// Aggregates the selected regression runs per (model, variant), models in registry order, with
+/// the paper's values of `dataset`'s table.
+pub fn rows(selected: &[Selected], expected: &[Expected], dataset: DatasetName) -> Vec<Row> {
+    let table = dataset.paper_table();
     let mut out = Vec::new();
     for &kind in ModelKind::ALL {
         for v in Variant::EVERY {
@@ -77,9 +82,9 @@ pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
             let col =
                 |f: &dyn Fn(&RegressionMetrics) -> f64| stat(&m.iter().map(f).collect::<Vec<_>>());
             let pm = paper_model(kind);
-            let p = |metric: &str| lookup(expected, 2, pm, v.name(), metric);
+            let p = |metric: &str| lookup(expected, table, pm, v.name(), metric);
             out.push(Row {
-                table: 2,
+                table,
                 model: kind.name().into(),
                 paper_model: pm.into(),
                 variant: v.name().into(),
@@ -102,6 +107,66 @@ pub fn rows(selected: &[Selected], expected: &[Expected]) -> Vec<Row> {
                     mae: p("mae"),
                     corr: p("corr"),
                 },
+            });
+        }
+    }
+    out
+}
+
+/// One row of a binary task's table (UR-FUNNY: Table 6 reports accuracy).
+#[derive(Debug, Clone, Serialize)]
+pub struct BinaryRow {
+    pub table: u8,
+    pub model: String,
+    pub paper_model: String,
+    pub variant: String,
+    pub seeds: Vec<u64>,
+    /// Test accuracy and support-weighted F1, in %.
+    pub accuracy: Stat,
+    pub f1: Stat,
+    pub epoch_s: Stat,
+    /// The paper's accuracy for the row (%).
+    pub paper_accuracy: Option<f64>,
+}
+
+/// Aggregates the selected binary runs per (model, variant), with the paper's accuracy from
+/// `dataset`'s table.
+pub fn binary_rows(
+    selected: &[Selected],
+    expected: &[Expected],
+    dataset: DatasetName,
+) -> Vec<BinaryRow> {
+    let table = dataset.paper_table();
+    let mut out = Vec::new();
+    for &kind in ModelKind::ALL {
+        for v in Variant::EVERY {
+            let sel: Vec<&Selected> = selected
+                .iter()
+                .filter(|s| s.variant == v && s.model == kind)
+                .filter(|s| s.result.test.as_ref().and_then(|t| t.binary()).is_some())
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            let m: Vec<_> = sel
+                .iter()
+                .filter_map(|s| s.result.test.as_ref().and_then(|t| t.binary().copied()))
+                .collect();
+            let pm = paper_model(kind);
+            out.push(BinaryRow {
+                table,
+                model: kind.name().into(),
+                paper_model: pm.into(),
+                variant: v.name().into(),
+                seeds: sel.iter().map(|s| s.seed).collect(),
+                accuracy: stat(&m.iter().map(|r| 100.0 * r.accuracy).collect::<Vec<_>>()),
+                f1: stat(&m.iter().map(|r| 100.0 * r.f1).collect::<Vec<_>>()),
+                epoch_s: stat(
+                    &sel.iter()
+                        .map(|s| s.result.wall_s / s.result.epochs.max(1) as f64)
+                        .collect::<Vec<_>>(),
+                ),
+                paper_accuracy: lookup(expected, table, pm, v.name(), "acc"),
             });
         }
     }
@@ -152,6 +217,12 @@ fn signed(v: f64, digits: usize) -> String {
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunContext {
     pub tier: Tier,
+    /// The corpus (`None` in a `run.json` written before datasets were recorded: MOSI).
+    #[serde(default)]
+    pub dataset: Option<DatasetName>,
+    /// Regression or binary (absent in older `run.json`: regression).
+    #[serde(default)]
+    pub task: Task,
     pub profile: Profile,
     pub seeds: Vec<u64>,
     /// Model names in table order.
@@ -171,10 +242,18 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// The corpus ([`DatasetName::Mosi`] for a `run.json` that predates the field).
+    pub fn dataset_or_mosi(&self) -> DatasetName {
+        self.dataset.unwrap_or_default()
+    }
+
     /// The context of a plan on a dataset.
     pub fn new(plan: &Plan, ds: &Dataset) -> Self {
         Self {
             tier: plan.tier,
+            // the full tier's file says which corpus it is, when it can
+            dataset: Some(ds.corpus().unwrap_or(plan.dataset)),
+            task: ds.task,
             profile: plan.profile,
             seeds: plan.seeds.clone(),
             models: plan.models.iter().map(|m| m.kind().name().into()).collect(),
@@ -193,13 +272,18 @@ impl RunContext {
 pub fn markdown(
     ctx: &RunContext,
     rows: &[Row],
+    binary: &[BinaryRow],
     claims: &[super::claims::Claim],
     wall_s: Option<f64>,
 ) -> String {
     let mut s = String::new();
+    let ds = ctx.dataset_or_mosi();
     s += &format!(
-        "## Table 2 (CMU-MOSI): {} — tier `{}`, profile `{}`, seeds {:?}\n\n",
+        "## Table {} ({}): {} — dataset `{}`, tier `{}`, profile `{}`, seeds {:?}\n\n",
+        ds.paper_table(),
+        ds.label(),
         ctx.models.join(", "),
+        ds.name(),
         ctx.tier.name(),
         ctx.profile.name(),
         ctx.seeds
@@ -220,12 +304,19 @@ pub fn markdown(
             s += "**Researchers' own feature files (full tier).**\n\n";
         }
     }
+    let binary_task = ctx.task == Task::Binary;
     s += &format!(
-        "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation MAE \
-         (patience {}), test metrics of the selected checkpoint only. Acc2 = acc2_non0 (Rahman et al.).{}\n\n",
+        "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation {} \
+         (patience {}), test metrics of the selected checkpoint only. {}{}\n\n",
         ctx.profile.grid(),
         ctx.max_epochs.unwrap_or(ctx.profile.epochs().0),
+        if binary_task { "accuracy" } else { "MAE" },
         ctx.profile.epochs().1,
+        if binary_task {
+            "Binary task (BCE on the logit; accuracy and weighted F1 of logit ≥ 0)."
+        } else {
+            "Acc2 = acc2_non0 (Rahman et al.)."
+        },
         wall_s.map_or(String::new(), |w| format!(" Wall time {w:.0} s."))
     );
     if !ctx.ceilings.is_empty() {
@@ -234,15 +325,34 @@ pub fn markdown(
             .ceilings
             .iter()
             .map(|c| {
-                vec![
-                    c.name.clone(),
-                    format!("{:.3}", c.mae),
-                    format!("{:.1}", 100.0 * c.acc2),
-                ]
+                let acc = format!("{:.1}", 100.0 * c.acc2);
+                if binary_task {
+                    vec![c.name.clone(), acc]
+                } else {
+                    vec![
+                        c.name.clone(),
+                        c.mae.map_or("—".into(), |m| format!("{m:.3}")),
+                        acc,
+                    ]
+                }
             })
             .collect();
-        s += &super::markdown_table(&["predictor", "MAE", "Acc2 (%)"], &r);
+        s += &if binary_task {
+            super::markdown_table(&["predictor", "Accuracy (%)"], &r)
+        } else {
+            super::markdown_table(&["predictor", "MAE", "Acc2 (%)"], &r)
+        };
         s += "\n";
+    }
+    if binary_task {
+        s += &binary_markdown(binary);
+        s += &super::claims::markdown(claims, ctx.tier.name());
+        s += &timing_table(
+            binary
+                .iter()
+                .map(|r| (r.model.as_str(), r.variant.as_str(), r.epoch_s.mean)),
+        );
+        return s;
     }
     let table: Vec<Vec<String>> = rows
         .iter()
@@ -308,18 +418,71 @@ pub fn markdown(
         s += &l;
     }
     s += &super::claims::markdown(claims, ctx.tier.name());
+    s += &timing_table(
+        rows.iter()
+            .map(|r| (r.model.as_str(), r.variant.as_str(), r.epoch_s.mean)),
+    );
+    s
+}
+
+fn timing_table<'a>(rows: impl Iterator<Item = (&'a str, &'a str, f64)>) -> String {
     let timing: Vec<Vec<String>> = rows
+        .map(|(m, v, e)| vec![m.to_string(), v.to_string(), format!("{e:.1}")])
+        .collect();
+    let mut s = String::from(
+        "Training time of the selected runs (wall seconds per epoch, including validation):\n\n",
+    );
+    s += &super::markdown_table(&["Model", "Variant", "s / epoch"], &timing);
+    s
+}
+
+/// The binary table: accuracy and F1 (no MAE, Acc7 or Corr), the paper's accuracy and the gain
+/// over NLL, measured vs the paper's.
+fn binary_markdown(rows: &[BinaryRow]) -> String {
+    let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
+            let base = rows
+                .iter()
+                .find(|b| b.variant == "NLL" && b.model == r.model);
+            let gain = match (base, r.variant.as_str()) {
+                (Some(b), v) if v != "NLL" => format!(
+                    "{} ({})",
+                    signed(r.accuracy.mean - b.accuracy.mean, 1),
+                    match (r.paper_accuracy, b.paper_accuracy) {
+                        (Some(a), Some(c)) => signed(a - c, 1),
+                        _ => "—".into(),
+                    }
+                ),
+                _ => String::new(),
+            };
+            let model = if r.paper_model != r.model {
+                format!("{} (paper: {})", r.model, paper_label(&r.paper_model))
+            } else {
+                r.model.clone()
+            };
             vec![
-                r.model.clone(),
+                model,
                 r.variant.clone(),
-                format!("{:.1}", r.epoch_s.mean),
+                fmt(&r.accuracy, 1),
+                opt(r.paper_accuracy, 1),
+                fmt(&r.f1, 1),
+                gain,
             ]
         })
         .collect();
-    s += "Training time of the selected runs (wall seconds per epoch, including validation):\n\n";
-    s += &super::markdown_table(&["Model", "Variant", "s / epoch"], &timing);
+    let mut s = super::markdown_table(
+        &[
+            "Model",
+            "Variant",
+            "Accuracy",
+            "paper",
+            "F1",
+            "ΔAccuracy vs NLL (paper)",
+        ],
+        &table,
+    );
+    s += "\n";
     s
 }
 
@@ -346,17 +509,37 @@ pub fn lfn_reading(rows: &[Row]) -> Option<String> {
     ))
 }
 
-/// CSV of the rows (one line per variant).
-pub fn csv(ctx: &RunContext, rows: &[Row]) -> String {
-    let mut s = String::from(
-        "tier,profile,model,variant,n_seeds,acc7,acc7_std,acc2,acc2_std,mae,mae_std,corr,corr_std,paper_acc7,paper_acc2,paper_mae,paper_corr\n",
-    );
+/// CSV of the rows (one line per variant), with the dataset in the first column: Table 2's
+/// columns for a regression task, accuracy and F1 for a binary one.
+pub fn csv(ctx: &RunContext, rows: &[Row], binary: &[BinaryRow]) -> String {
     let o = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    let ds = ctx.dataset_or_mosi().name();
+    let (tier, profile) = (ctx.tier.name(), ctx.profile.name());
+    if ctx.task == Task::Binary {
+        let mut s = String::from(
+            "dataset,tier,profile,model,variant,n_seeds,accuracy,accuracy_std,f1,f1_std,paper_accuracy\n",
+        );
+        for r in binary {
+            s += &format!(
+                "{ds},{tier},{profile},{},{},{},{},{},{},{},{}\n",
+                r.model,
+                r.variant,
+                r.accuracy.n,
+                r.accuracy.mean,
+                r.accuracy.std,
+                r.f1.mean,
+                r.f1.std,
+                o(r.paper_accuracy)
+            );
+        }
+        return s;
+    }
+    let mut s = String::from(
+        "dataset,tier,profile,model,variant,n_seeds,acc7,acc7_std,acc2,acc2_std,mae,mae_std,corr,corr_std,paper_acc7,paper_acc2,paper_mae,paper_corr\n",
+    );
     for r in rows {
         s += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            ctx.tier.name(),
-            ctx.profile.name(),
+            "{ds},{tier},{profile},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.model,
             r.variant,
             r.acc7.n,

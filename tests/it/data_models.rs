@@ -35,7 +35,7 @@ fn synthetic_generator_is_deterministic_with_mosi_shape_and_ordered_ceilings() {
             c / total
         );
     }
-    let m: Vec<f64> = a.ceilings.iter().map(|c| c.mae).collect();
+    let m: Vec<f64> = a.ceilings.iter().map(|c| c.mae.unwrap()).collect();
     assert!(
         m[0] < m[1] && m[1] < m[2],
         "oracle < text-only < audio+vision-only: {m:?}"
@@ -105,6 +105,14 @@ fn label_loader_rejects_malformed_files_naming_file_and_line() {
             "id,text,label,mode\nx_1,0.5\n",
             "line 2: expected 4 columns",
         ),
+        (
+            "id,text,label,mode\nx_1,ok,0.5,train\nx_2,a, b,0.5,train\n",
+            "line 3: expected 4 columns",
+        ),
+        (
+            "id,text,label,mode\nx_1,\"never closed,0.5,train\n",
+            "line 2: expected 4 columns",
+        ),
     ];
     for (i, (content, needle)) in cases.iter().enumerate() {
         let p = dir.path().join(format!("label{i}.csv"));
@@ -116,13 +124,18 @@ fn label_loader_rejects_malformed_files_naming_file_and_line() {
         );
     }
     let p = dir.path().join("ok.csv");
-    std::fs::write(&p, "id,text,label,mode\nv_1,well, it was fine,0.4,dev\n").unwrap();
+    std::fs::write(
+        &p,
+        "id,text,label,mode\nv_1,\"well, it was \"\"fine\"\"\nreally\",0.4,dev\nv_2,ok,-1,test\n",
+    )
+    .unwrap();
     let rows = realtext::load_labels(&p).unwrap();
     assert_eq!(
-        rows[0].text, "well, it was fine",
-        "commas inside the transcript are kept"
+        rows[0].text, "well, it was \"fine\"\nreally",
+        "quoted commas, doubled quotes and newlines are kept"
     );
     assert_eq!(rows[0].split, 1);
+    assert_eq!((rows[1].id.as_str(), rows[1].split), ("v_2", 2));
     let g = dir.path().join("glove.txt");
     std::fs::write(&g, "the 0.1 0.2\n").unwrap();
     let e = realtext::load_glove(&g).unwrap_err().to_string();

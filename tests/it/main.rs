@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod data_formats;
 mod data_models;
+mod data_tiers;
 mod errors;
 mod lstm;
 mod metrics;
