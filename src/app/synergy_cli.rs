@@ -78,10 +78,12 @@ pub enum DataCmd {
     /// modality's (and the labels') shape, sum and sum of squares (f64); for a .csd the number of
     /// videos, rows, feature width, sum and sum of squares of all features.
     Inspect {
-        /// MMSA pickles (.pkl), UR-FUNNY folders, or .csd files.
+        /// MMSA pickles (.pkl), UR-FUNNY folders, .csd files, or folders of .csd files with a
+        /// label.csv (a dataset, as `reproduce-paper --tier full` reads it).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The format (default: .csd → csd, a folder → urfunny, anything else → mmsa).
+        /// The format (default: .csd → csd, a folder with .csd files → csd-set, another folder →
+        /// urfunny, anything else → mmsa).
         #[arg(long, value_enum)]
         format: Option<DataFormat>,
     },
@@ -92,6 +94,7 @@ pub enum DataCmd {
 pub enum DataFormat {
     Mmsa,
     Csd,
+    CsdSet,
     Urfunny,
 }
 
@@ -100,7 +103,9 @@ fn data_inspect(paths: &[PathBuf], format: Option<DataFormat>) -> Result<Value> 
     let mut files = Vec::new();
     for path in paths {
         let f = format.unwrap_or_else(|| {
-            if path.is_dir() {
+            if path.is_dir() && csd::is_set(path) {
+                DataFormat::CsdSet
+            } else if path.is_dir() {
                 DataFormat::Urfunny
             } else if path
                 .extension()
@@ -117,6 +122,7 @@ fn data_inspect(paths: &[PathBuf], format: Option<DataFormat>) -> Result<Value> 
             }
             DataFormat::Urfunny => inspect::dataset(&urfunny::load(path)?, "urfunny"),
             DataFormat::Csd => inspect::csd(&csd::read(path)?),
+            DataFormat::CsdSet => inspect::dataset(&csd::load_set(path)?, "csd-set"),
         };
         v["path"] = json!(path.display().to_string());
         files.push(v);

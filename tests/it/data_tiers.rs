@@ -5,7 +5,6 @@
 
 use crate::common::{run_bin, shared};
 use ndarray::{Array1, Array2, Axis};
-use ndarray_linalg::Solve;
 use neural_synergy::data::{
     self, csd, inspect, mosei_facts, realtext, synthetic, urfunny, urfunny_facts, Dataset,
     DatasetName, Split, Task, Tier,
@@ -176,6 +175,62 @@ fn pearson(a: &Array1<f64>, b: &Array1<f64>) -> f64 {
     cov / (((a - ma).mapv(|v| v * v).sum() * (b - mb).mapv(|v| v * v).sum()).sqrt())
 }
 
+// The helpers below use plain loops, not `dot`/LAPACK: with ndarray's `blas` feature those call
+// OpenBLAS, which is not safe to call from several test threads at once (a run of the whole
+// module once gave a garbage readout here).
+
+/// `xᵀx` (`d × d`).
+fn gram(x: &Array2<f64>) -> Array2<f64> {
+    let d = x.ncols();
+    let mut g = Array2::zeros((d, d));
+    for row in x.rows() {
+        for i in 0..d {
+            let ri = row[i];
+            for j in 0..d {
+                g[[i, j]] += ri * row[j];
+            }
+        }
+    }
+    g
+}
+
+/// `x · v`.
+fn matvec(x: &Array2<f64>, v: &Array1<f64>) -> Array1<f64> {
+    Array1::from_iter(
+        x.rows()
+            .into_iter()
+            .map(|r| r.iter().zip(v).map(|(a, b)| a * b).sum()),
+    )
+}
+
+/// Solves `a w = b` by Gaussian elimination with partial pivoting (`a` symmetric positive
+/// definite here).
+fn solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Array1<f64> {
+    let n = b.len();
+    for k in 0..n {
+        let p = (k..n)
+            .max_by(|&i, &j| a[[i, k]].abs().total_cmp(&a[[j, k]].abs()))
+            .unwrap();
+        for j in 0..n {
+            a.swap([k, j], [p, j]);
+        }
+        b.swap(k, p);
+        for i in k + 1..n {
+            let f = a[[i, k]] / a[[k, k]];
+            for j in k..n {
+                a[[i, j]] -= f * a[[k, j]];
+            }
+            b[i] -= f * b[k];
+        }
+    }
+    let mut w = Array1::zeros(n);
+    for k in (0..n).rev() {
+        let s: f64 = (k + 1..n).map(|j| a[[k, j]] * w[j]).sum();
+        w[k] = (b[k] - s) / a[[k, k]];
+    }
+    w
+}
+
 /// Validation correlation of a ridge-regularised linear readout of the clip-mean audio+vision
 /// cues, fitted on train: how much of the label the synthetic cues give away.
 fn cue_readout_corr(ds: &Dataset) -> f64 {
@@ -189,12 +244,17 @@ fn cue_readout_corr(ds: &Dataset) -> f64 {
     let (x, xv) = (feats(&ds.train), feats(&ds.valid));
     let y = Array1::from_iter(ds.train.labels.iter().map(|v| f64::from(*v)));
     let yv = Array1::from_iter(ds.valid.labels.iter().map(|v| f64::from(*v)));
-    let mut g = x.t().dot(&x);
+    let mut g = gram(&x);
     for i in 0..g.nrows() - 1 {
         g[[i, i]] += 1e-3 * x.nrows() as f64;
     }
-    let w = g.solve_into(x.t().dot(&y)).unwrap();
-    pearson(&xv.dot(&w), &yv)
+    let xty = Array1::from_iter(
+        x.columns()
+            .into_iter()
+            .map(|c| c.iter().zip(&y).map(|(a, b)| a * b).sum()),
+    );
+    let w = solve(g, xty);
+    pearson(&matvec(&xv, &w), &yv)
 }
 
 #[test]
@@ -306,11 +366,11 @@ fn synthetic_mosei_has_mosei_shape_histogram_and_ordered_ceilings() {
 /// The top principal direction of the rows of `x` (power iteration on the covariance).
 fn top_direction(x: &Array2<f64>) -> Array1<f64> {
     let c = x - &x.mean_axis(Axis(0)).unwrap();
-    let cov = c.t().dot(&c);
+    let cov = gram(&c);
     let mut v = Array1::from_elem(cov.nrows(), 1.0);
     for _ in 0..200 {
-        let w = cov.dot(&v);
-        v = &w / w.dot(&w).sqrt();
+        let w = matvec(&cov, &v);
+        v = &w / w.iter().map(|a| a * a).sum::<f64>().sqrt();
     }
     v
 }
@@ -363,7 +423,7 @@ fn synthetic_urfunny_humour_needs_text_and_delivery_together() {
                 clip_means(s, &s.vision, t, dv)
             ],
         };
-        x.dot(dir).to_vec()
+        matvec(&x, dir).to_vec()
     };
     let dirs: Vec<Array1<f64>> = (0..2)
         .map(|m| {
@@ -489,6 +549,17 @@ fn csd_set_fixture_aligns_to_label_segments_as_expected_json() {
             }
         }
     }
+    // `synergy data inspect` on the folder prints the same summary
+    let (code, out, err) = crate::common::synergy(&[
+        "data",
+        "inspect",
+        fixtures().join("csd/set").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"][0]["format"], "csd-set");
+    assert_eq!(v["files"][0]["splits"], got["splits"]);
     // dropped: vidA_3 (no words in its segment), vidC_2 (not in label.csv), vidD_1 (no vision)
     assert!(
         ds.description.contains("1 not in label.csv"),
