@@ -20,7 +20,7 @@ use super::TextEncoderError as E;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use ndarray::{s, Array2, Array3};
+use ndarray::{s, Array2, Array3, Axis};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fmt;
@@ -69,10 +69,16 @@ impl Tokenized {
 
     /// The texts `rows` (a batch).
     pub fn rows(&self, rows: Range<usize>) -> Tokenized {
+        self.subset(&rows.collect::<Vec<_>>(), self.max_len())
+    }
+
+    /// The texts `rows`, first `cols` positions.
+    fn subset(&self, rows: &[usize], cols: usize) -> Tokenized {
+        let pick = |a: &Array2<u32>| a.select(Axis(0), rows).slice(s![.., ..cols]).to_owned();
         Tokenized {
-            input_ids: self.input_ids.slice(s![rows.clone(), ..]).to_owned(),
-            attention_mask: self.attention_mask.slice(s![rows.clone(), ..]).to_owned(),
-            token_type_ids: self.token_type_ids.slice(s![rows, ..]).to_owned(),
+            input_ids: pick(&self.input_ids),
+            attention_mask: pick(&self.attention_mask),
+            token_type_ids: pick(&self.token_type_ids),
         }
     }
 
@@ -484,16 +490,32 @@ impl TextEncoder {
         self.encode_tokens(tokens)
     }
 
-    /// [`Self::encode`] on an existing tokenisation.
+    /// [`Self::encode`] on an existing tokenisation. Texts are batched by length and each batch
+    /// is cut after its last unmasked position: masked keys get zero attention weight, so trailing
+    /// padding never changes `[CLS]` or the masked mean, and cutting it only skips work (MOSI's
+    /// transcripts average ~15 of 50 tokens).
     pub fn encode_tokens(&self, tokens: Tokenized) -> Result<Encoded, E> {
+        self.check_tokens(&tokens)?;
         let (n, h) = (tokens.len(), self.hidden_size());
+        let used: Vec<usize> = tokens
+            .attention_mask
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().rposition(|&m| m == 1).map_or(1, |p| p + 1))
+            .collect();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| used[i]);
         let mut cls = Array2::<f32>::zeros((n, h));
         let mut mean = Array2::<f32>::zeros((n, h));
-        self.for_batches(&tokens, |rows, hidden, mask| {
-            let c = cls_pool(hidden)?.to_vec2::<f32>()?;
-            let m = masked_mean(hidden, mask)?.to_vec2::<f32>()?;
-            for (k, (cr, mr)) in c.iter().zip(&m).enumerate() {
-                let i = rows.start + k;
+        for rows in order.chunks(BATCH) {
+            let len = rows.iter().map(|&i| used[i]).max().unwrap_or(1);
+            let part = tokens.subset(rows, len);
+            let hidden = self.last_hidden(&part)?;
+            let mask =
+                Tokenized::tensor(&part.attention_mask, &self.device)?.to_dtype(DType::F32)?;
+            let c = cls_pool(&hidden)?.to_vec2::<f32>()?;
+            let m = masked_mean(&hidden, &mask)?.to_vec2::<f32>()?;
+            for (&i, (cr, mr)) in rows.iter().zip(c.iter().zip(&m)) {
                 for (what, src, dst) in [
                     ("[CLS] vector", cr, &mut cls),
                     ("mean vector", mr, &mut mean),
@@ -507,47 +529,32 @@ impl TextEncoder {
                         .for_each(|(d, s)| *d = *s);
                 }
             }
-            Ok(())
-        })?;
+        }
         Ok(Encoded { tokens, cls, mean })
     }
 
-    /// Last hidden states of all texts (N × max_len × hidden, padding positions included).
+    /// Last hidden states of all texts (N × max_len × hidden, padding positions included, as
+    /// MMSA's `text` feature), in batches of [`BATCH`].
     pub fn encode_hidden(&self, tokens: &Tokenized) -> Result<Array3<f32>, E> {
         let (n, l, h) = (tokens.len(), tokens.max_len(), self.hidden_size());
         let mut out = Array3::<f32>::zeros((n, l, h));
-        self.for_batches(tokens, |rows, hidden, _| {
-            let v = hidden.flatten_all()?.to_vec1::<f32>()?;
+        for start in (0..n).step_by(BATCH) {
+            let rows = start..(start + BATCH).min(n);
+            let v = self
+                .last_hidden(&tokens.rows(rows.clone()))?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
             if let Some(p) = v.iter().position(|x| !x.is_finite()) {
                 return Err(E::NonFinite {
                     what: "last hidden state",
-                    row: rows.start + p / (l * h),
+                    row: start + p / (l * h),
                 });
             }
             let block = Array3::from_shape_vec((rows.len(), l, h), v)
                 .map_err(|e| E::Candle(candle_core::Error::Msg(e.to_string())))?;
             out.slice_mut(s![rows, .., ..]).assign(&block);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Runs `f(rows, last hidden state, f32 mask)` on consecutive batches of [`BATCH`] texts.
-    fn for_batches(
-        &self,
-        tokens: &Tokenized,
-        mut f: impl FnMut(Range<usize>, &Tensor, &Tensor) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let n = tokens.len();
-        for start in (0..n).step_by(BATCH) {
-            let rows = start..(start + BATCH).min(n);
-            let part = tokens.rows(rows.clone());
-            let hidden = self.last_hidden(&part)?;
-            let mask =
-                Tokenized::tensor(&part.attention_mask, &self.device)?.to_dtype(DType::F32)?;
-            f(rows, &hidden, &mask)?;
         }
-        Ok(())
+        Ok(out)
     }
 }
 
