@@ -88,7 +88,7 @@ impl Tokenized {
 }
 
 /// A BERT WordPiece tokenizer from a `tokenizer.json`, fixed to `max_len` tokens per text.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BertTokenizer {
     inner: Tokenizer,
     path: PathBuf,
@@ -96,6 +96,19 @@ pub struct BertTokenizer {
     cls_id: u32,
     sep_id: u32,
     pad_id: u32,
+}
+
+impl fmt::Debug for BertTokenizer {
+    // without the vocabulary (30 522 entries for MiniLM)
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BertTokenizer")
+            .field("path", &self.path)
+            .field("max_len", &self.max_len)
+            .field("cls_id", &self.cls_id)
+            .field("sep_id", &self.sep_id)
+            .field("pad_id", &self.pad_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BertTokenizer {
