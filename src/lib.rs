@@ -6,8 +6,9 @@
 //! ← [`synergy`] (Candle losses, C-network, Algorithm D's step) ← [`models`] (one file per fusion
 //! model behind one trait) ← [`train`] (generic over models; selection on validation only) ←
 //! [`experiments`] (the paper's tables as data, tiers, plans, resumable runs) ← [`report`]
-//! (markdown/JSON/CSV, plots). [`data`], [`metrics`] and [`io`] sit beside; [`app`] (argument
-//! parsing, the demo, the device check) sits on top and the binaries only call it.
+//! (markdown/JSON/CSV, plots). [`data`], [`text`] (the pretrained BERT encoder), [`metrics`] and
+//! [`io`] sit beside; [`app`] (argument parsing, the demo, the device check) sits on top and the
+//! binaries only call it.
 #![deny(missing_debug_implementations)]
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod models;
 pub mod report;
 pub mod synergy;
+pub mod text;
 pub mod train;
 
 pub use error::{EstimatorError, Result};

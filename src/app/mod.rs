@@ -4,5 +4,6 @@
 
 pub mod check;
 pub mod demo;
+pub mod encode_text;
 pub mod reproduce;
 pub mod synergy_cli;

@@ -60,6 +60,9 @@ pub enum Command {
     /// Feature files of the full tier (MMSA pickles, UR-FUNNY folders, CMU-SDK .csd).
     #[command(subcommand)]
     Data(DataCmd),
+    /// Encode sentences (one per line on stdin) with a pretrained BERT: token ids, attention
+    /// masks, [CLS] and masked-mean vectors (see scripts/fetch-encoder.sh).
+    EncodeText(crate::app::encode_text::EncodeTextArgs),
     /// MOSI/MOSEI regression metrics (MMSA conventions) of predictions against labels.
     Metrics {
         /// Predictions, 1-D .npy.
@@ -274,6 +277,7 @@ pub fn run(cli: &Cli) -> Result<Value> {
             Ok(serde_json::to_value(r)?)
         }
         Command::Data(DataCmd::Inspect { paths, format }) => data_inspect(paths, *format),
+        Command::EncodeText(a) => crate::app::encode_text::encode_lines(a, std::io::stdin().lock()),
         Command::Metrics { pred, label } => {
             let p = read_vector(pred)?;
             let l = read_vector(label)?;

@@ -77,7 +77,32 @@ pub fn shared() -> Option<std::path::PathBuf> {
 
 /// Runs a binary; returns its exit code, stdout and stderr.
 pub fn run_bin(exe: &str, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(exe).args(args).output().unwrap();
+    run_bin_with(exe, args, "", &[])
+}
+
+/// Runs a binary with `stdin` as its standard input and `env` added to its environment; returns its
+/// exit code, stdout and stderr.
+pub fn run_bin_with(
+    exe: &str,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(exe)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.as_bytes().to_vec();
+    // write from a thread: a child that fills its stdout before reading stdin must not deadlock
+    let writer = std::thread::spawn(move || pipe.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join().unwrap(); // a child that exits without reading gives a broken pipe
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),

@@ -1,6 +1,7 @@
 //! The integration tests, one binary (each `tests/*.rs` would be its own LTO-linked binary).
 //! Tests that need `../shared` read it through `SYNERGY_SHARED` (unset: they skip and say why).
 
+mod bert;
 mod cli;
 mod common;
 mod data_formats;
