@@ -48,3 +48,15 @@ pub fn init_threads(threads: Option<usize>) {
         .num_threads(n)
         .build_global();
 }
+
+/// Restores the default action of `SIGPIPE` (Rust ignores it, so a write to a closed pipe — e.g.
+/// `synergy … | head` — makes `println!` panic). The binaries call this first: a closed pipe then
+/// ends the process quietly, as it does for other Unix tools. Results files are written (and
+/// fsynced) before anything is printed, so nothing is lost. No-op off Unix.
+pub fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called at the start of `main`, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -4,6 +4,7 @@ use clap::Parser;
 use neural_synergy::app::reproduce::{main_with, ReproduceArgs};
 
 fn main() {
+    neural_synergy::restore_sigpipe();
     let args = match ReproduceArgs::try_parse() {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {

@@ -3,6 +3,7 @@ use clap::Parser;
 use neural_synergy::app::synergy_cli::{human, run, Cli};
 
 fn main() {
+    neural_synergy::restore_sigpipe();
     neural_synergy::init_threads(None);
     let cli = match Cli::try_parse() {
         Ok(c) => c,

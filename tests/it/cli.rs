@@ -291,3 +291,27 @@ fn bad_input_exits_non_zero_with_one_line() {
         );
     }
 }
+
+/// A closed stdout (`synergy … | head`) ends the binaries quietly, never with a panic.
+#[test]
+fn a_closed_stdout_ends_the_binaries_without_a_panic() {
+    use std::process::{Command, Stdio};
+    for (exe, args) in [
+        (
+            env!("CARGO_BIN_EXE_reproduce-paper"),
+            vec!["--expected", "--json"],
+        ),
+        (env!("CARGO_BIN_EXE_reproduce-paper"), vec!["--expected"]),
+    ] {
+        let mut child = Command::new(exe)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away before the first write
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
