@@ -274,21 +274,14 @@ impl IwasStep {
         let mut critic_obj: Option<Tensor> = None;
         for (i, j, c) in &self.critics {
             let e = c.estimate(&z[*i].detach(), &z[*j].detach(), true)?;
-            critic_obj = Some(match critic_obj {
-                None => e,
-                Some(a) => (a + e)?,
-            });
+            critic_obj = super::accumulate(critic_obj, e)?;
         }
         if let Some(obj) = critic_obj {
             self.critic_step.step(&obj.neg()?)?;
         }
         let mut dep: Option<Tensor> = None;
         for (i, j, c) in &self.critics {
-            let e = c.estimate(&z[*i], &z[*j], false)?;
-            dep = Some(match dep {
-                None => e,
-                Some(a) => (a + e)?,
-            });
+            dep = super::accumulate(dep, c.estimate(&z[*i], &z[*j], false)?)?;
         }
         let Some(dep) = dep else {
             self.task.step(loss)?;
