@@ -825,7 +825,8 @@ fn build<'a>(obj: V<'a>, state: V<'a>) -> R<()> {
                 V::Bytes(b) => make_array(&shape, &dt, fortran, b.as_slice())?,
                 V::Str(s) => make_array(&shape, &dt, fortran, &latin1(s)?)?,
                 V::List(items) if dt.kind == b'O' => {
-                    let items = items.borrow();
+                    // a copy of the item handles: an item may be this very list (via the memo)
+                    let items = items.borrow().clone();
                     let n = checked_count(&shape)?;
                     if items.len() != n {
                         return Err(format!(
@@ -833,7 +834,7 @@ fn build<'a>(obj: V<'a>, state: V<'a>) -> R<()> {
                             items.len()
                         ));
                     }
-                    let objs = items.iter().map(convert).collect::<R<Vec<_>>>()?;
+                    let objs = items.iter().map(|v| convert(v, 0)).collect::<R<Vec<_>>>()?;
                     let objs = if fortran {
                         fortran_to_c(objs, &shape)
                     } else {
@@ -1008,9 +1009,19 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// Deepest nesting of containers [`convert`] follows. Real feature pickles nest a few levels;
+/// a hostile file can nest one level per byte (TUPLE1), which would overflow the stack.
+pub const MAX_NESTING: usize = 256;
+
 /// Converts a VM value to an owned object, moving arrays out of their cells when nothing else
-/// holds them (the memo is gone by then, so the big arrays move without copies).
-fn convert(v: &V) -> R<Obj> {
+/// holds them (the memo is gone by then, so the big arrays move without copies). A list or dict
+/// that contains itself converts to an empty container at the inner occurrence; nesting deeper
+/// than [`MAX_NESTING`] is an error.
+fn convert(v: &V, depth: usize) -> R<Obj> {
+    if depth > MAX_NESTING {
+        return Err(format!("containers nested deeper than {MAX_NESTING}"));
+    }
+    let d = depth + 1;
     Ok(match v {
         V::None => Obj::None,
         V::Bool(b) => Obj::Bool(*b),
@@ -1018,24 +1029,24 @@ fn convert(v: &V) -> R<Obj> {
         V::Float(f) => Obj::Float(*f),
         V::Str(s) => Obj::Str(s.to_string()),
         V::Bytes(b) => Obj::Bytes(b.as_slice().to_vec()),
-        V::Tuple(t) => Obj::List(t.iter().map(convert).collect::<R<_>>()?),
+        V::Tuple(t) => Obj::List(t.iter().map(|x| convert(x, d)).collect::<R<_>>()?),
         V::List(l) => {
             let items = std::mem::take(&mut *l.borrow_mut());
-            let out = items.iter().map(convert).collect::<R<Vec<_>>>();
+            let out = items.iter().map(|x| convert(x, d)).collect::<R<Vec<_>>>();
             *l.borrow_mut() = items;
             Obj::List(out?)
         }
-        V::Dict(d) => {
-            let items = std::mem::take(&mut *d.borrow_mut());
+        V::Dict(m) => {
+            let items = std::mem::take(&mut *m.borrow_mut());
             let out = items
                 .iter()
-                .map(|(k, v)| Ok((convert(k)?, convert(v)?)))
+                .map(|(k, v)| Ok((convert(k, d)?, convert(v, d)?)))
                 .collect::<R<Vec<_>>>();
-            *d.borrow_mut() = items;
+            *m.borrow_mut() = items;
             Obj::Dict(out?)
         }
         V::Global(g) => Obj::Other(format!("global {g:?}")),
-        V::Dtype(d) => Obj::Other(format!("dtype {}", d.borrow().describe())),
+        V::Dtype(t) => Obj::Other(format!("dtype {}", t.borrow().describe())),
         V::Array(a) => {
             let arr = if Rc::strong_count(a) == 1 {
                 a.borrow_mut().take()
@@ -1045,6 +1056,43 @@ fn convert(v: &V) -> R<Obj> {
             Obj::Array(arr.ok_or("an ndarray that was never built")?)
         }
     })
+}
+
+/// Drops VM values without recursion: a deeply nested value (one level per byte of a hostile
+/// file) would otherwise overflow the stack in its destructor. Containers whose last handle is
+/// dropped here hand their items to the work list; shared ones are dropped by their last holder.
+fn dismantle<'a>(mut work: Vec<V<'a>>) {
+    while let Some(v) = work.pop() {
+        match v {
+            V::Tuple(t) => {
+                if let Ok(items) = Rc::try_unwrap(t) {
+                    work.extend(items);
+                }
+            }
+            V::List(l) => {
+                if let Ok(items) = Rc::try_unwrap(l) {
+                    work.extend(items.into_inner());
+                }
+            }
+            V::Dict(m) => {
+                if let Ok(items) = Rc::try_unwrap(m) {
+                    for (k, v) in items.into_inner() {
+                        work.push(k);
+                        work.push(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Vm<'_> {
+    fn drop(&mut self) {
+        let mut work = std::mem::take(&mut self.stack);
+        work.extend(std::mem::take(&mut self.memo).into_values());
+        dismantle(work);
+    }
 }
 
 /// Reads a pickle from memory.
@@ -1063,10 +1111,12 @@ pub fn loads(data: &[u8]) -> Result<Obj, PickleError> {
     })?;
     let end = vm.pos;
     drop(vm);
-    convert(&v).map_err(|reason| PickleError {
+    let out = convert(&v, 0).map_err(|reason| PickleError {
         offset: end,
         reason,
-    })
+    });
+    dismantle(vec![v]);
+    out
 }
 
 /// Reads a pickle file (memory-mapped: the file is not copied; arrays are converted straight

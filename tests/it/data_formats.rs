@@ -285,6 +285,54 @@ fn truncated_and_corrupt_files_are_errors_naming_file_and_offset() {
     assert!(msg.contains("not a dict of arrays"), "{msg}");
 }
 
+/// Found by the mutation property in CI: a BINGET changed to point at the object array's own
+/// item list made the reader borrow that list twice (a RefCell panic). It must be a value or an
+/// error, never a panic.
+#[test]
+fn an_object_array_whose_items_reach_themselves_does_not_panic() {
+    let mut b = std::fs::read(fixtures().join("mmsa/aligned_p4.pkl")).unwrap();
+    assert_eq!(
+        b[4797], 86,
+        "fixture changed: the BINGET 86 this test mutates moved"
+    );
+    b[4797] = 85;
+    let r = std::panic::catch_unwind(|| pickle::loads(&b).map(|_| ()));
+    assert!(r.is_ok(), "the reader panicked");
+}
+
+#[test]
+fn a_list_that_contains_itself_reads_as_one_level() {
+    // PROTO 2, EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP
+    let b = b"\x80\x02]q\x00h\x00a.";
+    assert_eq!(
+        pickle::loads(b).unwrap(),
+        Obj::List(vec![Obj::List(vec![])])
+    );
+}
+
+#[test]
+fn nesting_one_level_per_byte_is_an_error_not_a_stack_overflow() {
+    // a million nested 1-tuples: TUPLE1 repeated
+    let mut t = b"\x80\x02N".to_vec();
+    t.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+    t.push(b'.');
+    let e = pickle::loads(&t).unwrap_err().to_string();
+    assert!(e.contains("nested deeper than"), "{e}");
+    // half a million nested lists: EMPTY_LIST repeated, then APPEND repeated
+    let n = 500_000;
+    let mut l = b"\x80\x02".to_vec();
+    l.extend(std::iter::repeat_n(b']', n));
+    l.extend(std::iter::repeat_n(b'a', n - 1));
+    l.push(b'.');
+    let e = pickle::loads(&l).unwrap_err().to_string();
+    assert!(e.contains("nested deeper than"), "{e}");
+    // nesting up to the limit still reads
+    let mut ok = b"\x80\x02N".to_vec();
+    ok.extend(std::iter::repeat_n(0x85u8, pickle::MAX_NESTING));
+    ok.push(b'.');
+    assert!(pickle::loads(&ok).is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
     /// Random byte mutations and truncations of a valid fixture never panic.
