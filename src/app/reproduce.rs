@@ -382,6 +382,12 @@ fn render(
         .map(|w| format!("> **warning:** {w}\n\n"))
         .collect();
     md += &tables::markdown(ctx, &rows, &binary, &claims, wall);
+    let (corr_rows, corr_claims) = crate::report::corruption::corruption(selected, &e, dataset);
+    md += "\n";
+    md += &crate::report::corruption::markdown(&corr_rows, &corr_claims, ctx.tier.name());
+    let subset_cells =
+        crate::report::subsets::subset_cells(selected, &ctx.test_labels, &ctx.test_subsets);
+    md += &crate::report::subsets::markdown(&subset_cells, &ctx.test_subsets);
     if !claims.is_empty() {
         let png = out.join("forest.png");
         crate::report::claims::forest_plot(
@@ -411,6 +417,8 @@ fn render(
             serde_json::to_value(&rows)?
         },
         "claims": claims,
+        "corruption": {"rows": corr_rows, "claims": corr_claims},
+        "subsets": subset_cells,
         "selected_runs": selected,
         "wall_s": wall,
     });

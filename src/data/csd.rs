@@ -471,5 +471,6 @@ pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
         valid,
         test,
         ceilings: Vec::new(),
+        test_subsets: Vec::new(),
     })
 }

@@ -113,6 +113,7 @@ pub fn from_obj(mut obj: Obj, path: &Path, which: TextFeatures) -> Result<Datase
         valid,
         test,
         ceilings: Vec::new(),
+        test_subsets: Vec::new(),
     })
 }
 

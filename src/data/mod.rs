@@ -206,6 +206,18 @@ pub struct Dataset {
     pub description: String,
     /// Reference predictors on the test split (oracle, single-modality ceilings), when known.
     pub ceilings: Vec<Ceiling>,
+    /// Named subsets of the test split whose information structure is known (synthetic tiers:
+    /// the clips whose label needs two modalities, and the rest), for per-subset metrics.
+    pub test_subsets: Vec<TestSubset>,
+}
+
+/// A named subset of the test split (`members[i]` for test clip `i`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSubset {
+    pub name: String,
+    /// Why the subset is interesting (what its labels need).
+    pub why: String,
+    pub members: Vec<bool>,
 }
 
 /// A reference predictor's test metrics (e.g. the Bayes-optimal predictor from the latents).

@@ -319,5 +319,6 @@ pub fn load(data_dir: &Path, dataset: DatasetName, seed: u64) -> Result<Dataset,
         valid,
         test,
         ceilings: Vec::new(),
+        test_subsets: Vec::new(),
     })
 }

@@ -36,7 +36,7 @@
 //! words' sentiment and the delivery's, so text alone and audio+vision alone are at chance.
 
 use super::{mosei_facts, mosi_facts, urfunny_facts};
-use super::{Ceiling, Dataset, DatasetName, Split, Task, Tier};
+use super::{Ceiling, Dataset, DatasetName, Split, Task, TestSubset, Tier};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::weighted::WeightedIndex;
@@ -339,6 +339,22 @@ fn generate_shaped(shape: &Shape, seed: u64) -> Dataset {
              audio/vision"
         ),
         ceilings,
+        test_subsets: vec![
+            TestSubset {
+                name: "sarcastic".into(),
+                why: "the words' polarity is flipped: the sign needs text and the audio/vision \
+                      sarcasm cue together (synergy)"
+                    .into(),
+                members: lat_te.iter().map(|l| l.sarcastic).collect(),
+            },
+            TestSubset {
+                name: "not sarcastic".into(),
+                why: "the words carry the sign; audio carries intensity (redundant or unique \
+                      information, no synergy needed)"
+                    .into(),
+                members: lat_te.iter().map(|l| !l.sarcastic).collect(),
+            },
+        ],
     }
 }
 
@@ -530,5 +546,7 @@ pub fn generate_urfunny(seed: u64) -> Dataset {
              delivery's polarity (text alone and audio/vision alone at chance; 10% label noise)"
         ),
         ceilings,
+        // every clip's label is the incongruity of words and delivery: all of it is synergy
+        test_subsets: Vec::new(),
     }
 }

@@ -330,5 +330,6 @@ pub fn load(dir: &Path) -> Result<Dataset, DataError> {
         valid,
         test,
         ceilings: Vec::new(),
+        test_subsets: Vec::new(),
     })
 }

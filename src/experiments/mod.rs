@@ -171,6 +171,10 @@ pub fn load_dataset(plan: &Plan) -> anyhow::Result<Dataset> {
         ] {
             truncate(s, n, ds.t_max, ds.dims);
         }
+        let n_test = ds.test.len();
+        for sub in &mut ds.test_subsets {
+            sub.members.truncate(n_test);
+        }
         ds.description += "; smoke profile: first 384/128/256 clips";
     }
     Ok(ds)

@@ -1,7 +1,9 @@
 //! Reports: markdown tables and PNG plots.
 
 pub mod claims;
+pub mod corruption;
 pub mod stats;
+pub mod subsets;
 pub mod tables;
 
 use plotters::prelude::*;

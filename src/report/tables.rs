@@ -19,7 +19,8 @@ pub struct Stat {
     pub n: usize,
 }
 
-fn stat(v: &[f64]) -> Stat {
+/// Mean, sample standard deviation and count of `v`.
+pub(crate) fn stat(v: &[f64]) -> Stat {
     let n = v.len();
     let mean = v.iter().sum::<f64>() / n.max(1) as f64;
     let std = if n > 1 {
@@ -239,6 +240,9 @@ pub struct RunContext {
     /// Runs in the whole plan (all shards), so a merged report can tell what is missing.
     #[serde(default)]
     pub planned_runs: Option<usize>,
+    /// Test subsets with a known information structure (synthetic tiers), aligned with `test_ids`.
+    #[serde(default)]
+    pub test_subsets: Vec<crate::data::TestSubset>,
 }
 
 impl RunContext {
@@ -263,6 +267,7 @@ impl RunContext {
             test_labels: ds.test.labels.iter().map(|v| *v as f64).collect(),
             max_epochs: plan.max_epochs,
             planned_runs: plan.runs(ds).ok().map(|r| r.len()),
+            test_subsets: ds.test_subsets.clone(),
         }
     }
 }

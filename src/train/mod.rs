@@ -300,9 +300,38 @@ pub struct RunResult {
     /// degenerate batch, a failed factorisation); such a run is never selected.
     pub failure: Option<String>,
     pub wall_s: f64,
+    /// Test metrics of the selected checkpoint with modalities zeroed at test time, one per
+    /// [`DROP_CONDITIONS`] entry (Table 4); empty in records written before it existed.
+    #[serde(default)]
+    pub dropped: Vec<DroppedEval>,
+}
+
+/// Table 4's test-time modality corruptions (after Colombo et al. 2021): the text alone, text and
+/// vision, text and audio zeroed (0 = text, 1 = audio, 2 = vision), named as the paper's columns.
+pub const DROP_CONDITIONS: [(&str, &[usize]); 3] =
+    [("T", &[0]), ("T+V", &[0, 2]), ("T+A", &[0, 1])];
+
+/// The selected checkpoint's test metrics under one modality corruption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DroppedEval {
+    /// `"T"`, `"T+V"` or `"T+A"` (the dropped modalities).
+    pub condition: String,
+    pub test: TestMetrics,
 }
 
 impl RunResult {
+    /// Test metrics under a corruption condition (`"none"` = the clean test metrics).
+    pub fn test_under(&self, condition: &str) -> Option<&TestMetrics> {
+        if condition == "none" {
+            self.test.as_ref()
+        } else {
+            self.dropped
+                .iter()
+                .find(|d| d.condition == condition)
+                .map(|d| &d.test)
+        }
+    }
+
     /// Whether this run can be selected (finished without failure, with a checkpoint).
     pub fn is_usable(&self) -> bool {
         self.failure.is_none() && self.test.is_some() && self.valid_score.is_finite()
@@ -445,6 +474,7 @@ pub fn train_model<M: FusionModel>(
         test_predictions: None,
         failure: None,
         wall_s: 0.0,
+        dropped: Vec::new(),
     };
     let ctx = BuildCtx {
         dims: ds.dims,
@@ -537,29 +567,48 @@ pub fn train_model<M: FusionModel>(
         return Ok(result);
     }
     if let Some(s) = &best_snap {
-        let tested = (|| -> crate::synergy::Result<(TestMetrics, Vec<f64>)> {
+        let tested = (|| -> crate::synergy::Result<(TestMetrics, Vec<f64>, Vec<DroppedEval>)> {
             restore(s)?;
-            let p = predict(&model, ds, &ds.test, &[], &device)?;
-            let l = labels_f64(&ds.test);
-            let m = match ds.task {
-                Task::Regression => TestMetrics::Regression(regression_metrics(
-                    &ndarray::ArrayView1::from(&p),
-                    &ndarray::ArrayView1::from(&l),
-                )?),
-                Task::Binary => TestMetrics::Binary(binary_metrics(&p, &l)),
-            };
-            Ok((m, p))
+            let (m, p) = evaluate(&model, ds, &[], &device)?;
+            let mut dropped = Vec::with_capacity(DROP_CONDITIONS.len());
+            for (condition, drop) in DROP_CONDITIONS {
+                dropped.push(DroppedEval {
+                    condition: condition.into(),
+                    test: evaluate(&model, ds, drop, &device)?.0,
+                });
+            }
+            Ok((m, p, dropped))
         })();
         match tested {
-            Ok((m, p)) => {
+            Ok((m, p, dropped)) => {
                 result.test = Some(m);
                 result.test_predictions = Some(p.iter().map(|v| *v as f32).collect());
+                result.dropped = dropped;
             }
             Err(e) => result.failure = Some(format!("test evaluation: {e}")),
         }
     }
     result.wall_s = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// Test metrics and predictions of `model` with the modalities in `drop` zeroed.
+fn evaluate<M: FusionModel>(
+    model: &M,
+    ds: &Dataset,
+    drop: &[usize],
+    device: &Device,
+) -> crate::synergy::Result<(TestMetrics, Vec<f64>)> {
+    let p = predict(model, ds, &ds.test, drop, device)?;
+    let l = labels_f64(&ds.test);
+    let m = match ds.task {
+        Task::Regression => TestMetrics::Regression(regression_metrics(
+            &ndarray::ArrayView1::from(&p),
+            &ndarray::ArrayView1::from(&l),
+        )?),
+        Task::Binary => TestMetrics::Binary(binary_metrics(&p, &l)),
+    };
+    Ok((m, p))
 }
 
 /// Model selection: among usable runs, the one with the best validation score.
