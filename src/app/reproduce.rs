@@ -1,5 +1,6 @@
 //! `reproduce-paper`: argument parsing and orchestration (the binary only calls [`main_with`]).
 
+use crate::data::realtext::CueMode;
 use crate::data::{DatasetName, Tier};
 use crate::experiments::expected::expected;
 use crate::experiments::shard::Shard;
@@ -65,6 +66,11 @@ pub struct ReproduceArgs {
     /// results.shard-K-of-N.jsonl in --out; `reproduce-paper report --from OUT` merges them.
     #[arg(long)]
     pub shard: Option<Shard>,
+    /// real-text tier: what the synthetic audio/vision cues carry — `label` (the signed label:
+    /// redundant with the words; their readout alone reaches ~70 Acc2 on MOSI) or `intensity`
+    /// (|label| only: polarity needs the words).
+    #[arg(long, value_enum, default_value_t = CueMode::Label)]
+    pub cues: CueMode,
     /// Print the plan's cost (runs per model and variant, projected hours from measured
     /// per-epoch times) instead of training.
     #[arg(long)]
@@ -183,6 +189,13 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         .unwrap_or_else(|| ModelKind::ALL.to_vec());
     kinds.sort();
     kinds.dedup();
+    if args.cues != CueMode::Label && tier != Tier::RealText {
+        anyhow::bail!(
+            "--cues {} applies to the real-text tier only (this run is --tier {})",
+            args.cues.name(),
+            tier.name()
+        );
+    }
     let plan = Plan {
         tier,
         dataset: args.dataset,
@@ -203,6 +216,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         jobs: args.jobs.max(1),
         max_epochs: args.max_epochs,
         shard: args.shard,
+        cues: args.cues,
     };
     let start = std::time::Instant::now();
     let ds = load_dataset(&plan)?;

@@ -86,6 +86,8 @@ pub struct Plan {
     pub max_epochs: Option<usize>,
     /// Only this shard's runs (a cluster job array's task; see [`shard`]).
     pub shard: Option<shard::Shard>,
+    /// What the real-text tier's cues carry (ignored by the other tiers).
+    pub cues: data::realtext::CueMode,
 }
 
 impl Plan {
@@ -141,7 +143,7 @@ pub fn load_dataset(plan: &Plan) -> anyhow::Result<Dataset> {
                     plan.dataset.name()
                 )
             })?;
-            data::realtext::load(dir, plan.dataset, 0)?
+            data::realtext::load_with(dir, plan.dataset, 0, plan.cues)?
         }
         Tier::Full => {
             let path = plan.data_dir.as_ref().ok_or_else(|| {
@@ -176,6 +178,9 @@ pub fn load_dataset(plan: &Plan) -> anyhow::Result<Dataset> {
             sub.members.truncate(n_test);
         }
         ds.description += "; smoke profile: first 384/128/256 clips";
+        for c in &mut ds.ceilings {
+            c.name += " (on the whole test split)";
+        }
     }
     Ok(ds)
 }

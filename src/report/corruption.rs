@@ -85,7 +85,7 @@ pub fn corruption(
                 .filter(|s| s.model == kind && s.variant == v)
                 .collect()
         };
-        for v in Variant::EVERY {
+        for v in Variant::TABLE_ORDER {
             let sel = of(v);
             // regression runs that recorded the corruption (binary tasks have no Acc2)
             if !sel

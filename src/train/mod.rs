@@ -58,6 +58,15 @@ pub enum Variant {
     /// representations, maximised ([`crate::synergy::iwas`]).
     #[serde(rename = "NLL+IWas")]
     NllIwas,
+    /// Table 5's ablation: the reconstruction loss `L_L2` alone (γ_d = γ_κ = 0).
+    #[serde(rename = "+LL2")]
+    NllL2,
+    /// Table 5's ablation: the MMD alignment loss `L_d` alone (γ_L2 = γ_κ = 0).
+    #[serde(rename = "+Ld/MMD")]
+    NllLd,
+    /// Table 5's ablation: the kurtosis penalty `L_κ` alone (γ_L2 = γ_d = 0).
+    #[serde(rename = "+Lk")]
+    NllLk,
 }
 
 impl Variant {
@@ -72,6 +81,22 @@ impl Variant {
         Variant::NllIwas,
     ];
 
+    /// Table 5's ablation rows between MLE (= NLL) and +SMMD (= NLL+SMMD): each term alone. The
+    /// paper's text says "without each" in one place and "activated each" in another; the row
+    /// labels (+L_L2, +L_d, +L_κ) add one term to MLE, which is what these are.
+    pub const ABLATION: [Variant; 3] = [Variant::NllL2, Variant::NllLd, Variant::NllLk];
+
+    /// Every variant of every table, in table order (what reports iterate over).
+    pub const TABLE_ORDER: [Variant; 7] = [
+        Variant::Nll,
+        Variant::NllSkl,
+        Variant::NllSmmd,
+        Variant::NllIwas,
+        Variant::NllL2,
+        Variant::NllLd,
+        Variant::NllLk,
+    ];
+
     /// The paper's name.
     pub fn name(self) -> &'static str {
         match self {
@@ -79,6 +104,23 @@ impl Variant {
             Variant::NllSkl => "NLL+SKL",
             Variant::NllSmmd => "NLL+SMMD",
             Variant::NllIwas => "NLL+IWas",
+            Variant::NllL2 => "+LL2",
+            Variant::NllLd => "+Ld/MMD",
+            Variant::NllLk => "+Lk",
+        }
+    }
+
+    /// Whether this is one of Table 5's single-term ablations.
+    pub fn is_ablation(self) -> bool {
+        Self::ABLATION.contains(&self)
+    }
+
+    /// The name of the row in `table` (Table 5 calls NLL "MLE" and NLL+SMMD "+SMMD").
+    pub fn name_in_table(self, table: u8) -> &'static str {
+        match (table, self) {
+            (5, Variant::Nll) => "MLE",
+            (5, Variant::NllSmmd) => "+SMMD",
+            _ => self.name(),
         }
     }
 
@@ -87,7 +129,20 @@ impl Variant {
         match self {
             Variant::Nll | Variant::NllIwas => None,
             Variant::NllSkl => Some(Divergence::Kl),
-            Variant::NllSmmd => Some(Divergence::Mmd),
+            Variant::NllSmmd | Variant::NllL2 | Variant::NllLd | Variant::NllLk => {
+                Some(Divergence::Mmd)
+            }
+        }
+    }
+
+    /// The regulariser's weights `(γ_L2, γ_d, γ_κ)` for this variant from the configured ones:
+    /// an ablation keeps its own term's weight and zeroes the other two.
+    pub fn gammas(self, l2: f64, d: f64, k: f64) -> (f64, f64, f64) {
+        match self {
+            Variant::NllL2 => (l2, 0.0, 0.0),
+            Variant::NllLd => (0.0, d, 0.0),
+            Variant::NllLk => (0.0, 0.0, k),
+            _ => (l2, d, k),
         }
     }
 }
@@ -173,9 +228,14 @@ impl RunConfig {
     /// The C-network's configuration of this run (None for `NLL`).
     pub fn synergy_config(&self) -> Option<SynergyConfig> {
         let divergence = self.variant.divergence()?;
+        let s = &self.synergy;
+        let (gamma_l2, gamma_d, gamma_k) = self.variant.gammas(s.gamma_l2, s.gamma_d, s.gamma_k);
         Some(SynergyConfig {
             divergence,
             seed: self.seed,
+            gamma_l2,
+            gamma_d,
+            gamma_k,
             ..self.synergy.clone()
         })
     }
