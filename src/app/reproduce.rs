@@ -71,6 +71,11 @@ pub struct ReproduceArgs {
     /// (|label| only: polarity needs the words).
     #[arg(long, value_enum, default_value_t = CueMode::Label)]
     pub cues: CueMode,
+    /// Comma-separated paper tables to run (2-6, all on one corpus: 2,4 on MOSI; 3,5 on MOSEI; 6 on
+    /// UR-FUNNY): trains exactly the (model, variant) pairs those tables contain, for the models
+    /// this build has, on their corpus; --models / --variants narrow it further.
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Option<Vec<u8>>,
     /// Print the plan's cost (runs per model and variant, projected hours from measured
     /// per-epoch times) instead of training.
     #[arg(long)]
@@ -187,6 +192,51 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         .models
         .clone()
         .unwrap_or_else(|| ModelKind::ALL.to_vec());
+    let mut variants = args
+        .variants
+        .clone()
+        .unwrap_or_else(|| Variant::ALL.to_vec());
+    let mut dataset = args.dataset;
+    let mut pairs = None;
+    if let Some(numbers) = &args.tables {
+        let specs = crate::experiments::tables::select(numbers)?;
+        let Some(first) = specs.first() else {
+            bail!("--tables is empty");
+        };
+        if dataset != first.dataset && args.dataset != DatasetName::default() {
+            bail!(
+                "--tables {} are on {}, not --dataset {}",
+                numbers
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                first.dataset.name(),
+                dataset.name()
+            );
+        }
+        dataset = first.dataset;
+        let (p, missing) = crate::experiments::tables::pairs(&specs);
+        if !missing.is_empty() {
+            eprintln!(
+                "reproduce-paper: note: this build has no {} model: {} rows are rendered as \"—\"",
+                missing.join(", "),
+                missing.join("/")
+            );
+        }
+        // --models / --variants narrow the tables' pairs
+        let p: Vec<_> = p
+            .into_iter()
+            .filter(|(k, _)| args.models.as_ref().is_none_or(|m| m.contains(k)))
+            .filter(|(_, v)| args.variants.as_ref().is_none_or(|vs| vs.contains(v)))
+            .collect();
+        if p.is_empty() {
+            bail!("--tables with these --models/--variants leaves nothing to run");
+        }
+        kinds = p.iter().map(|(k, _)| *k).collect();
+        variants = p.iter().map(|(_, v)| *v).collect();
+        pairs = Some(p);
+    }
     kinds.sort();
     kinds.dedup();
     if args.cues != CueMode::Label && tier != Tier::RealText {
@@ -198,18 +248,14 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     }
     let plan = Plan {
         tier,
-        dataset: args.dataset,
+        dataset,
         profile,
         seeds,
         models: kinds.iter().map(|k| k.default_config()).collect(),
         variants: {
-            let mut v = args
-                .variants
-                .clone()
-                .unwrap_or_else(|| Variant::ALL.to_vec());
-            v.sort();
-            v.dedup();
-            v
+            variants.sort();
+            variants.dedup();
+            variants
         },
         data_dir: args.data_dir.clone(),
         synergy,
@@ -217,6 +263,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         max_epochs: args.max_epochs,
         shard: args.shard,
         cues: args.cues,
+        pairs,
     };
     let start = std::time::Instant::now();
     let ds = load_dataset(&plan)?;
@@ -402,6 +449,16 @@ fn render(
     let subset_cells =
         crate::report::subsets::subset_cells(selected, &ctx.test_labels, &ctx.test_subsets);
     md += &crate::report::subsets::markdown(&subset_cells, &ctx.test_subsets);
+    md += &crate::report::paper_tables::markdown(
+        dataset,
+        ctx.tier.name(),
+        &ctx.models,
+        &rows,
+        &binary,
+        &corr_rows,
+        &claims,
+        &e,
+    );
     if !claims.is_empty() {
         let png = out.join("forest.png");
         crate::report::claims::forest_plot(

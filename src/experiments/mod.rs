@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod expected;
 pub mod shard;
+pub mod tables;
 
 use crate::data::{self, Dataset, DatasetName, Tier};
 use crate::models::{ModelConfig, ModelKind};
@@ -88,6 +89,9 @@ pub struct Plan {
     pub shard: Option<shard::Shard>,
     /// What the real-text tier's cues carry (ignored by the other tiers).
     pub cues: data::realtext::CueMode,
+    /// Only these (model, variant) pairs of the models × variants product (`--tables`: the pairs
+    /// the selected tables contain); `None` runs the whole product.
+    pub pairs: Option<Vec<(ModelKind, Variant)>>,
 }
 
 impl Plan {
@@ -98,6 +102,11 @@ impl Plan {
         let mut out = Vec::new();
         for model in &self.models {
             for &variant in &self.variants {
+                if let Some(p) = &self.pairs {
+                    if !p.contains(&(model.kind(), variant)) {
+                        continue;
+                    }
+                }
                 for &seed in &self.seeds {
                     for (batch_size, lr) in self.profile.grid() {
                         let c = RunConfig {
