@@ -389,6 +389,7 @@ fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> R
             "{}",
             serde_json::json!({
                 "tier": plan.tier.name(),
+                "dataset": plan.dataset.name(),
                 "profile": plan.profile.name(),
                 "seeds": plan.seeds,
                 "train_clips": ds.train.len(),

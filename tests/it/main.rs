@@ -25,3 +25,4 @@ mod stats;
 mod synergy_cnet;
 mod synergy_iwas;
 mod synergy_parity;
+mod tables;

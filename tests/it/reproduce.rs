@@ -195,6 +195,42 @@ fn bad_arguments_are_one_line_errors() {
     let (code, _, err) = run(&["--profile", "fast"]);
     assert_eq!(code, 2);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for (args, needle) in [
+        (&["--tables", "2,3", "--plan"][..], "different corpora"),
+        (&["--tables", "9", "--plan"][..], "no Table 9"),
+        (
+            &["--cues", "intensity", "--plan"][..],
+            "real-text tier only",
+        ),
+        (
+            &["--tables", "2", "--dataset", "mosei", "--plan"][..],
+            "are on mosi",
+        ),
+    ] {
+        let (code, _, err) = run(args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// `--tables 3,5 --plan`: the plan holds exactly the pairs of Tables 3 and 5 that this build has
+/// (Table 3's FLSTM has no IWas row, so none is planned) on MOSEI.
+#[test]
+fn tables_flag_plans_exactly_the_tables_pairs_on_their_corpus() {
+    let (code, stdout, err) = run(&[
+        "--tables",
+        "3,5",
+        "--plan",
+        "--json",
+        "--models",
+        "flstm,mfn",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    // quick profile: 1 seed × 1 grid point; FLSTM 3 variants, MFN 4
+    assert_eq!(v["runs"], 3 + 4, "{v}");
+    assert_eq!(v["dataset"], "mosei");
 }
 
 /// `--plan`: runs × epoch cap × seconds per epoch, from the embedded table and, once runs of the

@@ -1,0 +1,323 @@
+//! Tables 2–6 as data (`--tables`), Table 4's corruption claims, Table 5's ablation variants, the
+//! per-subset synergy metrics and the real-text cue modes.
+
+use crate::common::shared;
+use ndarray::ArrayView1;
+use neural_synergy::data::{realtext, DatasetName, TestSubset};
+use neural_synergy::experiments::expected::expected;
+use neural_synergy::experiments::tables::{self, TableError};
+use neural_synergy::experiments::Selected;
+use neural_synergy::metrics::regression_metrics;
+use neural_synergy::models::ModelKind;
+use neural_synergy::report::stats::Verdict;
+use neural_synergy::report::{corruption, subsets};
+use neural_synergy::synergy::SynergyConfig;
+use neural_synergy::train::{
+    DroppedEval, RunConfig, RunResult, Selection, TaskLoss, TestMetrics, Variant,
+};
+
+fn metrics(p: &[f64], l: &[f64]) -> TestMetrics {
+    TestMetrics::Regression(regression_metrics(&ArrayView1::from(p), &ArrayView1::from(l)).unwrap())
+}
+
+/// A selected run with clean test predictions `p` and, per Table 4 condition, predictions `drop`.
+fn run(variant: Variant, seed: u64, p: &[f64], drop: &[Vec<f64>; 3], l: &[f64]) -> Selected {
+    let config = RunConfig {
+        model: ModelKind::Flstm.default_config(),
+        variant,
+        batch_size: 32,
+        lr: 1e-3,
+        seed,
+        max_epochs: 1,
+        patience: 1,
+        loss: TaskLoss::L1,
+        synergy: SynergyConfig::default(),
+    };
+    Selected {
+        model: ModelKind::Flstm,
+        variant,
+        seed,
+        result: RunResult {
+            config,
+            epochs: 1,
+            best_epoch: 1,
+            selection: Selection::Mae,
+            valid_score: 1.0,
+            valid_score_baseline: 2.0,
+            test: Some(metrics(p, l)),
+            test_predictions: Some(p.iter().map(|x| *x as f32).collect()),
+            failure: None,
+            wall_s: 1.0,
+            dropped: ["T", "T+V", "T+A"]
+                .iter()
+                .zip(drop)
+                .map(|(c, q)| DroppedEval {
+                    condition: c.to_string(),
+                    test: metrics(q, l),
+                })
+                .collect(),
+        },
+    }
+}
+
+#[test]
+fn table_selection_rejects_unknown_tables_and_mixed_corpora() {
+    assert_eq!(tables::select(&[7]).unwrap_err(), TableError::Unknown(7));
+    assert!(matches!(
+        tables::select(&[2, 3]).unwrap_err(),
+        TableError::MixedCorpora(2, 3, "mosi", "mosei")
+    ));
+    let s = tables::select(&[4, 2, 4]).unwrap();
+    assert_eq!(s.iter().map(|t| t.number).collect::<Vec<_>>(), [4, 2]);
+    assert!(s.iter().all(|t| t.dataset == DatasetName::Mosi));
+    assert_eq!(
+        tables::select(&[6]).unwrap()[0].dataset,
+        DatasetName::UrFunny
+    );
+}
+
+#[test]
+fn table_layouts_follow_the_papers_rows() {
+    let e = expected();
+    let all = tables::all();
+    let t = |n: u8| all.iter().find(|s| s.number == n).unwrap();
+    // Table 4: 3 variants × 4 conditions of one model
+    let l4 = tables::layout(t(4), &e);
+    assert_eq!(l4.len(), 12);
+    assert!(l4.iter().all(|(m, _, _)| m == "MAGBERT"));
+    // Table 5: MLE, +LL2, +Ld/MMD, +Lk, +SMMD — each maps to a variant
+    let l5: Vec<String> = tables::layout(t(5), &e).into_iter().map(|r| r.1).collect();
+    assert_eq!(l5, ["MLE", "+LL2", "+Ld/MMD", "+Lk", "+SMMD"]);
+    let v5: Vec<Variant> = l5
+        .iter()
+        .map(|n| tables::variant_of(5, n).unwrap())
+        .collect();
+    assert_eq!(
+        v5,
+        [
+            Variant::Nll,
+            Variant::NllL2,
+            Variant::NllLd,
+            Variant::NllLk,
+            Variant::NllSmmd
+        ]
+    );
+    // Table 2's pairs: FLSTM without IWas (the paper has no such row), LFN planned as TFN only
+    let (pairs, _) = tables::pairs(&[t(2).clone()]);
+    assert!(pairs.contains(&(ModelKind::Flstm, Variant::NllSkl)));
+    assert!(pairs.contains(&(ModelKind::Tfn, Variant::NllSmmd)));
+    assert!(!pairs.iter().any(|(k, _)| *k == ModelKind::Lmf));
+    assert!(!pairs.contains(&(ModelKind::Flstm, Variant::NllIwas)));
+    // Table 3 adds IWas for MFN and TFN
+    let (p3, _) = tables::pairs(&[t(3).clone()]);
+    assert!(p3.contains(&(ModelKind::Mfn, Variant::NllIwas)));
+    // Table 6 is MISA, MFN, TFN
+    let (p6, _) = tables::pairs(&[t(6).clone()]);
+    let mut k6: Vec<ModelKind> = p6.iter().map(|(k, _)| *k).collect();
+    k6.sort();
+    k6.dedup();
+    assert_eq!(k6, [ModelKind::Tfn, ModelKind::Mfn, ModelKind::Misa]);
+}
+
+#[test]
+fn ablation_variants_keep_only_their_own_term() {
+    let s = SynergyConfig {
+        gamma_l2: 2.0,
+        gamma_d: 3.0,
+        gamma_k: 0.5,
+        ..SynergyConfig::default()
+    };
+    let cfg = |variant| RunConfig {
+        model: ModelKind::Flstm.default_config(),
+        variant,
+        batch_size: 32,
+        lr: 1e-3,
+        seed: 7,
+        max_epochs: 1,
+        patience: 1,
+        loss: TaskLoss::L1,
+        synergy: s.clone(),
+    };
+    let g = |v| {
+        let c = cfg(v).synergy_config().unwrap();
+        (c.gamma_l2, c.gamma_d, c.gamma_k)
+    };
+    assert_eq!(g(Variant::NllL2), (2.0, 0.0, 0.0));
+    assert_eq!(g(Variant::NllLd), (0.0, 3.0, 0.0));
+    assert_eq!(g(Variant::NllLk), (0.0, 0.0, 0.5));
+    assert_eq!(g(Variant::NllSmmd), (2.0, 3.0, 0.5));
+    for v in Variant::TABLE_ORDER {
+        // serde names are the paper's, and round-trip
+        let j = serde_json::to_string(&v).unwrap();
+        assert_eq!(j, format!("\"{}\"", v.name()));
+        assert_eq!(serde_json::from_str::<Variant>(&j).unwrap(), v);
+        cfg(v).validate().unwrap();
+    }
+    // the ablations' keys differ from each other and from SMMD's
+    let keys: std::collections::HashSet<String> = Variant::TABLE_ORDER
+        .iter()
+        .map(|v| cfg(*v).key("ctx"))
+        .collect();
+    assert_eq!(keys.len(), Variant::TABLE_ORDER.len());
+}
+
+#[test]
+fn mosei_runs_are_compared_with_table_3() {
+    assert_eq!(DatasetName::Mosi.paper_table(), 2);
+    assert_eq!(DatasetName::Mosei.paper_table(), 3);
+    assert_eq!(DatasetName::UrFunny.paper_table(), 6);
+}
+
+#[test]
+fn corruption_claims_pair_seeds_and_follow_the_delta_sign() {
+    // 8 clips, labels ±1; the synergy variant is right on 2 more clips under every corruption
+    let l = [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0];
+    let right: Vec<f64> = l.to_vec();
+    let wrong_k = |k: usize| -> Vec<f64> {
+        l.iter()
+            .enumerate()
+            .map(|(i, y)| if i < k { -y } else { *y })
+            .collect()
+    };
+    let mut sel = Vec::new();
+    for seed in 0..3u64 {
+        // NLL: 4 of 8 wrong under corruption; SMMD: 2 (+ seed-dependent noise: seed 2 gets 3)
+        let nll = [wrong_k(4), wrong_k(4), wrong_k(4)];
+        let k = if seed == 2 { 3 } else { 2 };
+        let smmd = [wrong_k(k), wrong_k(k), wrong_k(k)];
+        sel.push(run(Variant::Nll, seed, &right, &nll, &l));
+        sel.push(run(Variant::NllSmmd, seed, &right, &smmd, &l));
+    }
+    let (rows, claims) = corruption::corruption(&sel, &expected(), DatasetName::Mosi);
+    assert_eq!(rows.len(), 2);
+    let nll = &rows[0];
+    assert_eq!(nll.variant, "NLL");
+    assert!((nll.acc2[0].unwrap().mean - 100.0).abs() < 1e-9);
+    assert!((nll.acc2[1].unwrap().mean - 50.0).abs() < 1e-9);
+    assert_eq!(claims.len(), 3);
+    for c in &claims {
+        let m = c.measured.unwrap();
+        // deltas 25, 25, 12.5 points
+        assert!((m.mean - 62.5 / 3.0).abs() < 1e-9, "{m:?}");
+        assert_eq!(m.n, 3);
+        // FLSTM has no Table 4 row: §5.5's direction (+) decides
+        assert!(c.paper_delta.is_none());
+        assert_eq!(c.verdict, Some(Verdict::Supported));
+    }
+    // one seed: no interval, and the note says why
+    let one: Vec<Selected> = sel.iter().filter(|s| s.seed == 0).cloned().collect();
+    let (_, c1) = corruption::corruption(&one, &expected(), DatasetName::Mosi);
+    assert!(c1.iter().all(|c| c.verdict.is_none() && c.note.is_some()));
+}
+
+#[test]
+fn subset_metrics_find_a_gain_confined_to_the_synergy_clips() {
+    // 40 clips; the first 10 "need synergy". The variant fixes 6 of them that NLL gets wrong and is
+    // identical elsewhere.
+    let n = 40;
+    let l: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { 1.5 } else { -1.5 })
+        .collect();
+    let members: Vec<bool> = (0..n).map(|i| i < 10).collect();
+    let subs = vec![
+        TestSubset {
+            name: "synergy".into(),
+            why: "test".into(),
+            members: members.clone(),
+        },
+        TestSubset {
+            name: "rest".into(),
+            why: "test".into(),
+            members: members.iter().map(|m| !m).collect(),
+        },
+    ];
+    let nll: Vec<f64> = l
+        .iter()
+        .enumerate()
+        .map(|(i, y)| if i < 6 { -y } else { *y })
+        .collect();
+    let drop = [nll.clone(), nll.clone(), nll.clone()];
+    let sel = vec![
+        run(Variant::Nll, 0, &nll, &drop, &l),
+        run(Variant::NllSmmd, 0, &l, &drop, &l),
+    ];
+    let cells = subsets::subset_cells(&sel, &l, &subs);
+    let acc = |v: &str, s: &str| {
+        cells
+            .iter()
+            .find(|c| c.variant == v && c.subset == s && c.metric.name() == "Acc2")
+            .unwrap()
+            .clone()
+    };
+    assert!((acc("NLL", "synergy").value.unwrap() - 40.0).abs() < 1e-9);
+    assert!((acc("NLL+SMMD", "synergy").value.unwrap() - 100.0).abs() < 1e-9);
+    assert_eq!(acc("NLL+SMMD", "synergy").clips, 10);
+    let d = acc("NLL+SMMD", "synergy").delta.unwrap();
+    assert!((d.mean - 60.0).abs() < 1e-9 && d.method == "paired-bootstrap");
+    assert_eq!(acc("NLL+SMMD", "synergy").reading, Some("helps"));
+    let r = acc("NLL+SMMD", "rest");
+    assert_eq!(r.delta.unwrap().mean, 0.0);
+    assert_eq!(r.reading, Some("unclear"));
+    // a subset of the wrong length is skipped, not misaligned
+    let bad = vec![TestSubset {
+        name: "short".into(),
+        why: String::new(),
+        members: vec![true; 3],
+    }];
+    assert!(subsets::subset_cells(&sel, &l, &bad).is_empty());
+}
+
+#[test]
+fn synthetic_mosi_marks_its_sarcastic_test_clips() {
+    let ds = neural_synergy::data::synthetic::generate_for(DatasetName::Mosi, 0);
+    assert_eq!(ds.test_subsets.len(), 2);
+    let (a, b) = (&ds.test_subsets[0].members, &ds.test_subsets[1].members);
+    assert_eq!(a.len(), ds.test.len());
+    // complementary, and the sarcastic share is near the generator's 15 %
+    assert!(a.iter().zip(b).all(|(x, y)| x != y));
+    let share = a.iter().filter(|x| **x).count() as f64 / a.len() as f64;
+    assert!(
+        (share - neural_synergy::data::synthetic::SARCASM).abs() < 0.05,
+        "{share}"
+    );
+}
+
+#[test]
+fn real_text_cue_modes_label_cues_are_readable_alone_intensity_cues_are_not() {
+    let Some(sh) = shared() else { return };
+    let dir = sh.join("data");
+    let lab = realtext::load_with(&dir, DatasetName::Mosi, 0, realtext::CueMode::Label).unwrap();
+    let int =
+        realtext::load_with(&dir, DatasetName::Mosi, 0, realtext::CueMode::Intensity).unwrap();
+    let readout = |d: &neural_synergy::data::Dataset| {
+        d.ceilings
+            .iter()
+            .find(|c| c.name.starts_with("audio+vision cues only"))
+            .unwrap()
+            .acc2
+    };
+    let mean = |d: &neural_synergy::data::Dataset| {
+        d.ceilings
+            .iter()
+            .find(|c| c.name == "train-mean predictor")
+            .unwrap()
+            .acc2
+    };
+    // the label cues alone separate polarity well above the mean predictor
+    assert!(readout(&lab) > mean(&lab) + 0.15, "{}", readout(&lab));
+    // intensity cues carry no polarity: the readout stays within 3 points of the mean predictor
+    assert!(
+        (readout(&int) - mean(&int)).abs() < 0.03,
+        "{}",
+        readout(&int)
+    );
+    // same words, same labels; only the cues and the description differ
+    assert_eq!(lab.test.labels, int.test.labels);
+    assert_eq!(lab.test.text, int.test.text);
+    assert_ne!(lab.test.audio, int.test.audio);
+    assert!(int.description.contains("intensity"));
+    // the default loader is the label mode, byte for byte (resume keys hash the description)
+    let def = realtext::load(&dir, DatasetName::Mosi, 0).unwrap();
+    assert_eq!(def.description, lab.description);
+    assert_eq!(def.train.audio, lab.train.audio);
+}
