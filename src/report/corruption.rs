@@ -63,6 +63,20 @@ fn paper_value(expected: &[Expected], model: &str, variant: &str, cond: &str) ->
         .map(|e| e.value)
 }
 
+/// Whether a run collapsed to a constant: its clean test predictions have a standard deviation
+/// below 0.01 label units (MOSI's labels have a standard deviation of 1.5).
+fn is_constant(s: &Selected) -> bool {
+    match &s.result.test_predictions {
+        Some(p) if p.len() > 1 => {
+            let n = p.len() as f64;
+            let mean = p.iter().map(|x| *x as f64).sum::<f64>() / n;
+            let var = p.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n;
+            var.sqrt() < 0.01
+        }
+        _ => false,
+    }
+}
+
 fn acc2_under(s: &Selected, cond: &str) -> Option<f64> {
     Some(100.0 * s.result.test_under(cond)?.regression()?.acc2_non0)
 }
@@ -145,6 +159,24 @@ pub fn corruption(
                     .flatten();
                 let measured = paired_t_interval(&deltas, 0.95);
                 let mut note = None;
+                // a variant that predicts a constant is trivially "resistant" to corruption
+                let collapsed = var.iter().filter(|x| is_constant(x)).count() * 2 > var.len();
+                if collapsed {
+                    claims.push(CorruptionClaim {
+                        model: kind.name().into(),
+                        variant: v.name().into(),
+                        condition: cond.into(),
+                        paper_delta: None,
+                        measured,
+                        verdict: None,
+                        note: Some(
+                            "the variant collapsed to a constant prediction on most seeds: \
+                             insensitivity to corruption says nothing"
+                                .into(),
+                        ),
+                    });
+                    continue;
+                }
                 if measured.is_none() {
                     note = Some(if deltas.len() < 2 {
                         format!(

@@ -234,6 +234,26 @@ fn one_table(
             out.push(v);
         }
     }
+    if spec.kind == TableKind::Corruption {
+        // the models that ran but have no row in the paper's Table 4
+        for r in corruption {
+            if layout(spec, e)
+                .iter()
+                .any(|(pm, _, _)| kinds_of(pm).iter().any(|k| k.name() == r.model))
+            {
+                continue;
+            }
+            let mut v = vec![
+                format!("{} (no row in the paper's table)", r.model),
+                r.variant.clone(),
+            ];
+            v.extend(r.acc2.iter().map(|a| match a {
+                Some(st) => cell(st, None, 1),
+                None => "—".into(),
+            }));
+            out.push(v);
+        }
+    }
     s += &super::markdown_table(&header, &out);
     s + "\n"
 }

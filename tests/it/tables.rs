@@ -204,6 +204,25 @@ fn corruption_claims_pair_seeds_and_follow_the_delta_sign() {
         assert!(c.paper_delta.is_none());
         assert_eq!(c.verdict, Some(Verdict::Supported));
     }
+    // a variant that predicts a constant gets no verdict, whatever its corrupted metrics
+    let constant = vec![0.1; l.len()];
+    let mut col = Vec::new();
+    for seed in 0..3u64 {
+        col.push(run(
+            Variant::Nll,
+            seed,
+            &right,
+            &[wrong_k(4), wrong_k(4), wrong_k(4)],
+            &l,
+        ));
+        let c = [constant.clone(), constant.clone(), constant.clone()];
+        col.push(run(Variant::NllSkl, seed, &constant, &c, &l));
+    }
+    let (_, cc) = corruption::corruption(&col, &expected(), DatasetName::Mosi);
+    assert_eq!(cc.len(), 3);
+    assert!(cc
+        .iter()
+        .all(|c| c.verdict.is_none() && c.note.as_deref().unwrap().contains("constant")));
     // one seed: no interval, and the note says why
     let one: Vec<Selected> = sel.iter().filter(|s| s.seed == 0).cloned().collect();
     let (_, c1) = corruption::corruption(&one, &expected(), DatasetName::Mosi);
