@@ -65,6 +65,10 @@ pub struct ReproduceArgs {
     /// results.shard-K-of-N.jsonl in --out; `reproduce-paper report --from OUT` merges them.
     #[arg(long)]
     pub shard: Option<Shard>,
+    /// BERT checkpoint folder (config.json, model.safetensors, tokenizer.json) for MAGBERT and
+    /// MIM (default: $NEURAL_SYNERGY_TEXT_ENCODER, else scripts/fetch-encoder.sh's cache).
+    #[arg(long, value_name = "DIR")]
+    pub text_encoder: Option<PathBuf>,
     /// Print the plan's cost (runs per model and variant, projected hours from measured
     /// per-epoch times) instead of training.
     #[arg(long)]
@@ -183,7 +187,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         .unwrap_or_else(|| ModelKind::ALL.to_vec());
     kinds.sort();
     kinds.dedup();
-    let plan = Plan {
+    let mut plan = Plan {
         tier,
         dataset: args.dataset,
         profile,
@@ -205,7 +209,15 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         shard: args.shard,
     };
     let start = std::time::Instant::now();
-    let ds = load_dataset(&plan)?;
+    let mut ds = load_dataset(&plan)?;
+    for note in crate::experiments::bert::prepare(
+        &mut ds,
+        &mut plan.models,
+        args.models.is_some(),
+        args.text_encoder.as_deref(),
+    )? {
+        eprintln!("reproduce-paper: note: {note}");
+    }
     if args.plan {
         return print_plan(&plan, &ds, &args);
     }

@@ -282,6 +282,7 @@ pub fn load(data_dir: &Path, dataset: DatasetName, seed: u64) -> Result<Dataset,
             }
         }
         s.ids.push(r.id.clone());
+        s.words.push(toks.into_iter().take(T_MAX).collect());
         s.lengths.push(len);
         s.labels.push(r.label as f32);
     }
