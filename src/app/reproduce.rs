@@ -76,6 +76,10 @@ pub struct ReproduceArgs {
     /// this build has, on their corpus; --models / --variants narrow it further.
     #[arg(long, value_delimiter = ',')]
     pub tables: Option<Vec<u8>>,
+    /// BERT checkpoint folder (config.json, model.safetensors, tokenizer.json) for MAGBERT and
+    /// MIM (default: $NEURAL_SYNERGY_TEXT_ENCODER, else scripts/fetch-encoder.sh's cache).
+    #[arg(long, value_name = "DIR")]
+    pub text_encoder: Option<PathBuf>,
     /// Print the plan's cost (runs per model and variant, projected hours from measured
     /// per-epoch times) instead of training.
     #[arg(long)]
@@ -246,7 +250,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
             tier.name()
         );
     }
-    let plan = Plan {
+    let mut plan = Plan {
         tier,
         dataset,
         profile,
@@ -266,7 +270,15 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         pairs,
     };
     let start = std::time::Instant::now();
-    let ds = load_dataset(&plan)?;
+    let mut ds = load_dataset(&plan)?;
+    for note in crate::experiments::bert::prepare(
+        &mut ds,
+        &mut plan.models,
+        args.models.is_some(),
+        args.text_encoder.as_deref(),
+    )? {
+        eprintln!("reproduce-paper: note: {note}");
+    }
     if args.plan {
         return print_plan(&plan, &ds, &args);
     }
@@ -444,6 +456,19 @@ fn render(
         .map(|w| format!("> **warning:** {w}\n\n"))
         .collect();
     md += &tables::markdown(ctx, &rows, &binary, &claims, wall);
+    // the synergy weights the runs used (the same for every run of a plan)
+    if let Some(c) = selected
+        .iter()
+        .find(|s| s.result.config.variant.divergence().is_some())
+        .map(|s| &s.result.config.synergy)
+    {
+        md += &format!(
+            "\nSynergy weights of these runs: β = {}, γ_L2 = {}, γ_d = {}, γ_κ = {} (an ablation keeps \
+             only its own γ). Defaults chosen on MOSI-shaped synthetic validation data, never on test \
+             numbers; `--beta/--gamma-*` override them.\n",
+            c.beta, c.gamma_l2, c.gamma_d, c.gamma_k
+        );
+    }
     let (corr_rows, corr_claims) = crate::report::corruption::corruption(selected, &e, dataset);
     md += "\n";
     md += &crate::report::corruption::markdown(&corr_rows, &corr_claims, ctx.tier.name());

@@ -265,6 +265,8 @@ fn split_from(mut d: Obj, which: TextFeatures) -> Result<(Split, [usize; 3], usi
             vision,
             lengths,
             labels,
+            words: Vec::new(),
+            tokens: None,
         },
         [dt, ash[2], vsh[2]],
         t,

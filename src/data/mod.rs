@@ -10,6 +10,7 @@ pub mod mmsa;
 pub mod pickle;
 pub mod realtext;
 pub mod synthetic;
+pub mod tokens;
 pub mod urfunny;
 
 use candle_core::{DType, Device, Tensor};
@@ -147,6 +148,11 @@ pub struct Split {
     pub vision: Vec<f32>,
     pub lengths: Vec<usize>,
     pub labels: Vec<f32>,
+    /// The words of each clip, one per word step (the real-text tiers; empty for tiers without
+    /// words, e.g. the synthetic ones).
+    pub words: Vec<Vec<String>>,
+    /// BERT word-piece tokens of each clip, when attached ([`tokens::attach`]).
+    pub tokens: Option<tokens::SplitTokens>,
 }
 
 impl Split {
@@ -160,6 +166,27 @@ impl Split {
             vision: Vec::with_capacity(n * t * dims[2]),
             lengths: Vec::with_capacity(n),
             labels: Vec::with_capacity(n),
+            words: Vec::new(),
+            tokens: None,
+        }
+    }
+
+    /// The first `n` clips (`t` padded steps, widths `dims`), words and tokens included.
+    pub fn head(&self, n: usize, t: usize, dims: [usize; 3]) -> Split {
+        let n = n.min(self.len());
+        Split {
+            ids: self.ids[..n].to_vec(),
+            text: self.text[..n * t * dims[0]].to_vec(),
+            audio: self.audio[..n * t * dims[1]].to_vec(),
+            vision: self.vision[..n * t * dims[2]].to_vec(),
+            lengths: self.lengths[..n].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            words: self.words.iter().take(n).cloned().collect(),
+            tokens: self.tokens.as_ref().map(|tk| {
+                let mut tk = tk.clone();
+                tk.truncate(n);
+                tk
+            }),
         }
     }
 
@@ -187,6 +214,9 @@ pub struct SeqBatch {
     pub mask: Tensor,
     /// `B` labels.
     pub label: Tensor,
+    /// BERT tokens with word-aligned audio/vision, when the split carries tokens
+    /// ([`tokens::TokenBatch`]); `None` otherwise.
+    pub tokens: Option<tokens::TokenBatch>,
 }
 
 /// A dataset with its three splits and what is known about it.
@@ -284,6 +314,11 @@ impl Dataset {
             last: Tensor::from_vec(last, (b, t), device)?.to_dtype(dtype)?,
             mask: Tensor::from_vec(mask, (b, t), device)?.to_dtype(dtype)?,
             label: Tensor::from_vec(labels, b, device)?.to_dtype(dtype)?,
+            tokens: split
+                .tokens
+                .as_ref()
+                .map(|tk| tokens::token_batch(self, split, tk, idx, drop, dtype, device))
+                .transpose()?,
         })
     }
 }

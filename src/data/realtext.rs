@@ -342,6 +342,7 @@ pub fn load_with(
         }
         proj[r.split].push(pr);
         s.ids.push(r.id.clone());
+        s.words.push(toks.into_iter().take(T_MAX).collect());
         s.lengths.push(len);
         s.labels.push(r.label as f32);
     }

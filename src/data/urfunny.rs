@@ -294,6 +294,8 @@ pub fn load(dir: &Path) -> Result<Dataset, DataError> {
             vision: vec![0.0; n * t * dv],
             lengths: Vec::with_capacity(n),
             labels: Vec::with_capacity(n),
+            words: Vec::new(),
+            tokens: None,
         };
         for (i, c) in clips.into_iter().enumerate() {
             let l = c.len.min(t);

@@ -1,6 +1,7 @@
 //! The paper's experiments as data: expected results (Tables 2–6), profiles, tiers, plans and the
 //! resumable run loop behind `reproduce-paper`.
 
+pub mod bert;
 pub mod cost;
 pub mod expected;
 pub mod shard;
@@ -202,6 +203,10 @@ fn truncate(s: &mut data::Split, n: usize, t: usize, dims: [usize; 3]) {
     s.text.truncate(n * t * dims[0]);
     s.audio.truncate(n * t * dims[1]);
     s.vision.truncate(n * t * dims[2]);
+    s.words.truncate(n);
+    if let Some(tk) = &mut s.tokens {
+        tk.truncate(n);
+    }
     for v in [&mut s.text, &mut s.audio, &mut s.vision] {
         v.shrink_to_fit();
     }

@@ -246,13 +246,13 @@ impl LayerNorm {
 /// A bidirectional one-layer LSTM on padded batches (`B × T × d`, padding at the end): two
 /// [`FastLstm`]s (candle-nn's parameter names and initialisation) that run each sequence's valid
 /// steps only, as PyTorch's packed sequences do.
-struct BiLstm {
+pub(crate) struct BiLstm {
     fwd: FastLstm,
     bwd: FastLstm,
 }
 
 impl BiLstm {
-    fn new(d: usize, h: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+    pub(crate) fn new(d: usize, h: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Self {
             fwd: fast_lstm(d, h, vb.pp("fwd"))?,
             bwd: fast_lstm(d, h, vb.pp("bwd"))?,
@@ -262,7 +262,11 @@ impl BiLstm {
     /// Per-step outputs `B × T × 2h` (`[h→_t, h←_t]`; at padded steps the frozen final states,
     /// which nothing downstream reads) and the final hidden states `h→` (at the last valid step)
     /// and `h←` (after reading back to step 0).
-    fn forward(&self, x: &Tensor, p: &Packing) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        p: &Packing,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let (of, hf, _) = self.fwd.seq_masked(x, &p.lengths)?;
         let (ob, hb, _) = self.bwd.seq_masked(&p.reverse(x)?, &p.lengths)?;
         let out = Tensor::cat(&[of, p.reverse(&ob)?], 2)?;
@@ -272,7 +276,7 @@ impl BiLstm {
 
 /// A batch's lengths as the index that reverses each sequence within its valid length (padded
 /// steps stay in place), and the one-hot of the last valid step.
-struct Packing {
+pub(crate) struct Packing {
     rev: Tensor,
     /// Valid lengths clamped to `1..=T` (an empty clip reads its first, padded, step).
     lengths: Vec<usize>,
@@ -281,7 +285,7 @@ struct Packing {
 }
 
 impl Packing {
-    fn new(batch: &SeqBatch) -> candle_core::Result<Self> {
+    pub(crate) fn new(batch: &SeqBatch) -> candle_core::Result<Self> {
         let (b, t) = batch.mask.dims2()?;
         let mut idx = Vec::with_capacity(b * t);
         let lengths: Vec<usize> = batch.lengths.iter().map(|&l| l.clamp(1, t)).collect();

@@ -10,26 +10,30 @@
 //! **Adding a model** = one new file here implementing [`FusionModel`] (with a serialisable
 //! `Config: Default`) and one line in the `fusion_models!` invocation below.
 
+pub mod bert_backbone;
 pub mod ef_lstm;
 pub mod lmf;
 pub mod lstm;
+pub mod mag_bert;
 pub mod mfn;
 pub mod misa;
+pub mod mmim;
 pub mod tfn;
 
 use crate::data::{SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::fmt::Debug;
+use std::path::PathBuf;
 
 /// What a model needs to know about the data when it is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BuildCtx {
     /// Feature widths of text, audio, vision.
     pub dims: [usize; 3],
@@ -38,6 +42,27 @@ pub struct BuildCtx {
     pub seed: u64,
     /// Regression (one real output) or binary classification (one logit).
     pub task: Task,
+    /// The BERT checkpoint folder the data's tokens were made with (`config.json`,
+    /// `model.safetensors`, `tokenizer.json`): the BERT-based models read their architecture
+    /// from it in [`FusionModel::new`] and their weights in [`FusionModel::load_pretrained`].
+    /// `None` when the data carries no tokens.
+    pub text_encoder: Option<PathBuf>,
+}
+
+/// A model-specific optimisation stage run over the training batches at the start of every epoch,
+/// before the main pass (MMIM's MMILB stage). The trainer gives it its own AdamW over the variables
+/// the model selects with [`FusionModel::in_extra_stage`], minimising
+/// [`FusionModel::extra_stage_loss`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExtraStage {
+    /// Learning rate of the stage's optimiser.
+    pub lr: f64,
+    /// Its AdamW weight decay.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip of its variables.
+    pub grad_clip: f64,
+    /// Share of each epoch's batches the stage visits (the first ones of the epoch's order).
+    pub batch_fraction: f64,
 }
 
 /// Hyper-parameters of a model: a serialisable value with documented defaults, validated once.
@@ -68,6 +93,44 @@ pub trait FusionModel: Sized {
     fn forward(&self, b: &SeqBatch, train: bool) -> candle_core::Result<ModelOutput>;
     /// Widths of `Z_t, Z_a, Z_v` and of `Z`.
     fn rep_dims(&self) -> (Vec<usize>, usize);
+
+    /// Whether the model reads BERT tokens ([`SeqBatch::tokens`]) and so needs a dataset with
+    /// words and a text encoder ([`crate::data::tokens`]).
+    const NEEDS_TOKENS: bool = false;
+
+    /// Loads pretrained weights into the model's variables. The trainer calls it once, **after**
+    /// seeding every variable ([`crate::train::build_model`]), so pretrained values are not
+    /// overwritten. Default: nothing to load.
+    fn load_pretrained(&self, _vm: &VarMap, _ctx: &BuildCtx) -> candle_core::Result<()> {
+        Ok(())
+    }
+
+    /// The learning rate of the variable `name` when the protocol's rate is `base` (parameter
+    /// groups: e.g. a pretrained encoder at its own small rate); `None` keeps the variable out of
+    /// the main optimiser (frozen, or trained only by an [`ExtraStage`]). Default: `base` for all.
+    fn learning_rate(&self, _name: &str, base: f64) -> Option<f64> {
+        Some(base)
+    }
+
+    /// Called by the trainer at the start of every training epoch (before any stage), e.g. to
+    /// clear a memory of earlier batches. Default: nothing.
+    fn on_epoch_start(&self) {}
+
+    /// The model's extra optimisation stage, if it has one. Default: none.
+    fn extra_stage(&self) -> Option<ExtraStage> {
+        None
+    }
+
+    /// Whether the variable `name` is optimised by the [`ExtraStage`]. Default: none is.
+    fn in_extra_stage(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// The loss the [`ExtraStage`] minimises on a training batch. Default: an error (only called
+    /// when [`Self::extra_stage`] is `Some`).
+    fn extra_stage_loss(&self, _b: &SeqBatch) -> candle_core::Result<Tensor> {
+        candle_core::bail!("{} has no extra optimisation stage", Self::NAME)
+    }
 }
 
 /// Whether a variable is non-trainable state (BatchNorm running statistics), by its name.
@@ -107,6 +170,10 @@ macro_rules! fusion_models {
             pub fn name(self) -> &'static str {
                 match self { $( ModelKind::$variant => <$ty as FusionModel>::NAME ),* }
             }
+            /// Whether the model reads BERT tokens ([`FusionModel::NEEDS_TOKENS`]).
+            pub fn needs_tokens(self) -> bool {
+                match self { $( ModelKind::$variant => <$ty as FusionModel>::NEEDS_TOKENS ),* }
+            }
         }
 
         impl ModelConfig {
@@ -138,6 +205,10 @@ fusion_models! {
     Mfn => mfn::Mfn,
     /// MISA: modality-invariant and -specific representations.
     Misa => misa::Misa,
+    /// MAG-BERT ("MAGBERT"): a multimodal adaptation gate between BERT's embeddings and encoder.
+    Magbert => mag_bert::MagBert,
+    /// MMIM ("MIM"): BERT text, BiLSTM audio/vision, MI lower bounds and CPC, two-stage training.
+    Mim => mmim::Mmim,
 }
 
 /// Inverted dropout with masks drawn from a seeded stream (candle's own dropout uses an unseeded

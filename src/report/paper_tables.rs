@@ -12,9 +12,11 @@ use crate::experiments::expected::Expected;
 use crate::experiments::tables::{all, kinds_of, layout, TableKind, TableSpec};
 
 /// What is known about a paper row that has no measurement.
-fn missing_reason(pm: &str, ran_models: &[String]) -> String {
+fn missing_reason(pm: &str, ran_models: &[String], tier: &str) -> String {
     if kinds_of(pm).is_empty() {
         format!("{pm} is not implemented in this build")
+    } else if tier != "real-text" && kinds_of(pm).iter().all(|k| k.needs_tokens()) {
+        format!("not applicable on the {tier} tier: {pm} reads word pieces, which only the real-text tier has")
     } else if kinds_of(pm)
         .iter()
         .any(|k| ran_models.iter().any(|m| m == k.name()))
@@ -90,7 +92,7 @@ pub fn markdown(
             continue;
         }
         s += &one_table(
-            &spec, ran_models, rows, binary, corruption, claims, expected,
+            &spec, tier, ran_models, rows, binary, corruption, claims, expected,
         );
     }
     for spec in elsewhere {
@@ -106,8 +108,10 @@ pub fn markdown(
     s
 }
 
+#[allow(clippy::too_many_arguments)]
 fn one_table(
     spec: &TableSpec,
+    tier: &str,
     ran_models: &[String],
     rows: &[Row],
     binary: &[BinaryRow],
@@ -205,7 +209,7 @@ fn one_table(
             }
         }
         if !any {
-            let why = missing_reason(&pm, ran_models);
+            let why = missing_reason(&pm, ran_models, tier);
             let mut v = vec![format!("{label} — ({why})"), vname.clone()];
             match spec.kind {
                 TableKind::Regression => {

@@ -245,6 +245,17 @@ impl IwasStep {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        Self::grouped(cfg, dims, vec![(task_vars, lr)], dtype, device)
+    }
+
+    /// [`Self::new`] with the task model's variables in parameter groups `(vars, lr)`.
+    pub fn grouped(
+        cfg: &super::SynergyConfig,
+        dims: &[usize],
+        task_groups: super::step::ParamGroups,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         cfg.validate()?;
         let mut critics = Vec::new();
         let mut maps = Vec::new();
@@ -261,7 +272,7 @@ impl IwasStep {
         Ok(Self {
             critics,
             critic_step: super::TaskStep::new(vars, cfg.lr_critic, 0.0, cfg.grad_clip)?,
-            task: super::TaskStep::new(task_vars, lr, cfg.weight_decay, cfg.grad_clip)?,
+            task: super::TaskStep::grouped(task_groups, cfg.weight_decay, cfg.grad_clip)?,
             weight: cfg.beta,
             _maps: maps,
         })

@@ -19,7 +19,7 @@ pub mod step;
 
 pub use cnet::{CNetwork, Divergence, KurtosisOn, RegLosses, SynergyConfig};
 pub use losses::{dv_bound, kurtosis_loss, mmd2, nwj_bound, BandwidthSpec, KurtosisLoss};
-pub use step::{clip_grad_norm, ModelOutput, StepStats, SynergyStep, TaskStep};
+pub use step::{clip_grad_norm, ModelOutput, ParamGroups, StepStats, SynergyStep, TaskStep};
 
 use crate::error::EstimatorError;
 use thiserror::Error;

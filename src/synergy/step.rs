@@ -62,10 +62,16 @@ fn adamw(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<AdamW> {
     )?)
 }
 
-/// The NLL baseline: AdamW on the task loss with gradient-norm clipping.
+/// Parameter groups: variables with their learning rate (e.g. a pretrained encoder at a small
+/// rate and the rest at the protocol's).
+pub type ParamGroups = Vec<(Vec<Var>, f64)>;
+
+/// The NLL baseline: AdamW on the task loss with gradient-norm clipping, one AdamW per parameter
+/// group (same weight decay), the clip applied to the global norm over all groups (PyTorch's
+/// `clip_grad_norm_` over the model's parameters).
 #[derive(Debug)]
 pub struct TaskStep {
-    opt: AdamW,
+    opts: Vec<AdamW>,
     vars: Vec<Var>,
     grad_clip: f64,
     steps: usize,
@@ -74,9 +80,23 @@ pub struct TaskStep {
 impl TaskStep {
     /// AdamW over `vars` at `lr`.
     pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64, grad_clip: f64) -> Result<Self> {
+        Self::grouped(vec![(vars, lr)], weight_decay, grad_clip)
+    }
+
+    /// One AdamW per group `(vars, lr)`; empty groups are skipped.
+    pub fn grouped(groups: ParamGroups, weight_decay: f64, grad_clip: f64) -> Result<Self> {
+        let mut opts = Vec::new();
+        let mut all = Vec::new();
+        for (vars, lr) in groups {
+            if vars.is_empty() {
+                continue;
+            }
+            all.extend(vars.iter().cloned());
+            opts.push(adamw(vars, lr, weight_decay)?);
+        }
         Ok(Self {
-            opt: adamw(vars.clone(), lr, weight_decay)?,
-            vars,
+            opts,
+            vars: all,
             grad_clip,
             steps: 0,
         })
@@ -100,7 +120,9 @@ impl TaskStep {
     /// Clips this group's gradients in `grads` and updates; returns the norm before clipping.
     pub fn apply(&mut self, grads: &mut GradStore) -> Result<f64> {
         let norm = clip_grad_norm(grads, &self.vars, self.grad_clip)?;
-        self.opt.step(grads)?;
+        for opt in &mut self.opts {
+            opt.step(grads)?;
+        }
         self.steps += 1;
         Ok(norm)
     }
@@ -152,6 +174,11 @@ pub struct SynergyStep {
 impl SynergyStep {
     /// A step for a model with variables `task_vars` trained at `lr_task`.
     pub fn new(cnet: CNetwork, task_vars: Vec<Var>, lr_task: f64) -> Result<Self> {
+        Self::grouped(cnet, vec![(task_vars, lr_task)])
+    }
+
+    /// A step for a model whose variables come in parameter groups `(vars, lr)`.
+    pub fn grouped(cnet: CNetwork, task_groups: ParamGroups) -> Result<Self> {
         let cfg = cnet.config().clone();
         let c_vars = cnet.vars();
         let critic_vars = cnet.critic_vars();
@@ -164,7 +191,7 @@ impl SynergyStep {
             ))
         };
         Ok(Self {
-            task: TaskStep::new(task_vars, lr_task, cfg.weight_decay, cfg.grad_clip)?,
+            task: TaskStep::grouped(task_groups, cfg.weight_decay, cfg.grad_clip)?,
             c_opt: adamw(c_vars.clone(), cfg.lr_mi, cfg.weight_decay)?,
             c_vars,
             critic,

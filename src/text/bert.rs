@@ -164,15 +164,35 @@ impl BertTokenizer {
 
     /// Tokenises `texts` (MMSA `text_bert` convention, see the module docs).
     pub fn encode<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tokenized, E> {
-        let n = texts.len();
-        let l = self.max_len;
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let encodings = self
             .inner
             .encode_batch(inputs, true)
             .map_err(|e| self.error(format!("tokenising failed ({e})")))?;
+        Ok(self.collect(&encodings)?.0)
+    }
+
+    /// Tokenises texts given as words (each text pre-split, e.g. a data tier's words), with the
+    /// same `[CLS] word-pieces [SEP] [PAD]…` layout as [`Self::encode`]; also returns, per token,
+    /// the index of the word it came from (`-1` at `[CLS]`, `[SEP]` and padding).
+    pub fn encode_words(&self, words: &[Vec<String>]) -> Result<(Tokenized, Array2<i32>), E> {
+        let inputs: Vec<tokenizers::EncodeInput> = words
+            .iter()
+            .map(|w| tokenizers::EncodeInput::Single(w.clone().into()))
+            .collect();
+        let encodings = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| self.error(format!("tokenising failed ({e})")))?;
+        self.collect(&encodings)
+    }
+
+    fn collect(&self, encodings: &[tokenizers::Encoding]) -> Result<(Tokenized, Array2<i32>), E> {
+        let n = encodings.len();
+        let l = self.max_len;
         let mut ids = Array2::<u32>::from_elem((n, l), self.pad_id);
         let mut mask = Array2::<u32>::zeros((n, l));
+        let mut word = Array2::<i32>::from_elem((n, l), -1);
         for (i, enc) in encodings.iter().enumerate() {
             let (e_ids, e_mask) = (enc.get_ids(), enc.get_attention_mask());
             let real = e_mask.iter().take_while(|&&m| m == 1).count();
@@ -187,16 +207,25 @@ impl BertTokenizer {
                      (is the post_processor BERT's TemplateProcessing?)"
                 )));
             }
+            let w = enc.get_word_ids();
             for j in 0..l {
                 ids[[i, j]] = e_ids[j];
                 mask[[i, j]] = e_mask[j];
+                if j > 0 && j + 1 < real {
+                    if let Some(Some(k)) = w.get(j) {
+                        word[[i, j]] = i32::try_from(*k).unwrap_or(i32::MAX);
+                    }
+                }
             }
         }
-        Ok(Tokenized {
-            input_ids: ids,
-            attention_mask: mask,
-            token_type_ids: Array2::zeros((n, l)),
-        })
+        Ok((
+            Tokenized {
+                input_ids: ids,
+                attention_mask: mask,
+                token_type_ids: Array2::zeros((n, l)),
+            },
+            word,
+        ))
     }
 
     fn error(&self, reason: String) -> E {
@@ -287,7 +316,7 @@ fn read(path: &Path) -> Result<Vec<u8>, E> {
 /// The name a checkpoint uses for the tensor BertModel asks for (`wanted`): with the checkpoint's
 /// `bert.` prefix, and `gamma`/`beta` for LayerNorm weights where the file has those. Unknown
 /// names pass through, so a missing tensor is reported under the name the model expects.
-fn checkpoint_name(names: &HashSet<String>, prefix: &str, wanted: &str) -> String {
+pub(crate) fn checkpoint_name(names: &HashSet<String>, prefix: &str, wanted: &str) -> String {
     let full = format!("{prefix}{wanted}");
     if names.contains(&full) {
         return full;

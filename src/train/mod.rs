@@ -22,7 +22,9 @@ use crate::models::{
 };
 use crate::synergy::iwas::IwasStep;
 use crate::synergy::nets::seed_varmap;
-use crate::synergy::{CNetwork, Divergence, SynergyConfig, SynergyError, SynergyStep, TaskStep};
+use crate::synergy::{
+    CNetwork, Divergence, ParamGroups, SynergyConfig, SynergyError, SynergyStep, TaskStep,
+};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::seq::SliceRandom;
@@ -406,7 +408,41 @@ pub fn trainable_vars(vm: &VarMap) -> Vec<Var> {
     named.into_iter().map(|(_, v)| v.clone()).collect()
 }
 
-/// Builds model `M` with fresh variables initialised from `seed`; returns it with its `VarMap`.
+/// The trainable variables of `model`'s `VarMap` grouped by learning rate
+/// ([`FusionModel::learning_rate`] of each name at the protocol's `base` rate), in name order;
+/// variables the model keeps out of the main optimiser (frozen, or an extra stage's) are left out.
+pub fn param_groups<M: FusionModel>(model: &M, vm: &VarMap, base: f64) -> ParamGroups {
+    let data = vm.data().lock().expect("VarMap lock");
+    let mut named: Vec<(&String, &Var)> = data.iter().filter(|(n, _)| !is_buffer(n)).collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let mut groups: ParamGroups = Vec::new();
+    for (name, var) in named {
+        let Some(lr) = model.learning_rate(name, base) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(_, l)| l.to_bits() == lr.to_bits()) {
+            Some((vars, _)) => vars.push(var.clone()),
+            None => groups.push((vec![var.clone()], lr)),
+        }
+    }
+    groups
+}
+
+/// The variables of `model`'s extra optimisation stage ([`FusionModel::in_extra_stage`]), in
+/// name order.
+pub fn extra_stage_vars<M: FusionModel>(model: &M, vm: &VarMap) -> Vec<Var> {
+    let data = vm.data().lock().expect("VarMap lock");
+    let mut named: Vec<(&String, &Var)> = data
+        .iter()
+        .filter(|(n, _)| !is_buffer(n) && model.in_extra_stage(n))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    named.into_iter().map(|(_, v)| v.clone()).collect()
+}
+
+/// Builds model `M` with fresh variables initialised from `seed`, then loads its pretrained
+/// weights ([`FusionModel::load_pretrained`], after the seeding so they are kept); returns it with
+/// its `VarMap`.
 pub fn build_model<M: FusionModel>(
     cfg: &M::Config,
     ctx: &BuildCtx,
@@ -417,6 +453,7 @@ pub fn build_model<M: FusionModel>(
     let vb = VarBuilder::from_varmap(&vm, TRAIN_DTYPE, device);
     let model = M::new(cfg, ctx, vb)?;
     seed_varmap(&vm, ctx.seed)?;
+    model.load_pretrained(&vm, ctx)?;
     Ok((model, vm))
 }
 
@@ -540,13 +577,14 @@ pub fn train_model<M: FusionModel>(
         dims: ds.dims,
         seed: cfg.seed,
         task: ds.task,
+        text_encoder: ds.train.tokens.as_ref().map(|t| t.source.dir.clone()),
     };
     let (model, vm) = build_model::<M>(mcfg, &ctx, &device)?;
     // where the run stands, for the failure message
     let mut at = (0usize, 0usize);
     let mut best_snap = None;
     let outcome = (|| -> crate::synergy::Result<()> {
-        let vars = trainable_vars(&vm);
+        let groups = param_groups(&model, &vm, cfg.lr);
         let mut stepper = match cfg.synergy_config() {
             None if cfg.variant == Variant::NllIwas => {
                 let sc = SynergyConfig {
@@ -554,32 +592,56 @@ pub fn train_model<M: FusionModel>(
                     ..cfg.synergy.clone()
                 };
                 let (dims, _) = model.rep_dims();
-                Stepper::Iwas(Box::new(IwasStep::new(
+                Stepper::Iwas(Box::new(IwasStep::grouped(
                     &sc,
                     &dims,
-                    vars,
-                    cfg.lr,
+                    groups,
                     TRAIN_DTYPE,
                     &device,
                 )?))
             }
-            None => Stepper::Task(TaskStep::new(
-                vars,
-                cfg.lr,
+            None => Stepper::Task(TaskStep::grouped(
+                groups,
                 cfg.synergy.weight_decay,
                 cfg.synergy.grad_clip,
             )?),
             Some(sc) => {
                 let (dims, fused) = model.rep_dims();
                 let cnet = CNetwork::new(sc, &dims, fused, TRAIN_DTYPE, &device)?;
-                Stepper::Synergy(Box::new(SynergyStep::new(cnet, vars, cfg.lr)?))
+                Stepper::Synergy(Box::new(SynergyStep::grouped(cnet, groups)?))
             }
+        };
+        // a model's extra stage (MMIM's MMILB step) has its own optimiser over its own variables
+        let mut extra = match model.extra_stage() {
+            Some(st) => Some((
+                st,
+                TaskStep::new(
+                    extra_stage_vars(&model, &vm),
+                    st.lr,
+                    st.weight_decay,
+                    st.grad_clip,
+                )?,
+            )),
+            None => None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED);
         let mut order: Vec<usize> = (0..ds.train.len()).collect();
         for epoch in 1..=cfg.max_epochs {
             result.epochs = epoch;
             order.shuffle(&mut rng);
+            model.on_epoch_start();
+            if let Some((st, step_x)) = &mut extra {
+                let batches = order.len().div_ceil(cfg.batch_size);
+                let take = ((batches as f64 * st.batch_fraction).ceil() as usize).min(batches);
+                for (step, chunk) in order.chunks(cfg.batch_size).take(take).enumerate() {
+                    at = (epoch, step);
+                    if chunk.len() < 2 {
+                        continue;
+                    }
+                    let b = ds.batch(&ds.train, chunk, &[], TRAIN_DTYPE, &device)?;
+                    step_x.step(&model.extra_stage_loss(&b)?)?;
+                }
+            }
             for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
                 at = (epoch, step);
                 if chunk.len() < 2 {

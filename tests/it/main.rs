@@ -11,6 +11,7 @@ mod errors;
 mod lstm;
 mod metrics;
 mod models;
+mod models_bert;
 mod models_lmf;
 mod models_mfn;
 mod models_misa;

@@ -171,6 +171,7 @@ fn forward_is_wired_as_documented() {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     let ctx = BuildCtx {
+        text_encoder: None,
         dims: ds.dims,
         seed: 9,
         task: Task::Regression,
@@ -245,6 +246,7 @@ fn configs_are_validated_and_bad_ones_are_errors() {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
         let ctx = BuildCtx {
+            text_encoder: None,
             dims: [4, 3, 2],
             seed: 0,
             task: Task::Regression,

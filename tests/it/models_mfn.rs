@@ -18,6 +18,7 @@ fn build(cfg: &MfnConfig, seed: u64) -> (Mfn, VarMap) {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     let ctx = BuildCtx {
+        text_encoder: None,
         dims: DIMS,
         seed,
         task: Task::Regression,
@@ -93,6 +94,7 @@ fn batch(samples: &[&Sample], t: usize, pad_scale: f64, seed: u64) -> SeqBatch {
         last: Tensor::from_vec(last, (b, t), &dev).unwrap(),
         mask: Tensor::from_vec(mask, (b, t), &dev).unwrap(),
         label: Tensor::zeros(b, DType::F64, &dev).unwrap(),
+        tokens: None,
     }
 }
 
@@ -335,6 +337,7 @@ fn config_defaults_validation_and_serde() {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     let ctx = BuildCtx {
+        text_encoder: None,
         dims: DIMS,
         seed: 0,
         task: Task::Regression,

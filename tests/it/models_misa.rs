@@ -157,6 +157,7 @@ fn build(cfg: &MisaConfig, seed: u64) -> (Misa, VarMap) {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     let ctx = BuildCtx {
+        text_encoder: None,
         dims: data().dims,
         seed,
         task: Task::Regression,
@@ -271,6 +272,7 @@ fn invalid_configurations_are_rejected() {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     let ctx = BuildCtx {
+        text_encoder: None,
         dims: [4, 3, 2],
         seed: 0,
         task: Task::Binary,

@@ -81,6 +81,7 @@ fn build(ds: &Dataset, task: Task, seed: u64) -> (Tfn, VarMap) {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     let ctx = BuildCtx {
+        text_encoder: None,
         dims: ds.dims,
         seed,
         task,
@@ -190,6 +191,7 @@ fn configs_are_validated_and_bad_ones_are_errors() {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
         let ctx = BuildCtx {
+            text_encoder: None,
             dims: ds.dims,
             seed: 0,
             task: Task::Regression,

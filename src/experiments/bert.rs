@@ -1,0 +1,65 @@
+//! The BERT-based models (MAG-BERT, MIM) in `reproduce-paper`: what they consume per tier.
+//!
+//! * **real-text**: the real transcripts' words are tokenised with the chosen checkpoint's
+//!   tokenizer ([`crate::data::tokens::attach`]); the checkpoint folder comes from
+//!   `--text-encoder DIR`, else `NEURAL_SYNERGY_TEXT_ENCODER`, else the fetch script's cache
+//!   ([`crate::text::resolve_encoder_dir`]). Asked for explicitly (`--models magbert,mim`) without
+//!   an encoder, the run stops with a one-line error saying how to fetch one; in the default
+//!   "all models" plan they are left out with a note instead.
+//! * **synthetic** and **full**: no words (the synthetic generators have none; the full tier's
+//!   feature files carry BERT states or word vectors, not words), so the BERT models are not
+//!   applicable: they are left out of the plan with that reason on stderr and their cells stay
+//!   empty ("—").
+
+use crate::data::Dataset;
+use crate::models::ModelConfig;
+use crate::text::bert::DEFAULT_MAX_LEN;
+use crate::text::TextEncoder;
+use std::path::Path;
+
+/// Prepares `ds` for the plan's BERT-based models (see the module docs): tokenises it when it has
+/// words and an encoder is found, otherwise removes those models from `models`. `explicit`: the
+/// models were named on the command line (a missing encoder is then an error). Returns notes for
+/// stderr.
+pub fn prepare(
+    ds: &mut Dataset,
+    models: &mut Vec<ModelConfig>,
+    explicit: bool,
+    encoder: Option<&Path>,
+) -> anyhow::Result<Vec<String>> {
+    let names: Vec<&str> = models
+        .iter()
+        .map(|m| m.kind())
+        .filter(|k| k.needs_tokens())
+        .map(|k| k.name())
+        .collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = names.join(", ");
+    let mut drop = |why: String| {
+        models.retain(|m| !m.kind().needs_tokens());
+        Ok(vec![format!(
+            "{names}: not applicable here ({why}); their cells stay empty"
+        )])
+    };
+    if ds.train.words.len() != ds.train.len() {
+        return drop(format!(
+            "the {} tier's {} data has no words for a BERT tokenizer; use --tier real-text",
+            ds.tier.name(),
+            ds.name
+        ));
+    }
+    let dir = match crate::text::resolve_encoder_dir(encoder) {
+        Ok(d) => d,
+        Err(e) if explicit => return Err(e.into()),
+        Err(e) => return drop(e.to_string()),
+    };
+    let enc = TextEncoder::load_with(&dir, &candle_core::Device::Cpu, DEFAULT_MAX_LEN)?;
+    crate::data::tokens::attach(ds, enc.tokenizer(), dir.clone(), enc.checkpoint_key())?;
+    Ok(vec![format!(
+        "{names}: text encoder {} (checkpoint {})",
+        dir.display(),
+        enc.checkpoint_key()
+    )])
+}
