@@ -262,6 +262,25 @@ pub struct Ceiling {
     pub acc2: f64,
 }
 
+impl Ceiling {
+    /// A regression reference predictor's test metrics: MAE and Acc2 (sign agreement on the
+    /// non-zero labels; 0 when every label is 0).
+    pub fn regression(name: &str, pred: &[f64], label: &[f64]) -> Self {
+        let nz: Vec<(f64, f64)> = pred
+            .iter()
+            .zip(label)
+            .filter(|(_, l)| **l != 0.0)
+            .map(|(p, l)| (*p, *l))
+            .collect();
+        let agree = nz.iter().filter(|(p, l)| (*p > 0.0) == (*l > 0.0)).count();
+        Ceiling {
+            name: name.into(),
+            mae: Some(crate::metrics::mae(pred, label)),
+            acc2: agree as f64 / nz.len().max(1) as f64,
+        }
+    }
+}
+
 impl Dataset {
     /// The corpus this dataset is (from [`Dataset::name`]; see [`DatasetName::of_dataset`]).
     pub fn corpus(&self) -> Option<DatasetName> {

@@ -407,13 +407,13 @@ fn cue_ceilings(
             .iter()
             .map(|p| w[0] + w[1] * p[0] + w[2] * p[1])
             .collect();
-        out.push(ceiling(
+        out.push(super::Ceiling::regression(
             "audio+vision cues only: least-squares readout of the cue projections (fit on train)",
             &pred,
             &label,
         ));
     }
-    out.push(ceiling(
+    out.push(super::Ceiling::regression(
         "train-mean predictor",
         &vec![mean; label.len()],
         &label,
@@ -452,20 +452,4 @@ fn least_squares_3(x: &[[f64; 2]], y: &[f64]) -> Option<[f64; 3]> {
         *wk = det(&m) / d;
     }
     Some(w)
-}
-
-fn ceiling(name: &str, pred: &[f64], label: &[f64]) -> super::Ceiling {
-    let nz: Vec<(f64, f64)> = pred
-        .iter()
-        .zip(label)
-        .filter(|(_, l)| **l != 0.0)
-        .map(|(p, l)| (*p, *l))
-        .collect();
-    let acc2 =
-        nz.iter().filter(|(p, l)| (*p > 0.0) == (*l > 0.0)).count() as f64 / nz.len().max(1) as f64;
-    super::Ceiling {
-        name: name.into(),
-        mae: Some(crate::metrics::mae(pred, label)),
-        acc2,
-    }
 }

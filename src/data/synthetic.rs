@@ -188,22 +188,6 @@ fn binned_mean(xs: &[f64], ys: &[f64], q: &[f64], bins: usize) -> Vec<f64> {
         .collect()
 }
 
-fn ceiling(name: &str, pred: &[f64], label: &[f64]) -> Ceiling {
-    let mae = crate::metrics::mae(pred, label);
-    let nz: Vec<(f64, f64)> = pred
-        .iter()
-        .zip(label)
-        .filter(|(_, l)| **l != 0.0)
-        .map(|(p, l)| (*p, *l))
-        .collect();
-    let acc2 = nz.iter().filter(|(p, l)| (*p > 0.0) == (*l > 0.0)).count() as f64 / nz.len() as f64;
-    Ceiling {
-        name: name.into(),
-        mae: Some(mae),
-        acc2,
-    }
-}
-
 /// Generates the synthetic MOSI-shaped dataset from `seed` (same seed, same bytes).
 pub fn generate(seed: u64) -> Dataset {
     generate_shaped(&MOSI, seed)
@@ -314,14 +298,14 @@ fn generate_shaped(shape: &Shape, seed: u64) -> Dataset {
     );
     let mean = lat_tr.iter().map(|l| l.label).sum::<f64>() / lat_tr.len() as f64;
     let ceilings = vec![
-        ceiling("oracle: all latents (y*)", &oracle, &label),
-        ceiling("text latents only: E[y* given w]", &text_only, &label),
-        ceiling(
+        Ceiling::regression("oracle: all latents (y*)", &oracle, &label),
+        Ceiling::regression("text latents only: E[y* given w]", &text_only, &label),
+        Ceiling::regression(
             "audio+vision latents only: E[y* given abs(y*), c]",
             &av_only,
             &label,
         ),
-        ceiling("train-mean predictor", &vec![mean; label.len()], &label),
+        Ceiling::regression("train-mean predictor", &vec![mean; label.len()], &label),
     ];
     let label = shape.label; // the corpus's name (the test labels are in `ceilings`)
     Dataset {

@@ -65,12 +65,24 @@ pub fn expected() -> Vec<Expected> {
     out
 }
 
-/// The expected value of one cell, if the paper has it.
+/// The expected value of one cell (condition "none"), if the paper has it.
 pub fn lookup(
     all: &[Expected],
     table: u8,
     model: &str,
     variant: &str,
+    metric: &str,
+) -> Option<f64> {
+    lookup_at(all, table, model, variant, "none", metric)
+}
+
+/// The expected value of one cell under a condition (Table 4's dropped modalities), if any.
+pub fn lookup_at(
+    all: &[Expected],
+    table: u8,
+    model: &str,
+    variant: &str,
+    condition: &str,
     metric: &str,
 ) -> Option<f64> {
     all.iter()
@@ -79,7 +91,7 @@ pub fn lookup(
                 && e.model == model
                 && e.variant == variant
                 && e.metric == metric
-                && e.condition == "none"
+                && e.condition == condition
         })
         .map(|e| e.value)
 }

@@ -178,17 +178,10 @@ fn claim(
             .collect();
         paired_t_interval(&deltas, 0.95)
     } else if let (Some((b, v)), Some(l)) = (pairs.first(), labels) {
-        let p = |s: &Selected| -> Option<Vec<f64>> {
-            Some(
-                s.result
-                    .test_predictions
-                    .as_ref()?
-                    .iter()
-                    .map(|x| *x as f64)
-                    .collect(),
-            )
-        };
-        match (p(v), p(b)) {
+        match (
+            v.result.test_predictions_f64(),
+            b.result.test_predictions_f64(),
+        ) {
             (Some(pv), Some(pb)) => paired_bootstrap(
                 &pv,
                 &pb,

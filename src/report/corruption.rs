@@ -14,7 +14,7 @@
 
 use super::stats::{paired_t_interval, Interval, Verdict};
 use crate::data::DatasetName;
-use crate::experiments::expected::Expected;
+use crate::experiments::expected::{lookup_at, Expected};
 use crate::experiments::{paper_model, Selected};
 use crate::models::ModelKind;
 use crate::train::{Variant, DROP_CONDITIONS};
@@ -48,19 +48,6 @@ pub struct CorruptionClaim {
     pub measured: Option<Interval>,
     pub verdict: Option<Verdict>,
     pub note: Option<String>,
-}
-
-fn paper_value(expected: &[Expected], model: &str, variant: &str, cond: &str) -> Option<f64> {
-    expected
-        .iter()
-        .find(|e| {
-            e.table == 4
-                && e.model == model
-                && e.variant == variant
-                && e.condition == cond
-                && e.metric == "acc2"
-        })
-        .map(|e| e.value)
 }
 
 /// Whether a run collapsed to a constant: its clean test predictions have a standard deviation
@@ -119,7 +106,7 @@ pub fn corruption(
                 .iter()
                 .map(|c| {
                     on_mosi
-                        .then(|| paper_value(expected, pm, v.name(), c))
+                        .then(|| lookup_at(expected, 4, pm, v.name(), c, "acc2"))
                         .flatten()
                 })
                 .collect();
@@ -152,8 +139,8 @@ pub fn corruption(
                 let paper_delta = on_mosi
                     .then(|| {
                         Some(
-                            paper_value(expected, pm, v.name(), cond)?
-                                - paper_value(expected, pm, "NLL", cond)?,
+                            lookup_at(expected, 4, pm, v.name(), cond, "acc2")?
+                                - lookup_at(expected, 4, pm, "NLL", cond, "acc2")?,
                         )
                     })
                     .flatten();

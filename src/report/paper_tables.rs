@@ -8,7 +8,7 @@ use super::claims::Claim;
 use super::corruption::{CorruptionRow, CONDITIONS};
 use super::tables::{BinaryRow, Row, Stat};
 use crate::data::DatasetName;
-use crate::experiments::expected::Expected;
+use crate::experiments::expected::{lookup_at, Expected};
 use crate::experiments::tables::{all, kinds_of, layout, TableKind, TableSpec};
 
 /// What is known about a paper row that has no measurement.
@@ -39,24 +39,12 @@ fn cell(st: &Stat, paper: Option<f64>, digits: usize) -> String {
     }
 }
 
-fn paper_value(e: &[Expected], t: u8, pm: &str, v: &str, cond: &str, metric: &str) -> Option<f64> {
-    e.iter()
-        .find(|x| {
-            x.table == t
-                && x.model == pm
-                && x.variant == v
-                && x.condition == cond
-                && x.metric == metric
-        })
-        .map(|x| x.value)
-}
-
 fn paper_only(e: &[Expected], t: u8, pm: &str, v: &str, metrics: &[&str]) -> Vec<String> {
     metrics
         .iter()
         .map(|m| {
             let d = if m.starts_with("acc") { 1 } else { 2 };
-            paper_value(e, t, pm, v, "none", m).map_or("—".into(), |p| format!("— ({p:.d$})"))
+            lookup_at(e, t, pm, v, "none", m).map_or("—".into(), |p| format!("— ({p:.d$})"))
         })
         .collect()
 }
@@ -159,7 +147,7 @@ fn one_table(
                                 .is_some_and(|v| v.name() == r.variant)
                     }) {
                         any = true;
-                        let p = |m: &str| paper_value(e, t, &pm, &vname, "none", m);
+                        let p = |m: &str| lookup_at(e, t, &pm, &vname, "none", m);
                         out.push(vec![
                             shown,
                             vname.clone(),
@@ -180,11 +168,7 @@ fn one_table(
                         out.push(vec![
                             shown,
                             vname.clone(),
-                            cell(
-                                &r.accuracy,
-                                paper_value(e, t, &pm, &vname, "none", "acc"),
-                                1,
-                            ),
+                            cell(&r.accuracy, lookup_at(e, t, &pm, &vname, "none", "acc"), 1),
                             verdicts(claims, model, &r.variant),
                         ]);
                     }
@@ -197,7 +181,7 @@ fn one_table(
                         any = true;
                         let mut v = vec![shown, vname.clone()];
                         for (i, c) in CONDITIONS.iter().enumerate() {
-                            let p = paper_value(e, t, &pm, &vname, c, "acc2");
+                            let p = lookup_at(e, t, &pm, &vname, c, "acc2");
                             v.push(match &r.acc2[i] {
                                 Some(st) => cell(st, p, 1),
                                 None => "—".into(),
@@ -229,7 +213,7 @@ fn one_table(
                 TableKind::Corruption => {
                     for c in CONDITIONS {
                         v.push(
-                            paper_value(e, t, &pm, &vname, c, "acc2")
+                            lookup_at(e, t, &pm, &vname, c, "acc2")
                                 .map_or("—".into(), |p| format!("— ({p:.1})")),
                         );
                     }
@@ -240,8 +224,9 @@ fn one_table(
     }
     if spec.kind == TableKind::Corruption {
         // the models that ran but have no row in the paper's Table 4
+        let rows_of_paper = layout(spec, e);
         for r in corruption {
-            if layout(spec, e)
+            if rows_of_paper
                 .iter()
                 .any(|(pm, _, _)| kinds_of(pm).iter().any(|k| k.name() == r.model))
             {

@@ -37,17 +37,6 @@ pub struct SubsetCell {
     pub reading: Option<&'static str>,
 }
 
-fn predictions(s: &Selected) -> Option<Vec<f64>> {
-    Some(
-        s.result
-            .test_predictions
-            .as_ref()?
-            .iter()
-            .map(|x| *x as f64)
-            .collect(),
-    )
-}
-
 fn pick(v: &[f64], members: &[bool]) -> Vec<f64> {
     v.iter()
         .zip(members)
@@ -76,7 +65,7 @@ pub fn subset_cells(
                     .iter()
                     .filter(|s| s.model == kind && s.variant == v)
                     .filter_map(|s| {
-                        let p = predictions(s)?;
+                        let p = s.result.test_predictions_f64()?;
                         (p.len() == labels.len()).then(|| (s.seed, pick(&p, &sub.members)))
                     })
                     .collect()

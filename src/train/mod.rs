@@ -382,6 +382,17 @@ pub struct DroppedEval {
 }
 
 impl RunResult {
+    /// The saved test predictions as f64 (what metrics and bootstraps take).
+    pub fn test_predictions_f64(&self) -> Option<Vec<f64>> {
+        Some(
+            self.test_predictions
+                .as_ref()?
+                .iter()
+                .map(|x| *x as f64)
+                .collect(),
+        )
+    }
+
     /// Test metrics under a corruption condition (`"none"` = the clean test metrics).
     pub fn test_under(&self, condition: &str) -> Option<&TestMetrics> {
         if condition == "none" {
