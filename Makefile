@@ -5,7 +5,7 @@ ARGS ?=
 # parallel runs of the grid (each on one thread; results do not depend on it)
 JOBS ?= 2
 
-.PHONY: deps build reproduce test bench compare lint
+.PHONY: deps build reproduce test bench compare compare-train lint
 
 deps:
 	@bash scripts/deps.sh
@@ -25,6 +25,10 @@ bench: deps
 # numpy/scipy side-by-side timings of the same work (creates .venv-bench with numpy and scipy)
 compare: deps
 	bash benches/compare.sh
+
+# Candle vs PyTorch eager training steps (installs torch in a throwaway venv; never in CI)
+compare-train: deps
+	bash benches/train_compare.sh
 
 lint:
 	cargo fmt --check

@@ -374,6 +374,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     render(
         &args.out,
         &ctx,
+        &records,
         &selected,
         Some(start.elapsed().as_secs_f64()),
         &[],
@@ -435,12 +436,13 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `table.{md,json,csv}` and `forest.png` into `out` from the selected runs, and prints the
-/// markdown (or the JSON with `json`). `warnings` (e.g. a merge that misses runs) head the
+/// Writes `table.{md,json,csv}` and the forest plots (`forest*.png`) into `out` from the runs
+/// (`records`; `selected` = their selection), and prints the markdown (or the JSON with `json`). `warnings` (e.g. a merge that misses runs) head the
 /// markdown and go into the JSON.
 fn render(
     out: &std::path::Path,
     ctx: &tables::RunContext,
+    records: &[crate::experiments::RunRecord],
     selected: &[crate::experiments::Selected],
     wall: Option<f64>,
     warnings: &[String],
@@ -455,7 +457,8 @@ fn render(
         .iter()
         .map(|w| format!("> **warning:** {w}\n\n"))
         .collect();
-    md += &tables::markdown(ctx, &rows, &binary, &claims, wall);
+    let cells = tables::cell_runs(records);
+    md += &tables::markdown(ctx, &rows, &binary, &claims, &cells, wall);
     // the synergy weights the runs used (the same for every run of a plan)
     if let Some(c) = selected
         .iter()
@@ -472,9 +475,37 @@ fn render(
     let (corr_rows, corr_claims) = crate::report::corruption::corruption(selected, &e, dataset);
     md += "\n";
     md += &crate::report::corruption::markdown(&corr_rows, &corr_claims, ctx.tier.name());
+    let plot_title = |what: &str| {
+        format!(
+            "{what} ({}), tier {} (profile {})",
+            dataset.label(),
+            ctx.tier.name(),
+            ctx.profile.name()
+        )
+    };
+    if corr_claims.iter().any(|c| c.measured.is_some()) {
+        let png = out.join("forest-table4.png");
+        crate::report::corruption::forest_plot(
+            &png,
+            &plot_title("Table 4 claims: Acc2 under modality corruption"),
+            &corr_claims,
+        )
+        .with_context(|| format!("writing {}", png.display()))?;
+        md += "![forest plot of the corruption claims](forest-table4.png)\n\n";
+    }
     let subset_cells =
         crate::report::subsets::subset_cells(selected, &ctx.test_labels, &ctx.test_subsets);
     md += &crate::report::subsets::markdown(&subset_cells, &ctx.test_subsets);
+    if subset_cells.iter().any(|c| c.delta.is_some()) {
+        let png = out.join("forest-subsets.png");
+        crate::report::subsets::forest_plot(
+            &png,
+            &plot_title("Synergy variants per test subset"),
+            &subset_cells,
+        )
+        .with_context(|| format!("writing {}", png.display()))?;
+        md += "![forest plot of the per-subset deltas](forest-subsets.png)\n\n";
+    }
     md += &crate::report::paper_tables::markdown(
         dataset,
         ctx.tier.name(),
@@ -489,13 +520,7 @@ fn render(
         let png = out.join("forest.png");
         crate::report::claims::forest_plot(
             &png,
-            &format!(
-                "Table {} claims ({}), tier {} (profile {})",
-                dataset.paper_table(),
-                dataset.label(),
-                ctx.tier.name(),
-                ctx.profile.name()
-            ),
+            &plot_title(&format!("Table {} claims", dataset.paper_table())),
             &claims,
         )
         .with_context(|| format!("writing {}", png.display()))?;
@@ -514,6 +539,7 @@ fn render(
             serde_json::to_value(&rows)?
         },
         "claims": claims,
+        "runs_per_cell": cells,
         "corruption": {"rows": corr_rows, "claims": corr_claims},
         "subsets": subset_cells,
         "selected_runs": selected,
@@ -531,7 +557,7 @@ fn render(
     } else {
         print!("{md}");
         eprintln!(
-            "reproduce-paper: wrote {}/table.{{md,json,csv}} and forest.png",
+            "reproduce-paper: wrote {}/table.{{md,json,csv}} and the forest plots (forest*.png)",
             out.display()
         );
     }
@@ -582,7 +608,7 @@ pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
         }
     }
     let selected = crate::experiments::select(&records);
-    render(dir, &ctx, &selected, None, &warnings, json)
+    render(dir, &ctx, &records, &selected, None, &warnings, json)
 }
 
 fn console_is_tty() -> bool {

@@ -5,6 +5,7 @@ use neural_synergy::app::reproduce::{main_with, ReproduceArgs};
 
 fn main() {
     neural_synergy::restore_sigpipe();
+    neural_synergy::tune_allocator();
     let args = match ReproduceArgs::try_parse() {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {

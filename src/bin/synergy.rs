@@ -4,6 +4,7 @@ use neural_synergy::app::synergy_cli::{human, run, Cli};
 
 fn main() {
     neural_synergy::restore_sigpipe();
+    neural_synergy::tune_allocator();
     neural_synergy::init_threads(None);
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -2,13 +2,13 @@
 //! deltas with confidence intervals ([`super::stats`]), a verdict per claim, a summary line, and a
 //! forest plot.
 
+use super::forest::{Line, Panel, Tone};
 use super::stats::{paired_bootstrap, paired_t_interval, Interval, Verdict};
 use crate::data::DatasetName;
 use crate::experiments::expected::{lookup, Expected};
 use crate::experiments::{paper_model, Selected};
 use crate::models::ModelKind;
 use crate::train::Variant;
-use plotters::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 
@@ -287,78 +287,28 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
 }
 
 /// A forest plot: one line per claim, the measured delta with its interval (dot and bar) and the
-/// paper's delta (cross), a vertical line at 0; one panel per metric.
+/// paper's delta (cross), a vertical line at 0; one panel per metric ([`super::forest`]).
 pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result<()> {
-    let root =
-        BitMapBackend::new(path, (1000, 120 + 40 * claims.len().max(1) as u32)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let root = root.titled(title, ("sans-serif", 20))?;
-    let panels = root.split_evenly((1, 2));
     let metrics: &[ClaimMetric] = if claims.iter().any(|c| c.metric == ClaimMetric::Accuracy) {
         &[ClaimMetric::Accuracy]
     } else {
         &[ClaimMetric::Acc2, ClaimMetric::Mae]
     };
-    for (metric, area) in metrics.iter().zip(panels.iter()) {
-        let cs: Vec<&Claim> = claims.iter().filter(|c| c.metric == *metric).collect();
-        if cs.is_empty() {
-            continue;
-        }
-        let mut lo: f64 = 0.0;
-        let mut hi: f64 = 0.0;
-        for c in &cs {
-            if let Some(m) = c.measured {
-                lo = lo.min(m.lo);
-                hi = hi.max(m.hi);
-            }
-            if let Some(d) = c.paper_delta {
-                lo = lo.min(d);
-                hi = hi.max(d);
-            }
-        }
-        let pad = ((hi - lo) * 0.1).max(1e-3);
-        let n = cs.len();
-        let mut chart = ChartBuilder::on(area)
-            .margin(10)
-            .caption(
-                format!(
-                    "{} (variant − NLL): ● measured 95% CI, ✕ paper",
-                    metric.name()
-                ),
-                ("sans-serif", 15),
-            )
-            .x_label_area_size(30)
-            .y_label_area_size(10)
-            .build_cartesian_2d((lo - pad)..(hi + pad), 0.0..n as f64)?;
-        chart.configure_mesh().disable_y_mesh().y_labels(0).draw()?;
-        chart.draw_series(LineSeries::new(
-            [(0.0, 0.0), (0.0, n as f64)],
-            BLACK.mix(0.6),
-        ))?;
-        for (i, c) in cs.iter().enumerate() {
-            let y = (n - i) as f64 - 0.5;
-            chart.draw_series([Text::new(
-                format!("{} {}", c.model, c.variant),
-                (lo - pad * 0.9, y + 0.42),
-                ("sans-serif", 12),
-            )])?;
-            if let Some(m) = c.measured {
-                let colour = match c.verdict {
-                    Some(Verdict::Supported) => GREEN,
-                    Some(Verdict::Contradicted) => RED,
-                    _ => BLUE,
-                };
-                chart.draw_series(LineSeries::new(
-                    [(m.lo, y), (m.hi, y)],
-                    colour.stroke_width(2),
-                ))?;
-                chart.draw_series([Circle::new((m.mean, y), 4, colour.filled())])?;
-            }
-            if let Some(d) = c.paper_delta {
-                chart.draw_series([Cross::new((d, y), 5, BLACK.stroke_width(2))])?;
-            }
-        }
-    }
-    root.present()?;
-    Ok(())
+    let panels: Vec<Panel> = metrics
+        .iter()
+        .map(|m| Panel {
+            caption: format!("{} (variant − NLL): ● measured 95% CI, ✕ paper", m.name()),
+            lines: claims
+                .iter()
+                .filter(|c| c.metric == *m)
+                .map(|c| Line {
+                    label: format!("{} {}", c.model, c.variant),
+                    measured: c.measured,
+                    paper: c.paper_delta,
+                    tone: Tone::of(c.verdict),
+                })
+                .collect(),
+        })
+        .collect();
+    super::forest::plot(path, title, &panels)
 }

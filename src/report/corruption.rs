@@ -279,3 +279,31 @@ pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) 
     }
     s + "\n"
 }
+
+/// Table 4's forest plot: one panel per corruption, one line per (model, synergy variant) claim —
+/// the measured Acc2 delta against NLL under that corruption with its interval, the paper's delta
+/// (MAGBERT on MOSI) as a cross ([`super::forest`]).
+pub fn forest_plot(
+    path: &std::path::Path,
+    title: &str,
+    claims: &[CorruptionClaim],
+) -> anyhow::Result<()> {
+    use super::forest::{Line, Panel, Tone};
+    let panels: Vec<Panel> = DROP_CONDITIONS
+        .iter()
+        .map(|(cond, _)| Panel {
+            caption: format!("Acc2 with {cond} dropped (variant − NLL)"),
+            lines: claims
+                .iter()
+                .filter(|c| c.condition == *cond)
+                .map(|c| Line {
+                    label: format!("{} {}", c.model, c.variant),
+                    measured: c.measured,
+                    paper: c.paper_delta,
+                    tone: Tone::of(c.verdict),
+                })
+                .collect(),
+        })
+        .collect();
+    super::forest::plot(path, title, &panels)
+}

@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod corruption;
+pub mod forest;
 pub mod paper_tables;
 pub mod stats;
 pub mod subsets;

@@ -193,3 +193,35 @@ pub fn markdown(cells: &[SubsetCell], subsets: &[TestSubset]) -> String {
     );
     s + "\n"
 }
+
+/// The per-subset forest plot: one panel per metric, one line per (model, synergy variant, subset)
+/// — the delta against NLL on that subset with its interval, green where it "helps", red where it
+/// "hurts" ([`super::forest`]; there is no paper value: the paper reports no subsets).
+pub fn forest_plot(
+    path: &std::path::Path,
+    title: &str,
+    cells: &[SubsetCell],
+) -> anyhow::Result<()> {
+    use super::forest::{Line, Panel, Tone};
+    let panels: Vec<Panel> = [ClaimMetric::Acc2, ClaimMetric::Mae]
+        .iter()
+        .map(|m| Panel {
+            caption: format!("{} on each subset (variant − NLL)", m.name()),
+            lines: cells
+                .iter()
+                .filter(|c| c.metric == *m && c.delta.is_some())
+                .map(|c| Line {
+                    label: format!("{} {} · {}", c.model, c.variant, c.subset),
+                    measured: c.delta,
+                    paper: None,
+                    tone: match c.reading {
+                        Some("helps") => Tone::Good,
+                        Some("hurts") => Tone::Bad,
+                        _ => Tone::Neutral,
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    super::forest::plot(path, title, &panels)
+}

@@ -274,13 +274,14 @@ impl RunContext {
     }
 }
 
-/// The markdown report: header (tier, profile, seeds, data), ceilings, the table, the claims with
-/// verdicts and the timing.
+/// The markdown report: header (tier, profile, seeds, data, the runs behind each cell), ceilings,
+/// the table, the claims with verdicts and the timing.
 pub fn markdown(
     ctx: &RunContext,
     rows: &[Row],
     binary: &[BinaryRow],
     claims: &[super::claims::Claim],
+    cells: &[CellRuns],
     wall_s: Option<f64>,
 ) -> String {
     let mut s = String::new();
@@ -326,6 +327,7 @@ pub fn markdown(
         },
         wall_s.map_or(String::new(), |w| format!(" Wall time {w:.0} s."))
     );
+    s += &cell_runs_markdown(cells);
     if !ctx.ceilings.is_empty() {
         s += match ctx.tier {
             crate::data::Tier::RealText => {
@@ -571,4 +573,100 @@ pub fn csv(ctx: &RunContext, rows: &[Row], binary: &[BinaryRow]) -> String {
         );
     }
     s
+}
+
+/// What a (model, variant) cell of the tables rests on: every run recorded for it, the runs that
+/// failed inside (diverged: a non-finite loss, a degenerate batch, a failed factorisation — never
+/// selected), the grid points that were tried and the seeds with a selectable run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CellRuns {
+    pub model: String,
+    pub variant: String,
+    pub runs: usize,
+    pub diverged: usize,
+    /// Distinct (batch size, learning rate) points among the cell's runs.
+    pub grid_points: usize,
+    /// Seeds with at least one usable run (the seeds the cell's statistics average over).
+    pub seeds_finished: Vec<u64>,
+    /// The first failure's cause, when a run diverged (`"epoch E, step S: cause"`).
+    pub first_failure: Option<String>,
+}
+
+/// The [`CellRuns`] of every (model, variant) among `records`, in the tables' order.
+pub fn cell_runs(records: &[crate::experiments::RunRecord]) -> Vec<CellRuns> {
+    let mut out = Vec::new();
+    for &kind in crate::models::ModelKind::ALL {
+        for v in crate::train::Variant::TABLE_ORDER {
+            let rs: Vec<&crate::train::RunResult> = records
+                .iter()
+                .map(|r| &r.result)
+                .filter(|r| r.config.model.kind() == kind && r.config.variant == v)
+                .collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let mut grid: Vec<(usize, u64)> = rs
+                .iter()
+                .map(|r| (r.config.batch_size, r.config.lr.to_bits()))
+                .collect();
+            grid.sort_unstable();
+            grid.dedup();
+            let mut seeds: Vec<u64> = rs
+                .iter()
+                .filter(|r| r.is_usable())
+                .map(|r| r.config.seed)
+                .collect();
+            seeds.sort_unstable();
+            seeds.dedup();
+            out.push(CellRuns {
+                model: kind.name().into(),
+                variant: v.name().into(),
+                runs: rs.len(),
+                diverged: rs.iter().filter(|r| r.failure.is_some()).count(),
+                grid_points: grid.len(),
+                seeds_finished: seeds,
+                first_failure: rs.iter().find_map(|r| r.failure.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// The cells' run counts as a markdown table (empty without cells).
+pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
+    if cells.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .map(|c| {
+            vec![
+                c.model.clone(),
+                c.variant.clone(),
+                c.runs.to_string(),
+                c.grid_points.to_string(),
+                format!("{} {:?}", c.seeds_finished.len(), c.seeds_finished),
+                match &c.first_failure {
+                    Some(f) => format!("{} (first: {f})", c.diverged),
+                    None => c.diverged.to_string(),
+                },
+            ]
+        })
+        .collect();
+    let mut s = String::from(
+        "Runs behind each cell (a diverged run failed inside and is never selected; each seed's \
+         grid point is selected on validation):\n\n",
+    );
+    s += &super::markdown_table(
+        &[
+            "Model",
+            "Variant",
+            "runs",
+            "grid points",
+            "seeds finished",
+            "diverged",
+        ],
+        &rows,
+    );
+    s + "\n"
 }

@@ -10,13 +10,17 @@
 //!   `L_reg = γ_L2 L_L2 + γ_d L_d + γ_κ L_κ`.
 //! * [`step`]: Algorithm D's three-optimiser step, for any model that returns
 //!   [`ModelOutput`] (unimodal representations, fused representation, prediction).
+//! * [`adamw`]: AdamW with each variable's update fused into one in-place pass on the CPU,
+//!   bit-identical to candle-nn's.
 
+pub mod adamw;
 pub mod cnet;
 pub mod iwas;
 pub mod losses;
 pub mod nets;
 pub mod step;
 
+pub use adamw::AdamW;
 pub use cnet::{CNetwork, Divergence, KurtosisOn, RegLosses, SynergyConfig};
 pub use losses::{dv_bound, kurtosis_loss, mmd2, nwj_bound, BandwidthSpec, KurtosisLoss};
 pub use step::{clip_grad_norm, ModelOutput, ParamGroups, StepStats, SynergyStep, TaskStep};

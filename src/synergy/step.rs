@@ -1,11 +1,12 @@
 //! Algorithm D: the training step with the C-network, and the plain task step it is compared with.
 
+use super::adamw::AdamW;
 use super::cnet::CNetwork;
 use super::losses::scalar;
 use super::{Result, SynergyError};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::ParamsAdamW;
 
 /// What a fusion model returns: one representation per modality, the fused representation and
 /// the prediction. Any model returning this can be trained with [`SynergyStep`].

@@ -523,6 +523,147 @@ impl Stepper {
     }
 }
 
+/// The optimiser of a run: the plain task step (NLL), Algorithm D's step with a fresh C-network
+/// (synergy variants and ablations) or the IWas step.
+fn make_stepper<M: FusionModel>(
+    model: &M,
+    vm: &VarMap,
+    cfg: &RunConfig,
+    device: &Device,
+) -> crate::synergy::Result<Stepper> {
+    let groups = param_groups(model, vm, cfg.lr);
+    Ok(match cfg.synergy_config() {
+        None if cfg.variant == Variant::NllIwas => {
+            let sc = SynergyConfig {
+                seed: cfg.seed,
+                ..cfg.synergy.clone()
+            };
+            let (dims, _) = model.rep_dims();
+            Stepper::Iwas(Box::new(IwasStep::grouped(
+                &sc,
+                &dims,
+                groups,
+                TRAIN_DTYPE,
+                device,
+            )?))
+        }
+        None => Stepper::Task(TaskStep::grouped(
+            groups,
+            cfg.synergy.weight_decay,
+            cfg.synergy.grad_clip,
+        )?),
+        Some(sc) => {
+            let (dims, fused) = model.rep_dims();
+            let cnet = CNetwork::new(sc, &dims, fused, TRAIN_DTYPE, device)?;
+            Stepper::Synergy(Box::new(SynergyStep::grouped(cnet, groups)?))
+        }
+    })
+}
+
+/// One training step on the training clips `chunk`: forward, task loss (+ the model's auxiliary
+/// loss), the stepper's backward and updates.
+fn train_step<M: FusionModel>(
+    model: &M,
+    stepper: &mut Stepper,
+    ds: &Dataset,
+    chunk: &[usize],
+    cfg: &RunConfig,
+    device: &Device,
+) -> crate::synergy::Result<()> {
+    let b = ds.batch(&ds.train, chunk, &[], TRAIN_DTYPE, device)?;
+    let out = model.forward(&b, true)?;
+    let mut loss = cfg.loss.loss(&out.prediction, &b.label)?;
+    if let Some(aux) = &out.aux_loss {
+        loss = (loss + aux)?;
+    }
+    stepper.step(&out, &loss)
+}
+
+/// Wall time of training steps alone (no validation, no test), for benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct EpochTiming {
+    /// Training steps timed (one epoch: `⌈train clips / batch⌉`, batches of one skipped).
+    pub steps: usize,
+    /// Clips those steps consumed.
+    pub samples: usize,
+    /// Wall seconds for the timed epoch.
+    pub seconds: f64,
+    /// CPU seconds the process spent in it (all threads; `None` off Unix). On a machine shared
+    /// with other jobs this is the steadier number: waiting for a core does not count.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// CPU time of the process so far (`CLOCK_PROCESS_CPUTIME_ID`), in seconds.
+pub fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid clock id and a valid pointer to a timespec.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Times one training epoch of `cfg` on `ds` — batch assembly, forward, loss, backward and the
+/// optimiser step(s) of every batch, exactly the steps [`train_run`] takes (the model's extra
+/// stage excluded) — after `warmup` untimed steps on the first batches. The model is built as for
+/// a run (same seed, same initialisation).
+pub fn time_epoch(
+    ds: &Dataset,
+    cfg: &RunConfig,
+    warmup: usize,
+) -> crate::synergy::Result<EpochTiming> {
+    struct V<'a> {
+        ds: &'a Dataset,
+        cfg: &'a RunConfig,
+        warmup: usize,
+    }
+    impl ModelVisitor for V<'_> {
+        type Output = crate::synergy::Result<EpochTiming>;
+        fn visit<M: FusionModel>(self, m: &M::Config) -> Self::Output {
+            let (ds, cfg) = (self.ds, self.cfg);
+            cfg.validate().map_err(SynergyError::Config)?;
+            let device = Device::Cpu;
+            let ctx = BuildCtx {
+                dims: ds.dims,
+                seed: cfg.seed,
+                task: ds.task,
+                text_encoder: ds.train.tokens.as_ref().map(|t| t.source.dir.clone()),
+            };
+            let (model, vm) = build_model::<M>(m, &ctx, &device)?;
+            let mut stepper = make_stepper(&model, &vm, cfg, &device)?;
+            let mut order: Vec<usize> = (0..ds.train.len()).collect();
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED));
+            let batches: Vec<&[usize]> = order
+                .chunks(cfg.batch_size)
+                .filter(|c| c.len() >= 2)
+                .collect();
+            for chunk in batches.iter().cycle().take(self.warmup) {
+                train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
+            }
+            let (start, cpu0) = (std::time::Instant::now(), process_cpu_seconds());
+            for chunk in &batches {
+                train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            Ok(EpochTiming {
+                steps: batches.len(),
+                samples: batches.iter().map(|c| c.len()).sum(),
+                seconds,
+                cpu_seconds: cpu0.zip(process_cpu_seconds()).map(|(a, b)| b - a),
+            })
+        }
+    }
+    cfg.model.visit(V { ds, cfg, warmup })
+}
+
 /// Trains one configuration (any registered model) with early stopping on the validation metric;
 /// `on_epoch(epoch, valid_score)` reports progress. `Err` only for an invalid configuration.
 pub fn train_run(
@@ -595,33 +736,7 @@ pub fn train_model<M: FusionModel>(
     let mut at = (0usize, 0usize);
     let mut best_snap = None;
     let outcome = (|| -> crate::synergy::Result<()> {
-        let groups = param_groups(&model, &vm, cfg.lr);
-        let mut stepper = match cfg.synergy_config() {
-            None if cfg.variant == Variant::NllIwas => {
-                let sc = SynergyConfig {
-                    seed: cfg.seed,
-                    ..cfg.synergy.clone()
-                };
-                let (dims, _) = model.rep_dims();
-                Stepper::Iwas(Box::new(IwasStep::grouped(
-                    &sc,
-                    &dims,
-                    groups,
-                    TRAIN_DTYPE,
-                    &device,
-                )?))
-            }
-            None => Stepper::Task(TaskStep::grouped(
-                groups,
-                cfg.synergy.weight_decay,
-                cfg.synergy.grad_clip,
-            )?),
-            Some(sc) => {
-                let (dims, fused) = model.rep_dims();
-                let cnet = CNetwork::new(sc, &dims, fused, TRAIN_DTYPE, &device)?;
-                Stepper::Synergy(Box::new(SynergyStep::grouped(cnet, groups)?))
-            }
-        };
+        let mut stepper = make_stepper(&model, &vm, cfg, &device)?;
         // a model's extra stage (MMIM's MMILB step) has its own optimiser over its own variables
         let mut extra = match model.extra_stage() {
             Some(st) => Some((
@@ -658,13 +773,7 @@ pub fn train_model<M: FusionModel>(
                 if chunk.len() < 2 {
                     continue; // a batch of one has no batch statistics (MMD, kurtosis, BatchNorm)
                 }
-                let b = ds.batch(&ds.train, chunk, &[], TRAIN_DTYPE, &device)?;
-                let out = model.forward(&b, true)?;
-                let mut loss = cfg.loss.loss(&out.prediction, &b.label)?;
-                if let Some(aux) = &out.aux_loss {
-                    loss = (loss + aux)?;
-                }
-                stepper.step(&out, &loss)?;
+                train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
             }
             at = (epoch, usize::MAX);
             let v = selection.score(

@@ -89,6 +89,16 @@ fn smoke_profile_trains_every_model_and_each_beats_the_mean() {
     }
     assert!(md.contains("Verdicts (synthetic tier):"), "{md}");
     assert!(dir.path().join("forest.png").exists());
+    // the synthetic tier's subsets get their own forest plot; the header says what each cell rests on
+    assert!(dir.path().join("forest-subsets.png").exists());
+    assert!(md.contains("Runs behind each cell"), "{md}");
+    let cells = v["runs_per_cell"].as_array().unwrap();
+    assert_eq!(cells.len(), want.len());
+    for c in cells {
+        assert_eq!(c["runs"], 1, "{c}");
+        assert_eq!(c["diverged"], 0, "{c}");
+        assert_eq!(c["seeds_finished"], serde_json::json!([0]), "{c}");
+    }
     // re-rendered from the results directory without training: the same rows and claims
     let (code, again, err) = run(&["report", "--from", out, "--json"]);
     assert_eq!(code, 0, "{err}");

@@ -287,6 +287,151 @@ fn subset_metrics_find_a_gain_confined_to_the_synergy_clips() {
 }
 
 #[test]
+fn cell_runs_count_diverged_runs_grid_points_and_finished_seeds() {
+    use neural_synergy::data::Tier;
+    use neural_synergy::experiments::{Profile, RunRecord};
+    let l = [1.0, -1.0, 1.0, -1.0];
+    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
+    let rec = |variant, seed, lr: f64, failure: Option<&str>| {
+        let mut r = run(variant, seed, &l, &d, &l).result;
+        r.config.lr = lr;
+        if let Some(f) = failure {
+            r.failure = Some(f.into());
+            r.test = None;
+        }
+        RunRecord {
+            key: format!("{variant:?}-{seed}-{lr}"),
+            tier: Tier::Synthetic,
+            profile: Profile::Paper,
+            data: "test".into(),
+            result: r,
+        }
+    };
+    let records = vec![
+        // NLL: seeds 0 and 1 at two learning rates, all fine
+        rec(Variant::Nll, 0, 1e-3, None),
+        rec(Variant::Nll, 0, 1e-2, None),
+        rec(Variant::Nll, 1, 1e-3, None),
+        rec(Variant::Nll, 1, 1e-2, None),
+        // SMMD: seed 0 diverges at lr 1e-2 only; seed 1 diverges at both points
+        rec(Variant::NllSmmd, 0, 1e-3, None),
+        rec(
+            Variant::NllSmmd,
+            0,
+            1e-2,
+            Some("epoch 2, step 7: non-finite loss"),
+        ),
+        rec(
+            Variant::NllSmmd,
+            1,
+            1e-3,
+            Some("epoch 1, step 3: non-finite loss"),
+        ),
+        rec(
+            Variant::NllSmmd,
+            1,
+            1e-2,
+            Some("epoch 1, step 1: non-finite loss"),
+        ),
+    ];
+    let cells = neural_synergy::report::tables::cell_runs(&records);
+    assert_eq!(cells.len(), 2);
+    let (nll, smmd) = (&cells[0], &cells[1]);
+    assert_eq!(
+        (nll.variant.as_str(), smmd.variant.as_str()),
+        ("NLL", "NLL+SMMD")
+    );
+    assert_eq!((nll.runs, nll.diverged, nll.grid_points), (4, 0, 2));
+    assert_eq!(nll.seeds_finished, vec![0, 1]);
+    assert!(nll.first_failure.is_none());
+    assert_eq!((smmd.runs, smmd.diverged, smmd.grid_points), (4, 3, 2));
+    // seed 1 has no usable run: the cell rests on seed 0 alone, and the table says so
+    assert_eq!(smmd.seeds_finished, vec![0]);
+    assert!(smmd
+        .first_failure
+        .as_deref()
+        .unwrap()
+        .contains("non-finite"));
+    let md = neural_synergy::report::tables::cell_runs_markdown(&cells);
+    assert!(
+        md.contains("| FLSTM | NLL+SMMD | 4 | 2 | 1 [0] | 3 (first: epoch 2, step 7"),
+        "{md}"
+    );
+}
+
+/// The PNG header's width and height.
+fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[1..4], b"PNG");
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn forest_plots_have_a_panel_per_condition_and_a_row_per_claim() {
+    use neural_synergy::report::forest;
+    let l = [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0];
+    let wrong = |k: usize| -> Vec<f64> {
+        l.iter()
+            .enumerate()
+            .map(|(i, y)| if i < k { -y } else { *y })
+            .collect()
+    };
+    let mut sel = Vec::new();
+    for seed in 0..3u64 {
+        sel.push(run(
+            Variant::Nll,
+            seed,
+            &l,
+            &[wrong(4), wrong(4), wrong(4)],
+            &l,
+        ));
+        sel.push(run(
+            Variant::NllSkl,
+            seed,
+            &l,
+            &[wrong(3), wrong(2), wrong(seed as usize)],
+            &l,
+        ));
+        sel.push(run(
+            Variant::NllSmmd,
+            seed,
+            &l,
+            &[wrong(5), wrong(4), wrong(3)],
+            &l,
+        ));
+    }
+    let (_, claims) = corruption::corruption(&sel, &expected(), DatasetName::Mosi);
+    assert_eq!(claims.len(), 6, "2 variants × 3 conditions");
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("t4.png");
+    corruption::forest_plot(&png, "Table 4", &claims).unwrap();
+    // three panels (T, T+V, T+A) of two lines each: 3 × 520 px wide, 120 + 2 × 40 px high
+    assert_eq!(png_size(&png), (1560, 200));
+    // subsets: a panel per metric, one line per (variant, subset) with a delta
+    let members: Vec<bool> = (0..l.len()).map(|i| i < 4).collect();
+    let subs = vec![
+        TestSubset {
+            name: "synergy".into(),
+            why: String::new(),
+            members: members.clone(),
+        },
+        TestSubset {
+            name: "rest".into(),
+            why: String::new(),
+            members: members.iter().map(|m| !m).collect(),
+        },
+    ];
+    let cells = subsets::subset_cells(&sel, &l, &subs);
+    let png = dir.path().join("sub.png");
+    subsets::forest_plot(&png, "subsets", &cells).unwrap();
+    // 2 variants × 2 subsets = 4 lines per panel, 2 panels (Acc2, MAE): 1000 px minimum width
+    assert_eq!(png_size(&png), (1040, 280));
+    // nothing to draw is an error, not an empty picture
+    assert!(forest::plot(&dir.path().join("e.png"), "empty", &[]).is_err());
+}
+
+#[test]
 fn synthetic_mosi_marks_its_sarcastic_test_clips() {
     let ds = neural_synergy::data::synthetic::generate_for(DatasetName::Mosi, 0);
     assert_eq!(ds.test_subsets.len(), 2);
