@@ -10,9 +10,18 @@ use crate::report::tables;
 use crate::synergy::SynergyConfig;
 use crate::train::Variant;
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
+
+/// MISA's text path (`--misa-text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MisaText {
+    /// The tier's word vectors through MISA's BiLSTM–LayerNorm–BiLSTM stack.
+    Lstm,
+    /// A fine-tunable BERT over the clip's word-pieces, masked mean of its last hidden state.
+    Bert,
+}
 
 /// Runs the paper's experiments and prints measured vs expected tables.
 #[derive(Debug, Parser)]
@@ -80,6 +89,18 @@ pub struct ReproduceArgs {
     /// MIM (default: $NEURAL_SYNERGY_TEXT_ENCODER, else scripts/fetch-encoder.sh's cache).
     #[arg(long, value_name = "DIR")]
     pub text_encoder: Option<PathBuf>,
+    /// MISA's text path: `lstm` (the tier's word vectors through MISA's BiLSTM stack) or `bert`
+    /// (MMSA's MISA: the --text-encoder checkpoint, fine-tuned, masked mean of its last hidden
+    /// state; reads word-pieces, so the real-text tier only). Use a separate --out per path: both
+    /// are the "MISA" row.
+    #[arg(long, value_enum, default_value_t = MisaText::Lstm)]
+    pub misa_text: MisaText,
+    /// Freeze BERT in MIM, BERT-MISA and MAGBERT (default: fine-tuned, as MMSA). MIM and BERT-MISA
+    /// then compute each clip's BERT vector once and cache it on disk
+    /// (~/.cache/neural-synergy/features, or $NEURAL_SYNERGY_CACHE/features); MAGBERT still runs
+    /// BERT at every step (its gate acts inside BERT).
+    #[arg(long)]
+    pub frozen_bert: bool,
     /// Print the plan's cost (runs per model and variant, projected hours from measured
     /// per-epoch times) instead of training.
     #[arg(long)]
@@ -271,6 +292,13 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     };
     let start = std::time::Instant::now();
     let mut ds = load_dataset(&plan)?;
+    for note in crate::experiments::bert::text_options(
+        &mut plan.models,
+        args.misa_text == MisaText::Bert,
+        args.frozen_bert,
+    ) {
+        eprintln!("reproduce-paper: note: {note}");
+    }
     for note in crate::experiments::bert::prepare(
         &mut ds,
         &mut plan.models,

@@ -12,10 +12,42 @@
 //!   empty ("—").
 
 use crate::data::Dataset;
+use crate::models::misa::TextEncoderKind;
 use crate::models::ModelConfig;
 use crate::text::bert::DEFAULT_MAX_LEN;
 use crate::text::TextEncoder;
 use std::path::Path;
+
+/// Applies `reproduce-paper`'s text options to the plan's model configurations: `misa_bert`
+/// switches MISA to its BERT text path ([`TextEncoderKind::Bert`]); `frozen` freezes BERT in
+/// every BERT-based model (MIM and BERT-MISA then use the frozen-feature cache,
+/// [`crate::models::frozen_text`]). Returns notes for stderr.
+pub fn text_options(models: &mut [ModelConfig], misa_bert: bool, frozen: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    for m in models.iter_mut() {
+        match m {
+            ModelConfig::Misa(c) => {
+                if misa_bert {
+                    c.text_encoder = TextEncoderKind::Bert;
+                }
+                if frozen && c.text_encoder == TextEncoderKind::Bert {
+                    c.bert.finetune = false;
+                }
+            }
+            ModelConfig::Mim(c) if frozen => c.finetune = false,
+            ModelConfig::Magbert(c) if frozen => {
+                c.finetune = false;
+                notes.push(
+                    "MAGBERT: BERT frozen but still run at every step (its gate acts inside \
+                     BERT, so its outputs cannot be cached)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    notes
+}
 
 /// Prepares `ds` for the plan's BERT-based models (see the module docs): tokenises it when it has
 /// words and an encoder is found, otherwise removes those models from `models`. `explicit`: the
@@ -29,16 +61,15 @@ pub fn prepare(
 ) -> anyhow::Result<Vec<String>> {
     let names: Vec<&str> = models
         .iter()
-        .map(|m| m.kind())
-        .filter(|k| k.needs_tokens())
-        .map(|k| k.name())
+        .filter(|m| m.needs_tokens())
+        .map(|m| m.kind().name())
         .collect();
     if names.is_empty() {
         return Ok(Vec::new());
     }
     let names = names.join(", ");
     let mut drop = |why: String| {
-        models.retain(|m| !m.kind().needs_tokens());
+        models.retain(|m| !m.needs_tokens());
         Ok(vec![format!(
             "{names}: not applicable here ({why}); their cells stay empty"
         )])

@@ -236,6 +236,16 @@ impl BertBackbone {
         &self.config
     }
 
+    /// The device of the weights.
+    pub fn device(&self) -> &candle_core::Device {
+        self.word.embeddings().device()
+    }
+
+    /// The floating type of the weights.
+    pub fn dtype(&self) -> DType {
+        self.word.embeddings().dtype()
+    }
+
     /// Hidden width.
     pub fn hidden(&self) -> usize {
         self.config.hidden_size

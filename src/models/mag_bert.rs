@@ -27,6 +27,9 @@
 //! the MAG and the head at the protocol's learning rate (the paper's grid, Appendix C). MMSA trains
 //! everything at 2e-5 with Adam and no weight decay; the generic trainer uses AdamW with the
 //! protocol's weight decay and gradient clip 5.
+//! A frozen MAG-BERT still runs BERT at every step: it cannot use the frozen-feature cache
+//! ([`super::frozen_text`]) because the gate adds audio and vision inside BERT (after the
+//! embeddings), so BERT's output depends on the other modalities and on the trained gate.
 //!
 //! # Deviations from MMSA / the original
 //! * `‖H‖ = 0` is not replaced by 1 as in MMSA: at such a token `αH = 0` whatever `α` is, so the
@@ -211,7 +214,10 @@ impl MagBert {
 impl FusionModel for MagBert {
     type Config = MagBertConfig;
     const NAME: &'static str = "MAGBERT";
-    const NEEDS_TOKENS: bool = true;
+
+    fn needs_tokens(_cfg: &Self::Config) -> bool {
+        true
+    }
 
     fn new(cfg: &MagBertConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
         let bc = config_for(ctx, Self::NAME)?;

@@ -40,19 +40,39 @@
 //!   prediction and is narrower than the 6H = 768 transformer concatenation (it is above the
 //!   ~300 guideline only because MMSA's width is 3H; `fusion_hidden` can lower it).
 //!
-//! # Text path
-//! [`TextEncoderKind::Lstm`] (default) reads the word vectors with the same BiLSTM–LN–BiLSTM as
-//! audio and vision (as the original MISA code does for GloVe input). [`TextEncoderKind::MaskedMean`]
-//! is MMSA's BERT path minus BERT: the masked time-mean of the text inputs (e.g. BERT token
-//! outputs), projected. [`Misa::forward_with_text`] takes any precomputed text utterance vector
-//! (`B × text_utterance_dim()`, e.g. a pooled BERT output of 768 or 384) in place of the encoder.
+//! # Text path (`text_encoder`)
+//! * [`TextEncoderKind::Lstm`] (default) reads the word vectors with the same BiLSTM–LN–BiLSTM as
+//!   audio and vision (as the original MISA code does for GloVe input).
+//! * [`TextEncoderKind::Bert`] is MMSA's MISA (`use_bert`): the clip's BERT tokens
+//!   ([`SeqBatch::tokens`], `[CLS] word-pieces [SEP]`) go through a trainable BERT
+//!   ([`BertBackbone`], no pooler, weights from the checkpoint via
+//!   [`FusionModel::load_pretrained`]) and the text utterance vector is the **attention-masked mean
+//!   of the last hidden state** over `[CLS]`, the word-pieces and `[SEP]` (MMSA's
+//!   `sum(mask·h)/sum(mask)`), `H` wide (768 for bert-base, 384 for MiniLM), then the projection
+//!   `z_t = LN(ReLU(W_t u_t))` as before. Options in `bert` ([`MisaBert`]): `lr` (the BERT
+//!   variables' learning rate, default 1e-4 = MMSA's MISA rate on MOSI), `finetune` (default true,
+//!   MMSA's `use_finetune`), `dropout` (BERT's hidden dropout, 0.1) and `feature_cache` (frozen
+//!   BERT only: cache the masked means, [`super::frozen_text`]). This path reads tokens, so it is
+//!   not applicable on tiers without words (as MAG-BERT and MMIM).
+//! * [`TextEncoderKind::MaskedMean`] is the BERT path minus BERT: the masked time-mean of the text
+//!   inputs (e.g. precomputed BERT token outputs), projected.
+//! * [`Misa::forward_with_text`] takes any precomputed text utterance vector
+//!   (`B × text_utterance_dim()`) in place of the encoder.
 //!
 //! # Deviations from MMSA
-//! * Text: MMSA's MISA requires BERT (`assert use_bert`); here text is encoded by the LSTM stack
-//!   above or by a masked mean; a BERT encoder is a later addition. The text LSTMs' hidden size is
+//! * Text, LSTM path: MMSA's MISA requires BERT (`assert use_bert`); the LSTM path is the original
+//!   MISA's GloVe path. The text LSTMs' hidden size is
 //!   `text_hidden` = 128, not the input width (300) that the original MISA uses with GloVe: at 300
 //!   the text LSTMs hold 3.6 M of 5.1 M parameters and one epoch on the synthetic MOSI tier (batch
 //!   32, one thread) takes ≈ 2.5× as long. `text_hidden: null` restores the original width.
+//! * Text, BERT path: MMSA trains BERT and the rest with **one** Adam at MISA's learning rate
+//!   (1e-4 on MOSI); here BERT is its own parameter group at `bert.lr` (default the same 1e-4) and
+//!   the rest at the protocol's grid rate, with AdamW and the protocol's norm clip. MMSA's
+//!   projection `project_t` is hard-coded 768 wide; here it is the checkpoint's hidden size. The
+//!   dropout on BERT's attention probabilities is omitted ([`super::bert_backbone`]). A frozen,
+//!   cached BERT runs in inference mode (MMSA's frozen BERT keeps its dropout;
+//!   [`super::frozen_text`]). Audio and vision are packed with the word-step lengths (MMSA packs
+//!   them with the BERT token count, see below).
 //! * Bidirectional LSTMs are two [`FastLstm`]s (candle-nn's weights, whole-sequence kernel) that
 //!   run each sequence's valid steps only; the backward one reads each sequence reversed within its
 //!   valid length (PyTorch packs by length), so padding never changes an output.
@@ -73,14 +93,17 @@
 //! * MMSA packs audio and vision with the text token count; here all modalities share one
 //!   (word-aligned) length, so the quirk does not arise.
 
+use super::bert_backbone::{config_for, load_from_ctx, BertBackbone};
+use super::frozen_text::{FrozenText, Pooling};
 use super::lstm::{fast_lstm, FastLstm};
+use super::mag_bert::tokens_of;
 use super::{
     check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
     SeededDropout,
 };
-use crate::data::SeqBatch;
+use crate::data::{Dataset, SeqBatch};
 use candle_core::{Module, Tensor, D};
-use candle_nn::{linear, Init, Linear, VarBuilder};
+use candle_nn::{linear, Init, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 /// How the text utterance vector is computed.
@@ -92,6 +115,43 @@ pub enum TextEncoderKind {
     Lstm,
     /// Masked time-mean of the text inputs (MMSA's treatment of BERT token outputs).
     MaskedMean,
+    /// A trainable BERT over the clip's tokens, masked mean of its last hidden state (MMSA's
+    /// MISA with `use_bert`); needs a dataset with words and a text encoder.
+    Bert,
+}
+
+/// Options of the BERT text path ([`TextEncoderKind::Bert`]; ignored by the other paths).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MisaBert {
+    /// Learning rate of the BERT variables (default 1e-4: MMSA's single MISA rate on MOSI).
+    pub lr: f64,
+    /// Fine-tune BERT (MMSA `use_finetune` true); `false` freezes it.
+    pub finetune: bool,
+    /// BERT's hidden dropout in training mode (`hidden_dropout_prob` 0.1).
+    pub dropout: f64,
+    /// With a frozen BERT: compute each clip's masked mean once and cache it in memory and on
+    /// disk ([`super::frozen_text`]) instead of running BERT at every step.
+    pub feature_cache: bool,
+}
+
+impl Default for MisaBert {
+    fn default() -> Self {
+        Self {
+            lr: 1e-4,
+            finetune: true,
+            dropout: 0.1,
+            feature_cache: true,
+        }
+    }
+}
+
+impl MisaBert {
+    /// Whether these are the defaults (then they are left out of the serialised configuration,
+    /// so the JSON — and the run keys — of every existing MISA configuration are unchanged).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// MISA hyper-parameters (MMSA's MOSI defaults where MMSA has the field).
@@ -102,6 +162,9 @@ pub struct MisaConfig {
     pub hidden: usize,
     /// Text encoder.
     pub text_encoder: TextEncoderKind,
+    /// Options of the BERT text path (serialised only when not the defaults).
+    #[serde(default, skip_serializing_if = "MisaBert::is_default")]
+    pub bert: MisaBert,
     /// Hidden size of the text LSTMs (default 128; `None`: the text input width, as the original
     /// MISA sets the LSTM hidden size of every modality — 300 for GloVe, ≈ 2.5× slower here).
     pub text_hidden: Option<usize>,
@@ -130,6 +193,7 @@ impl Default for MisaConfig {
         Self {
             hidden: 128,
             text_encoder: TextEncoderKind::Lstm,
+            bert: MisaBert::default(),
             text_hidden: Some(128),
             dropout: 0.2,
             transformer_dropout: 0.1,
@@ -162,6 +226,13 @@ impl ModelParams for MisaConfig {
         check_width("cmd_moments", self.cmd_moments)?;
         check_dropout("dropout", self.dropout)?;
         check_dropout("transformer_dropout", self.transformer_dropout)?;
+        check_dropout("bert.dropout", self.bert.dropout)?;
+        if !(self.bert.lr.is_finite() && self.bert.lr > 0.0) {
+            return Err(format!(
+                "bert.lr must be finite and > 0, got {}",
+                self.bert.lr
+            ));
+        }
         for (name, w) in [
             ("diff_weight", self.diff_weight),
             ("sim_weight", self.sim_weight),
@@ -339,6 +410,11 @@ impl UtteranceLstm {
 enum TextEncoder {
     Lstm(Box<UtteranceLstm>),
     MaskedMean,
+    Bert {
+        bert: Box<BertBackbone>,
+        /// `Some` when BERT is frozen and its outputs are cached.
+        cache: Option<FrozenText>,
+    },
 }
 
 /// `Linear → ReLU → LayerNorm`.
@@ -472,13 +548,35 @@ impl Misa {
 
     /// The text utterance vector (`B × text_utterance_dim()`) of the configured text encoder.
     pub fn text_utterance(&self, b: &SeqBatch) -> candle_core::Result<Tensor> {
-        self.encode_text(b, &Packing::new(b)?)
+        self.encode_text(b, &Packing::new(b)?, false)
     }
 
-    fn encode_text(&self, b: &SeqBatch, p: &Packing) -> candle_core::Result<Tensor> {
+    fn encode_text(&self, b: &SeqBatch, p: &Packing, train: bool) -> candle_core::Result<Tensor> {
         match &self.text {
             TextEncoder::Lstm(enc) => enc.forward(&b.inputs[0], p),
             TextEncoder::MaskedMean => masked_mean(&b.inputs[0], &b.mask),
+            TextEncoder::Bert { bert, cache } => {
+                let tk = tokens_of(b, Self::NAME)?;
+                if let Some(c) = cache {
+                    return c.pooled(bert, tk);
+                }
+                let e = bert.embed_dropout(&bert.embed(&tk.ids, &tk.segment)?, train)?;
+                let m = masked_mean(&bert.encode(&e, &tk.mask, train)?, &tk.mask)?;
+                Ok(if self.cfg.bert.finetune {
+                    m
+                } else {
+                    m.detach()
+                })
+            }
+        }
+    }
+
+    /// The frozen BERT's feature cache (`None` unless the BERT text path is frozen with
+    /// `feature_cache`).
+    pub fn frozen_text(&self) -> Option<&FrozenText> {
+        match &self.text {
+            TextEncoder::Bert { cache, .. } => cache.as_ref(),
+            _ => None,
         }
     }
 
@@ -591,6 +689,26 @@ impl FusionModel for Misa {
                 )
             }
             TextEncoderKind::MaskedMean => (TextEncoder::MaskedMean, dt),
+            TextEncoderKind::Bert => {
+                let bc = config_for(ctx, Self::NAME)?;
+                let h = bc.hidden_size;
+                let bert = BertBackbone::new(
+                    &bc,
+                    false,
+                    cfg.bert.dropout,
+                    ctx.seed ^ 0xB2,
+                    vb.pp("bert"),
+                )?;
+                let cache = (!cfg.bert.finetune && cfg.bert.feature_cache)
+                    .then(|| FrozenText::new(Pooling::Mean, h, FrozenText::default_dir()));
+                (
+                    TextEncoder::Bert {
+                        bert: Box::new(bert),
+                        cache,
+                    },
+                    h,
+                )
+            }
         };
         let names = ["t", "a", "v"];
         let in_dims = [text_dim, 4 * da, 4 * dv];
@@ -628,7 +746,38 @@ impl FusionModel for Misa {
 
     fn forward(&self, b: &SeqBatch, train: bool) -> candle_core::Result<ModelOutput> {
         let p = Packing::new(b)?;
-        let utt_t = self.encode_text(b, &p)?;
+        let utt_t = self.encode_text(b, &p, train)?;
         self.head(b, &utt_t, &p, train)
+    }
+
+    fn needs_tokens(cfg: &MisaConfig) -> bool {
+        cfg.text_encoder == TextEncoderKind::Bert
+    }
+
+    fn load_pretrained(&self, vm: &VarMap, ctx: &BuildCtx) -> candle_core::Result<()> {
+        match self.text {
+            TextEncoder::Bert { .. } => load_from_ctx(vm, ctx),
+            _ => Ok(()),
+        }
+    }
+
+    fn learning_rate(&self, name: &str, base: f64) -> Option<f64> {
+        if name.starts_with("bert.") {
+            self.cfg.bert.finetune.then_some(self.cfg.bert.lr)
+        } else {
+            Some(base)
+        }
+    }
+
+    fn prepare(&self, ds: &Dataset) -> candle_core::Result<()> {
+        match &self.text {
+            TextEncoder::Bert {
+                bert,
+                cache: Some(c),
+            } => c
+                .prepare_dataset(bert, ds)
+                .map_err(|e| candle_core::Error::Msg(format!("MISA: {e}"))),
+            _ => Ok(()),
+        }
     }
 }

@@ -57,15 +57,20 @@
 //! * Audio/vision are the tier's word-step features with the word lengths (MMSA reads unaligned
 //!   COVAREP/Facet sequences with their own lengths).
 //! * BERT: attention-probability dropout omitted (see [`super::bert_backbone`]).
+//! * Frozen BERT (`finetune: false`) with `feature_cache` (the default): the `[CLS]` vectors are
+//!   computed once per token sequence in inference mode and cached ([`super::frozen_text`]); MMSA's
+//!   frozen BERT keeps its dropout. `feature_cache: false` runs BERT (with dropout, output
+//!   detached) at every step.
 
 use super::bert_backbone::{config_for, load_from_ctx, BertBackbone};
+use super::frozen_text::{FrozenText, Pooling};
 use super::mag_bert::tokens_of;
 use super::misa::{BiLstm, Packing};
 use super::{
     check_dropout, check_width, BuildCtx, ExtraStage, FusionModel, ModelOutput, ModelParams,
     SeededDropout,
 };
-use crate::data::{SeqBatch, Task};
+use crate::data::{Dataset, SeqBatch, Task};
 use candle_core::{DType, IndexOp, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
@@ -95,6 +100,11 @@ pub struct MmimConfig {
     pub bert_lr: f64,
     /// Fine-tune BERT (MMSA `use_finetune` true; `false` freezes it).
     pub finetune: bool,
+    /// With a frozen BERT: compute each clip's `[CLS]` vector once and cache it in memory and on
+    /// disk ([`super::frozen_text`]) instead of running BERT at every step (default true;
+    /// serialised only when false, so existing configurations keep their JSON).
+    #[serde(skip_serializing_if = "is_true")]
+    pub feature_cache: bool,
     /// Learning rate of the MMILB stage (MMSA `lr_mmilb` 1e-3).
     pub mmilb_lr: f64,
     /// Weight decay of the MMILB stage (MMSA 1e-4).
@@ -120,6 +130,7 @@ impl Default for MmimConfig {
             beta: 0.1,
             bert_lr: 5e-5,
             finetune: true,
+            feature_cache: true,
             mmilb_lr: 1e-3,
             mmilb_weight_decay: 1e-4,
             mmilb_grad_clip: 1.0,
@@ -163,6 +174,10 @@ impl ModelParams for MmimConfig {
         }
         Ok(())
     }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `ln det A` of a symmetric positive-definite `p × p` matrix (any float dtype), differentiable:
@@ -273,6 +288,8 @@ pub struct Mmim {
     drop: SeededDropout,
     task: Task,
     memory: RefCell<Memory>,
+    /// `Some` when BERT is frozen and its outputs are cached.
+    frozen: Option<FrozenText>,
 }
 
 impl std::fmt::Debug for Mmim {
@@ -311,14 +328,19 @@ fn rows(x: &Tensor, keep: &[bool]) -> candle_core::Result<Option<Tensor>> {
 impl Mmim {
     fn reps(&self, b: &SeqBatch, train: bool) -> candle_core::Result<Reps> {
         let tk = tokens_of(b, Self::NAME)?;
-        let e = self
-            .bert
-            .embed_dropout(&self.bert.embed(&tk.ids, &tk.segment)?, train)?;
-        let h = self.bert.encode(&e, &tk.mask, train)?;
-        let mut zt = h.i((.., 0, ..))?;
-        if !self.cfg.finetune {
-            zt = zt.detach();
-        }
+        let zt = if let Some(c) = &self.frozen {
+            c.pooled(&self.bert, tk)?
+        } else {
+            let e = self
+                .bert
+                .embed_dropout(&self.bert.embed(&tk.ids, &tk.segment)?, train)?;
+            let zt = self.bert.encode(&e, &tk.mask, train)?.i((.., 0, ..))?;
+            if self.cfg.finetune {
+                zt
+            } else {
+                zt.detach()
+            }
+        };
         let p = Packing::new(b)?;
         let (_, af, ab) = self.audio.forward(&b.inputs[1], &p)?;
         let (_, vf, vb) = self.vision.forward(&b.inputs[2], &p)?;
@@ -423,7 +445,10 @@ fn log_sum_exp_rows(s: &Tensor) -> candle_core::Result<Tensor> {
 impl FusionModel for Mmim {
     type Config = MmimConfig;
     const NAME: &'static str = "MIM";
-    const NEEDS_TOKENS: bool = true;
+
+    fn needs_tokens(_cfg: &Self::Config) -> bool {
+        true
+    }
 
     fn new(cfg: &MmimConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
         let bc = config_for(ctx, Self::NAME)?;
@@ -450,6 +475,8 @@ impl FusionModel for Mmim {
             drop: SeededDropout::new(cfg.dropout, ctx.seed ^ 0x3313),
             task: ctx.task,
             memory: RefCell::new(Memory::default()),
+            frozen: (!cfg.finetune && cfg.feature_cache)
+                .then(|| FrozenText::new(Pooling::Cls, h, FrozenText::default_dir())),
             cfg: *cfg,
         })
     }
@@ -494,6 +521,15 @@ impl FusionModel for Mmim {
             self.cfg.finetune.then_some(self.cfg.bert_lr)
         } else {
             Some(base)
+        }
+    }
+
+    fn prepare(&self, ds: &Dataset) -> candle_core::Result<()> {
+        match &self.frozen {
+            Some(c) => c
+                .prepare_dataset(&self.bert, ds)
+                .map_err(|e| candle_core::Error::Msg(format!("MIM: {e}"))),
+            None => Ok(()),
         }
     }
 

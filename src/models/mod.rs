@@ -12,6 +12,7 @@
 
 pub mod bert_backbone;
 pub mod ef_lstm;
+pub mod frozen_text;
 pub mod lmf;
 pub mod lstm;
 pub mod mag_bert;
@@ -20,7 +21,7 @@ pub mod misa;
 pub mod mmim;
 pub mod tfn;
 
-use crate::data::{SeqBatch, Task};
+use crate::data::{Dataset, SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -94,9 +95,12 @@ pub trait FusionModel: Sized {
     /// Widths of `Z_t, Z_a, Z_v` and of `Z`.
     fn rep_dims(&self) -> (Vec<usize>, usize);
 
-    /// Whether the model reads BERT tokens ([`SeqBatch::tokens`]) and so needs a dataset with
-    /// words and a text encoder ([`crate::data::tokens`]).
-    const NEEDS_TOKENS: bool = false;
+    /// Whether the model with configuration `cfg` reads BERT tokens ([`SeqBatch::tokens`]) and so
+    /// needs a dataset with words and a text encoder ([`crate::data::tokens`]). Default: no (MISA
+    /// reads them only with its BERT text path).
+    fn needs_tokens(_cfg: &Self::Config) -> bool {
+        false
+    }
 
     /// Loads pretrained weights into the model's variables. The trainer calls it once, **after**
     /// seeding every variable ([`crate::train::build_model`]), so pretrained values are not
@@ -110,6 +114,13 @@ pub trait FusionModel: Sized {
     /// the main optimiser (frozen, or trained only by an [`ExtraStage`]). Default: `base` for all.
     fn learning_rate(&self, _name: &str, base: f64) -> Option<f64> {
         Some(base)
+    }
+
+    /// Called by the trainer once after [`Self::load_pretrained`], with the whole dataset, before
+    /// any training step: e.g. to fill a frozen encoder's feature cache for every split
+    /// ([`frozen_text`]). Default: nothing.
+    fn prepare(&self, _ds: &Dataset) -> candle_core::Result<()> {
+        Ok(())
     }
 
     /// Called by the trainer at the start of every training epoch (before any stage), e.g. to
@@ -170,9 +181,11 @@ macro_rules! fusion_models {
             pub fn name(self) -> &'static str {
                 match self { $( ModelKind::$variant => <$ty as FusionModel>::NAME ),* }
             }
-            /// Whether the model reads BERT tokens ([`FusionModel::NEEDS_TOKENS`]).
+            /// Whether the model **with its default configuration** reads BERT tokens
+            /// ([`FusionModel::needs_tokens`]; MISA does only with its BERT text path, see
+            /// [`ModelConfig::needs_tokens`]).
             pub fn needs_tokens(self) -> bool {
-                match self { $( ModelKind::$variant => <$ty as FusionModel>::NEEDS_TOKENS ),* }
+                self.default_config().needs_tokens()
             }
         }
 
@@ -185,6 +198,10 @@ macro_rules! fusion_models {
             pub fn validate(&self) -> Result<(), String> {
                 match self { $( ModelConfig::$variant(c) => c.validate() ),* }
                     .map_err(|e| format!("{}: {e}", self.kind().name()))
+            }
+            /// Whether this configuration reads BERT tokens ([`FusionModel::needs_tokens`]).
+            pub fn needs_tokens(&self) -> bool {
+                match self { $( ModelConfig::$variant(c) => <$ty as FusionModel>::needs_tokens(c) ),* }
             }
             /// Runs `v` with the concrete model type.
             pub fn visit<V: ModelVisitor>(&self, v: V) -> V::Output {

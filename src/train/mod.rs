@@ -732,6 +732,7 @@ pub fn train_model<M: FusionModel>(
         text_encoder: ds.train.tokens.as_ref().map(|t| t.source.dir.clone()),
     };
     let (model, vm) = build_model::<M>(mcfg, &ctx, &device)?;
+    model.prepare(ds)?;
     // where the run stands, for the failure message
     let mut at = (0usize, 0usize);
     let mut best_snap = None;

@@ -15,6 +15,7 @@ mod models_bert;
 mod models_lmf;
 mod models_mfn;
 mod models_misa;
+mod models_misa_bert;
 mod models_tfn;
 mod prop_kl;
 mod prop_kurtosis;

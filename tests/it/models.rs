@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use neural_synergy::data::{synthetic, Dataset, Split, Task};
-use neural_synergy::models::{BuildCtx, FusionModel, ModelKind, ModelVisitor};
+use neural_synergy::models::{BuildCtx, FusionModel, ModelConfig, ModelKind, ModelVisitor};
 use neural_synergy::synergy::nets::seed_varmap;
 use neural_synergy::synergy::{CNetwork, SynergyConfig, SynergyStep, TaskStep};
 use neural_synergy::train::{predict, train_run, trainable_vars, RunConfig, TaskLoss, Variant};
@@ -292,22 +292,27 @@ fn tiny() -> Dataset {
     t
 }
 
+/// One epoch of `model` and `variant` at batch 16, learning rate 1e-3, seed 0, L1.
+pub(crate) fn one_epoch_run(model: ModelConfig, variant: Variant) -> RunConfig {
+    RunConfig {
+        model,
+        variant,
+        batch_size: 16,
+        lr: 1e-3,
+        seed: 0,
+        max_epochs: 1,
+        patience: 8,
+        loss: TaskLoss::L1,
+        synergy: SynergyConfig::default(),
+    }
+}
+
 #[test]
 fn every_model_trains_with_the_c_network_through_the_generic_trainer() {
     let ds = tiny();
     for &k in ModelKind::ALL {
         for variant in Variant::EVERY {
-            let cfg = RunConfig {
-                model: k.default_config(),
-                variant,
-                batch_size: 16,
-                lr: 1e-3,
-                seed: 0,
-                max_epochs: 1,
-                patience: 8,
-                loss: TaskLoss::L1,
-                synergy: SynergyConfig::default(),
-            };
+            let cfg = one_epoch_run(k.default_config(), variant);
             let r = train_run(&ds, &cfg, |_, _| {}).unwrap();
             assert!(r.failure.is_none(), "{k:?} {variant:?}: {:?}", r.failure);
             let t = r.test.expect("a checkpoint");

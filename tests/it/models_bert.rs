@@ -53,7 +53,7 @@ pub(crate) fn with_tiny_tokens(ds: &mut Dataset) {
     tokens::attach(ds, &tok, tiny_dir(), "tiny").unwrap();
 }
 
-fn small() -> Dataset {
+pub(crate) fn small() -> Dataset {
     let mut ds = synthetic::generate(0);
     for s in [&mut ds.train, &mut ds.valid, &mut ds.test] {
         *s = s.head(40, ds.t_max, ds.dims);
@@ -62,7 +62,7 @@ fn small() -> Dataset {
     ds
 }
 
-fn ctx(ds: &Dataset, dir: PathBuf) -> BuildCtx {
+pub(crate) fn ctx(ds: &Dataset, dir: PathBuf) -> BuildCtx {
     BuildCtx {
         dims: ds.dims,
         seed: 5,
@@ -319,8 +319,37 @@ fn mag_bert_loads_the_real_encoder_when_present() {
     assert!(p.iter().all(|v| v.is_finite()));
 }
 
+/// Every variable of `vm` as (name, flattened values), in name order.
+pub(crate) fn values(vm: &candle_nn::VarMap) -> Vec<(String, Vec<f32>)> {
+    let data = vm.data().lock().unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = data
+        .iter()
+        .map(|(n, var)| {
+            let t = var
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            (n.clone(), t)
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Names of the variables whose values differ between two [`values`] snapshots.
+pub(crate) fn changed(before: &[(String, Vec<f32>)], after: &[(String, Vec<f32>)]) -> Vec<String> {
+    before
+        .iter()
+        .zip(after)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, _)| a.0.clone())
+        .collect()
+}
+
 mod mmim {
-    use super::{ctx, small};
+    use super::{changed, ctx, small, values};
     use candle_core::{DType, Device, Tensor, Var};
     use ndarray::Array2;
     use ndarray_linalg::Inverse;
@@ -388,33 +417,6 @@ mod mmim {
             assert!(e.contains("not positive definite"), "{e}");
         }
         assert!(logdet_spd(&Tensor::zeros((2, 3), DType::F64, &Device::Cpu).unwrap()).is_err());
-    }
-
-    fn values(vm: &candle_nn::VarMap) -> Vec<(String, Vec<f32>)> {
-        let data = vm.data().lock().unwrap();
-        let mut v: Vec<(String, Vec<f32>)> = data
-            .iter()
-            .map(|(n, var)| {
-                let t = var
-                    .as_tensor()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                (n.clone(), t)
-            })
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
-    fn changed(before: &[(String, Vec<f32>)], after: &[(String, Vec<f32>)]) -> Vec<String> {
-        before
-            .iter()
-            .zip(after)
-            .filter(|(a, b)| a.1 != b.1)
-            .map(|(a, _)| a.0.clone())
-            .collect()
     }
 
     /// Stage 1 (MMILB, `−lld`) moves only `mi.*` (and, as in MMSA, not the entropy projection,
