@@ -390,12 +390,17 @@ impl CNetwork {
                     Divergence::Mmd => mmd2(&gi, &gf, cfg.mmd_variant, &cfg.bandwidth)?,
                     Divergence::Kl => {
                         let critic = &self.critics[i];
-                        let dv = dv_bound(&critic.forward(&gi)?, &critic.forward(&gf)?)?;
+                        // one critic pass over both samples (the critic is row-wise)
+                        let pair = |a: &Tensor, b: &Tensor| -> Result<Tensor> {
+                            let t = critic.forward(&Tensor::cat(&[a, b], 0)?)?;
+                            dv_bound(
+                                &t.narrow(0, 0, a.dim(0)?)?,
+                                &t.narrow(0, a.dim(0)?, b.dim(0)?)?,
+                            )
+                        };
+                        let dv = pair(&gi, &gf)?;
                         // the critics' objective on detached inputs: its backward stays in the critic
-                        let dv_c = dv_bound(
-                            &critic.forward(&gi.detach())?,
-                            &critic.forward(&gf.detach())?,
-                        )?;
+                        let dv_c = pair(&gi.detach(), &gf.detach())?;
                         dv_acc = super::accumulate(dv_acc, dv_c)?;
                         // KL ≥ 0: a negative DV value only says the critic is behind; the
                         // minimisers see max(DV, 0), the critic maximises the raw DV

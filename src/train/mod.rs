@@ -523,6 +523,16 @@ impl Stepper {
     }
 }
 
+/// What a model is built from for a run of `cfg` on `ds`.
+fn build_ctx(ds: &Dataset, cfg: &RunConfig) -> BuildCtx {
+    BuildCtx {
+        dims: ds.dims,
+        seed: cfg.seed,
+        task: ds.task,
+        text_encoder: ds.train.tokens.as_ref().map(|t| t.source.dir.clone()),
+    }
+}
+
 /// The optimiser of a run: the plain task step (NLL), Algorithm D's step with a fresh C-network
 /// (synergy variants and ablations) or the IWas step.
 fn make_stepper<M: FusionModel>(
@@ -603,7 +613,7 @@ pub fn process_cpu_seconds() -> Option<f64> {
         };
         // SAFETY: a valid clock id and a valid pointer to a timespec.
         let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+        (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
     }
     #[cfg(not(unix))]
     {
@@ -631,13 +641,8 @@ pub fn time_epoch(
             let (ds, cfg) = (self.ds, self.cfg);
             cfg.validate().map_err(SynergyError::Config)?;
             let device = Device::Cpu;
-            let ctx = BuildCtx {
-                dims: ds.dims,
-                seed: cfg.seed,
-                task: ds.task,
-                text_encoder: ds.train.tokens.as_ref().map(|t| t.source.dir.clone()),
-            };
-            let (model, vm) = build_model::<M>(m, &ctx, &device)?;
+            let (model, vm) = build_model::<M>(m, &build_ctx(ds, cfg), &device)?;
+            model.prepare(ds)?;
             let mut stepper = make_stepper(&model, &vm, cfg, &device)?;
             let mut order: Vec<usize> = (0..ds.train.len()).collect();
             order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED));
@@ -725,13 +730,7 @@ pub fn train_model<M: FusionModel>(
         wall_s: 0.0,
         dropped: Vec::new(),
     };
-    let ctx = BuildCtx {
-        dims: ds.dims,
-        seed: cfg.seed,
-        task: ds.task,
-        text_encoder: ds.train.tokens.as_ref().map(|t| t.source.dir.clone()),
-    };
-    let (model, vm) = build_model::<M>(mcfg, &ctx, &device)?;
+    let (model, vm) = build_model::<M>(mcfg, &build_ctx(ds, cfg), &device)?;
     model.prepare(ds)?;
     // where the run stands, for the failure message
     let mut at = (0usize, 0usize);
