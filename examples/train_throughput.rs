@@ -32,6 +32,7 @@ fn run() -> anyhow::Result<()> {
     let has = |flag: &str| args.iter().any(|a| a == flag);
     let threads: usize = get("--threads").unwrap_or("1").parse()?;
     neural_synergy::init_threads(Some(threads));
+    neural_synergy::single_threaded_blas();
     let ds = synthetic::generate_for(DatasetName::Mosi, 0);
     if has("--shapes") {
         let mut hist = vec![0usize; ds.t_max + 1];

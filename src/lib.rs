@@ -49,6 +49,22 @@ pub fn init_threads(threads: Option<usize>) {
         .build_global();
 }
 
+/// Makes OpenBLAS run every call in the calling thread. Training calls LAPACK only for small
+/// factorisations (the Cholesky of the kurtosis buffers, ≤ a few hundred wide); with OpenBLAS's
+/// default of one worker per core, each one woke workers that then spun in `sched_yield` —
+/// measured, 31 % of an LMF NLL+SKL training epoch was context switching while another run used
+/// the second core. One thread also keeps the factorisations' rounding independent of
+/// `--threads` and `--jobs` (runs stay bit-identical). `reproduce-paper` calls this at start-up;
+/// the `synergy` CLI keeps OpenBLAS's default for its large estimator matrices.
+pub fn single_threaded_blas() {
+    extern "C" {
+        fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
+    }
+    // SAFETY: OpenBLAS is linked (ndarray-linalg's `openblas-system`); the call only sets its
+    // thread count, at start-up, before any BLAS work.
+    unsafe { openblas_set_num_threads(1) };
+}
+
 /// Keeps freed memory in the process instead of returning it to the kernel after every large
 /// tensor (glibc only; elsewhere a no-op). Training allocates and frees many tensors of a few
 /// hundred KiB to a few MiB per step; glibc serves those from fresh `mmap`s (or trims them off the

@@ -148,6 +148,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     // one thread by default: Candle's small per-step LSTM ops run faster without thread
     // hand-offs (measured: smoke profile 43 s with 1 thread, 87 s with 2, same numbers)
     crate::init_threads(Some(args.threads.unwrap_or(1)));
+    crate::single_threaded_blas();
     if let Some(ReproduceCommand::Report { from, json }) = &args.command {
         return report_from(from, *json);
     }

@@ -17,15 +17,18 @@ use serde::Serialize;
 pub const MOSI_TRAIN_CLIPS: usize = 1284;
 
 /// `(model, NLL s/epoch, synergy s/epoch)` at MOSI's shapes (1,284 training and 229 validation
-/// clips, 50 steps, widths 300/5/20, batch 32), one thread per run. Measured on this project's
-/// 2-core machine with `reproduce-paper --profile quick --max-epochs 1 --jobs 1` (README,
-/// "Cost plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD.
+/// clips, 50 steps, widths 300/74/35, batch 32), one thread per run: the wall time of a one-epoch
+/// run, which includes validation and the four test passes (clean and Table 4's three
+/// corruptions), so it over-counts later epochs. Measured 2026-11-28 on this project's 2-core
+/// machine (nothing else running, one run each) with `reproduce-paper --profile quick --models
+/// flstm,tfn,lmf,mfn,misa --variants nll,nll-skl,nll-smmd --max-epochs 1 --jobs 1` (README, "Cost
+/// plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD.
 pub const MOSI_EPOCH_S: &[(&str, f64, f64)] = &[
-    ("FLSTM", 2.7, 4.9),
-    ("TFN", 34.3, 33.7),
-    ("LMF", 1.5, 2.3),
-    ("MFN", 32.9, 34.0),
-    ("MISA", 27.7, 24.4),
+    ("FLSTM", 3.0, 4.3),
+    ("TFN", 21.1, 17.9),
+    ("LMF", 2.4, 2.8),
+    ("MFN", 45.7, 42.5),
+    ("MISA", 12.3, 13.2),
 ];
 
 /// One line of the cost plan.
