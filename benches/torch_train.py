@@ -124,6 +124,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+# the MMD pieces of the loss-level benchmark next to this file (same definitions)
+from torch_synergy import mmd2_unbiased, sqd
+
 # ---------------------------------------------------------------------------------------------
 # data
 
@@ -378,24 +381,6 @@ class AffineCoupling(nn.Module):
 class InvertibleNet(nn.Sequential):
     def __init__(self, dim, hidden, n_layers):
         super().__init__(*[AffineCoupling(dim, hidden, i % 2 == 1) for i in range(n_layers)])
-
-
-def sqd(a, b):
-    na = (a * a).sum(1, keepdim=True)
-    nb = (b * b).sum(1, keepdim=True).T
-    return (na + nb - 2.0 * (a @ b.T)).clamp_min(0.0)
-
-
-def kern(d, sigmas):
-    return sum(torch.exp(d * (-0.5 / (s * s))) for s in sigmas) / len(sigmas)
-
-
-def mmd2_unbiased(x, y, sigmas):
-    n, m = x.shape[0], y.shape[0]
-    kxx, kyy, kxy = kern(sqd(x, x), sigmas), kern(sqd(y, y), sigmas), kern(sqd(x, y), sigmas)
-    sxx = kxx.sum() - kxx.diagonal().sum()
-    syy = kyy.sum() - kyy.diagonal().sum()
-    return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * kxy.sum() / (n * m)
 
 
 @torch.no_grad()

@@ -301,11 +301,15 @@ pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result
             lines: claims
                 .iter()
                 .filter(|c| c.metric == *m)
-                .map(|c| Line {
-                    label: format!("{} {}", c.model, c.variant),
-                    measured: c.measured,
-                    paper: c.paper_delta,
-                    tone: Tone::of(c.verdict),
+                .map(|c| {
+                    Line::comparison(
+                        &c.model,
+                        &c.variant,
+                        "",
+                        c.measured,
+                        c.paper_delta,
+                        Tone::of(c.verdict),
+                    )
                 })
                 .collect(),
         })

@@ -296,11 +296,15 @@ pub fn forest_plot(
             lines: claims
                 .iter()
                 .filter(|c| c.condition == *cond)
-                .map(|c| Line {
-                    label: format!("{} {}", c.model, c.variant),
-                    measured: c.measured,
-                    paper: c.paper_delta,
-                    tone: Tone::of(c.verdict),
+                .map(|c| {
+                    Line::comparison(
+                        &c.model,
+                        &c.variant,
+                        "",
+                        c.measured,
+                        c.paper_delta,
+                        Tone::of(c.verdict),
+                    )
                 })
                 .collect(),
         })

@@ -46,6 +46,26 @@ pub struct Line {
     pub tone: Tone,
 }
 
+impl Line {
+    /// The line of `model variant` (plus `suffix`, e.g. a subset) with its measured interval, the
+    /// paper's delta and tone.
+    pub fn comparison(
+        model: &str,
+        variant: &str,
+        suffix: &str,
+        measured: Option<Interval>,
+        paper: Option<f64>,
+        tone: Tone,
+    ) -> Line {
+        Line {
+            label: format!("{model} {variant}{suffix}"),
+            measured,
+            paper,
+            tone,
+        }
+    }
+}
+
 /// One panel: a caption (metric, condition) and its lines, top to bottom.
 #[derive(Debug, Clone)]
 pub struct Panel {

@@ -210,15 +210,14 @@ pub fn forest_plot(
             lines: cells
                 .iter()
                 .filter(|c| c.metric == *m && c.delta.is_some())
-                .map(|c| Line {
-                    label: format!("{} {} · {}", c.model, c.variant, c.subset),
-                    measured: c.delta,
-                    paper: None,
-                    tone: match c.reading {
+                .map(|c| {
+                    let tone = match c.reading {
                         Some("helps") => Tone::Good,
                         Some("hurts") => Tone::Bad,
                         _ => Tone::Neutral,
-                    },
+                    };
+                    let subset = format!(" · {}", c.subset);
+                    Line::comparison(&c.model, &c.variant, &subset, c.delta, None, tone)
                 })
                 .collect(),
         })

@@ -523,6 +523,11 @@ impl Stepper {
     }
 }
 
+/// The generator of a run's batch order (one shuffle per epoch), from its seed.
+fn batch_order_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ 0x5EED)
+}
+
 /// What a model is built from for a run of `cfg` on `ds`.
 fn build_ctx(ds: &Dataset, cfg: &RunConfig) -> BuildCtx {
     BuildCtx {
@@ -645,7 +650,7 @@ pub fn time_epoch(
             model.prepare(ds)?;
             let mut stepper = make_stepper(&model, &vm, cfg, &device)?;
             let mut order: Vec<usize> = (0..ds.train.len()).collect();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED));
+            order.shuffle(&mut batch_order_rng(cfg.seed));
             let batches: Vec<&[usize]> = order
                 .chunks(cfg.batch_size)
                 .filter(|c| c.len() >= 2)
@@ -750,7 +755,7 @@ pub fn train_model<M: FusionModel>(
             )),
             None => None,
         };
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED);
+        let mut rng = batch_order_rng(cfg.seed);
         let mut order: Vec<usize> = (0..ds.train.len()).collect();
         for epoch in 1..=cfg.max_epochs {
             result.epochs = epoch;

@@ -257,39 +257,23 @@ fn fused_adamw_is_bit_identical_to_candle_nn_adamw() {
             .to_dtype(DType::F32)
             .unwrap();
         let xb = Tensor::from_vec(randv(11, 1e-3), 11, &dev).unwrap();
-        let loss = |a: &Var, b: &Var| -> (Tensor, Tensor) {
+        // b gets no gradient on odd steps
+        let grads = |a: &Var, b: &Var| {
             let la = (a.as_tensor() * &xa)
                 .unwrap()
                 .sqr()
                 .unwrap()
                 .sum_all()
                 .unwrap();
-            let lb = (b.as_tensor() * &xb).unwrap().sum_all().unwrap();
-            (la, lb)
-        };
-        // b gets no gradient on odd steps
-        let g1 = {
-            let (la, lb) = loss(&a1, &b1);
-            if step % 2 == 0 {
-                (la.to_dtype(DType::F64).unwrap() + lb)
-                    .unwrap()
-                    .backward()
-                    .unwrap()
+            let loss = if step % 2 == 0 {
+                let lb = (b.as_tensor() * &xb).unwrap().sum_all().unwrap();
+                (la.to_dtype(DType::F64).unwrap() + lb).unwrap()
             } else {
-                la.backward().unwrap()
-            }
+                la
+            };
+            loss.backward().unwrap()
         };
-        let g2 = {
-            let (la, lb) = loss(&a2, &b2);
-            if step % 2 == 0 {
-                (la.to_dtype(DType::F64).unwrap() + lb)
-                    .unwrap()
-                    .backward()
-                    .unwrap()
-            } else {
-                la.backward().unwrap()
-            }
-        };
+        let (g1, g2) = (grads(&a1, &b1), grads(&a2, &b2));
         reference.step(&g1).unwrap();
         fused.step(&g2).unwrap();
         let bits32 = |v: &Var| -> Vec<u32> {

@@ -16,6 +16,14 @@ use neural_synergy::train::{
     DroppedEval, RunConfig, RunResult, Selection, TaskLoss, TestMetrics, Variant,
 };
 
+/// `l` with the first `k` values negated (a predictor wrong on exactly those clips).
+fn flip_first(l: &[f64], k: usize) -> Vec<f64> {
+    l.iter()
+        .enumerate()
+        .map(|(i, y)| if i < k { -y } else { *y })
+        .collect()
+}
+
 fn metrics(p: &[f64], l: &[f64]) -> TestMetrics {
     TestMetrics::Regression(regression_metrics(&ArrayView1::from(p), &ArrayView1::from(l)).unwrap())
 }
@@ -173,12 +181,7 @@ fn corruption_claims_pair_seeds_and_follow_the_delta_sign() {
     // 8 clips, labels ±1; the synergy variant is right on 2 more clips under every corruption
     let l = [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0];
     let right: Vec<f64> = l.to_vec();
-    let wrong_k = |k: usize| -> Vec<f64> {
-        l.iter()
-            .enumerate()
-            .map(|(i, y)| if i < k { -y } else { *y })
-            .collect()
-    };
+    let wrong_k = |k: usize| flip_first(&l, k);
     let mut sel = Vec::new();
     for seed in 0..3u64 {
         // NLL: 4 of 8 wrong under corruption; SMMD: 2 (+ seed-dependent noise: seed 2 gets 3)
@@ -371,12 +374,7 @@ fn png_size(path: &std::path::Path) -> (u32, u32) {
 fn forest_plots_have_a_panel_per_condition_and_a_row_per_claim() {
     use neural_synergy::report::forest;
     let l = [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0];
-    let wrong = |k: usize| -> Vec<f64> {
-        l.iter()
-            .enumerate()
-            .map(|(i, y)| if i < k { -y } else { *y })
-            .collect()
-    };
+    let wrong = |k: usize| flip_first(&l, k);
     let mut sel = Vec::new();
     for seed in 0..3u64 {
         sel.push(run(
