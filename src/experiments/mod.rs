@@ -82,6 +82,9 @@ pub struct Plan {
     pub data_dir: Option<PathBuf>,
     /// The synergy regulariser's settings (validated by [`Plan::runs`]).
     pub synergy: SynergyConfig,
+    /// Synergy weights chosen on validation, with the batch size and learning rate (empty: the
+    /// weights of `synergy` only).
+    pub weight_grid: WeightGrid,
     /// Runs trained in parallel (each on one thread).
     pub jobs: usize,
     /// Overrides the profile's epoch cap (e.g. 1 to time one epoch per model).
@@ -108,27 +111,127 @@ impl Plan {
                         continue;
                     }
                 }
+                let weights = self.weight_grid.configs(&self.synergy, variant);
                 for &seed in &self.seeds {
                     for (batch_size, lr) in self.profile.grid() {
-                        let c = RunConfig {
-                            model: model.clone(),
-                            variant,
-                            batch_size,
-                            lr,
-                            seed,
-                            max_epochs,
-                            patience,
-                            loss: TaskLoss::for_task(ds.task),
-                            synergy: self.synergy.clone(),
-                        };
-                        c.validate()
-                            .map_err(|e| anyhow::anyhow!("invalid run: {e}"))?;
-                        out.push(c);
+                        for synergy in &weights {
+                            let c = RunConfig {
+                                model: model.clone(),
+                                variant,
+                                batch_size,
+                                lr,
+                                seed,
+                                max_epochs,
+                                patience,
+                                loss: TaskLoss::for_task(ds.task),
+                                synergy: synergy.clone(),
+                            };
+                            c.validate()
+                                .map_err(|e| anyhow::anyhow!("invalid run: {e}"))?;
+                            out.push(c);
+                        }
                     }
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// Values of the synergy weights to choose among on validation (`--tune WEIGHT=V1,V2,…`): the
+/// runs of a synergy variant take every combination of the listed values, each at every
+/// (batch size, learning rate) of the profile's grid, and each seed's selection on validation
+/// picks the weights with the other hyper-parameters. A weight without a list keeps its
+/// configured value; a weight an ablation variant zeroes is not varied for it; the NLL and IWas
+/// variants have no synergy weights.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeightGrid {
+    pub beta: Vec<f64>,
+    pub gamma_l2: Vec<f64>,
+    pub gamma_d: Vec<f64>,
+    pub gamma_k: Vec<f64>,
+}
+
+/// The weights `--tune` accepts.
+pub const TUNABLE_WEIGHTS: [&str; 4] = ["beta", "gamma_l2", "gamma_d", "gamma_k"];
+
+impl WeightGrid {
+    /// No weight is tuned.
+    pub fn is_empty(&self) -> bool {
+        self.beta.is_empty()
+            && self.gamma_l2.is_empty()
+            && self.gamma_d.is_empty()
+            && self.gamma_k.is_empty()
+    }
+
+    /// Adds one `WEIGHT=V1,V2,…` specification (`WEIGHT` one of [`TUNABLE_WEIGHTS`], each value
+    /// finite and ≥ 0, at least one; repeated values count once).
+    pub fn add(&mut self, spec: &str) -> Result<(), String> {
+        let (name, values) = spec.split_once('=').ok_or_else(|| {
+            format!("--tune {spec:?}: expected WEIGHT=V1,V2,... (e.g. gamma_l2=1,0.1)")
+        })?;
+        let name = name.trim().replace('-', "_");
+        let list = match name.as_str() {
+            "beta" => &mut self.beta,
+            "gamma_l2" => &mut self.gamma_l2,
+            "gamma_d" => &mut self.gamma_d,
+            "gamma_k" => &mut self.gamma_k,
+            _ => {
+                return Err(format!(
+                    "--tune: unknown weight {name:?} (one of {})",
+                    TUNABLE_WEIGHTS.join(", ")
+                ))
+            }
+        };
+        if !list.is_empty() {
+            return Err(format!("--tune: {name} is given twice"));
+        }
+        for v in values.split(',') {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("--tune {name}: {v:?} is not a number"))?;
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(format!("--tune {name}: {x} must be finite and >= 0"));
+            }
+            if !list.contains(&x) {
+                list.push(x);
+            }
+        }
+        Ok(())
+    }
+
+    /// The synergy configurations a run of `variant` tries: `base` with every combination of the
+    /// listed values (see [`WeightGrid`]); `[base]` when nothing applies.
+    pub fn configs(&self, base: &SynergyConfig, variant: Variant) -> Vec<SynergyConfig> {
+        if variant.divergence().is_none() {
+            return vec![base.clone()];
+        }
+        let (l2, d, k) = variant.gammas(1.0, 1.0, 1.0);
+        let axis = |list: &[f64], base: f64, used: bool| -> Vec<f64> {
+            if list.is_empty() || !used {
+                vec![base]
+            } else {
+                list.to_vec()
+            }
+        };
+        let mut out = Vec::new();
+        for &beta in &axis(&self.beta, base.beta, true) {
+            for &gamma_l2 in &axis(&self.gamma_l2, base.gamma_l2, l2 > 0.0) {
+                for &gamma_d in &axis(&self.gamma_d, base.gamma_d, d > 0.0) {
+                    for &gamma_k in &axis(&self.gamma_k, base.gamma_k, k > 0.0) {
+                        out.push(SynergyConfig {
+                            beta,
+                            gamma_l2,
+                            gamma_d,
+                            gamma_k,
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -429,9 +532,49 @@ pub fn run_plan(
     Ok((mine, selected))
 }
 
+/// A point of the hyper-parameter grid: batch size, then the bits of the learning rate and of the
+/// synergy weights `β, γ_L2, γ_d, γ_κ` (constant unless `--tune` varies them).
+pub type GridPoint = (usize, [u64; 5]);
+
+/// The grid point of a run.
+pub fn grid_point(r: &RunResult) -> GridPoint {
+    let (c, s) = (&r.config, &r.config.synergy);
+    (
+        c.batch_size,
+        [c.lr, s.beta, s.gamma_l2, s.gamma_d, s.gamma_k].map(f64::to_bits),
+    )
+}
+
+/// The grid points tried among `runs`, sorted and distinct.
+pub fn grid_points<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Vec<GridPoint> {
+    let mut grid: Vec<GridPoint> = runs.into_iter().map(grid_point).collect();
+    grid.sort_unstable();
+    grid.dedup();
+    grid
+}
+
+/// The seeds of a (model, variant) cell whose grid search is incomplete: they have not tried
+/// every grid point that some other seed of the cell tried (a run still in progress, an
+/// interrupted shard). Such a seed is not selected: a grid point chosen among a subset of the grid
+/// is not the protocol's selection.
+pub fn incomplete_seeds(records: &[RunRecord], model: ModelKind, variant: Variant) -> Vec<u64> {
+    let runs: Vec<&RunResult> = records
+        .iter()
+        .map(|r| &r.result)
+        .filter(|r| r.config.model.kind() == model && r.config.variant == variant)
+        .collect();
+    let full = grid_points(runs.iter().copied());
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r.config.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    seeds.retain(|&s| grid_points(runs.iter().copied().filter(|r| r.config.seed == s)) != full);
+    seeds
+}
+
 /// The selected run per (model, variant, seed) among `records`: the best validation score, ties
 /// going to the smallest run key, so the selection does not depend on the order of the records
-/// (a merged sharded run selects exactly what the unsharded one does).
+/// (a merged sharded run selects exactly what the unsharded one does). Seeds whose grid search is
+/// incomplete ([`incomplete_seeds`]) are left out until their remaining grid points have run.
 pub fn select(records: &[RunRecord]) -> Vec<Selected> {
     let mut sorted: Vec<&RunRecord> = records.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
@@ -444,7 +587,15 @@ pub fn select(records: &[RunRecord]) -> Vec<Selected> {
         .collect();
     keys.sort();
     keys.dedup();
+    let mut incomplete: std::collections::BTreeMap<(ModelKind, Variant), Vec<u64>> =
+        std::collections::BTreeMap::new();
     keys.into_iter()
+        .filter(|&(model, variant, seed)| {
+            !incomplete
+                .entry((model, variant))
+                .or_insert_with(|| incomplete_seeds(records, model, variant))
+                .contains(&seed)
+        })
         .filter_map(|(model, variant, seed)| {
             let runs = sorted.iter().map(|r| &r.result).filter(|r| {
                 r.config.model.kind() == model

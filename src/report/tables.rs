@@ -586,8 +586,11 @@ pub struct CellRuns {
     pub diverged: usize,
     /// Distinct (batch size, learning rate) points among the cell's runs.
     pub grid_points: usize,
-    /// Seeds with at least one usable run (the seeds the cell's statistics average over).
+    /// Seeds with a complete grid search and at least one usable run (the seeds the cell's
+    /// statistics average over).
     pub seeds_finished: Vec<u64>,
+    /// Seeds that have not yet tried every grid point of the cell (left out of the statistics).
+    pub seeds_incomplete: Vec<u64>,
     /// The first failure's cause, when a run diverged (`"epoch E, step S: cause"`).
     pub first_failure: Option<String>,
 }
@@ -605,15 +608,11 @@ pub fn cell_runs(records: &[crate::experiments::RunRecord]) -> Vec<CellRuns> {
             if rs.is_empty() {
                 continue;
             }
-            let mut grid: Vec<(usize, u64)> = rs
-                .iter()
-                .map(|r| (r.config.batch_size, r.config.lr.to_bits()))
-                .collect();
-            grid.sort_unstable();
-            grid.dedup();
+            let grid = crate::experiments::grid_points(rs.iter().copied());
+            let incomplete = crate::experiments::incomplete_seeds(records, kind, v);
             let mut seeds: Vec<u64> = rs
                 .iter()
-                .filter(|r| r.is_usable())
+                .filter(|r| r.is_usable() && !incomplete.contains(&r.config.seed))
                 .map(|r| r.config.seed)
                 .collect();
             seeds.sort_unstable();
@@ -625,6 +624,7 @@ pub fn cell_runs(records: &[crate::experiments::RunRecord]) -> Vec<CellRuns> {
                 diverged: rs.iter().filter(|r| r.failure.is_some()).count(),
                 grid_points: grid.len(),
                 seeds_finished: seeds,
+                seeds_incomplete: incomplete,
                 first_failure: rs.iter().find_map(|r| r.failure.clone()),
             });
         }
@@ -645,7 +645,16 @@ pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
                 c.variant.clone(),
                 c.runs.to_string(),
                 c.grid_points.to_string(),
-                format!("{} {:?}", c.seeds_finished.len(), c.seeds_finished),
+                if c.seeds_incomplete.is_empty() {
+                    format!("{} {:?}", c.seeds_finished.len(), c.seeds_finished)
+                } else {
+                    format!(
+                        "{} {:?} (grid incomplete, left out: {:?})",
+                        c.seeds_finished.len(),
+                        c.seeds_finished,
+                        c.seeds_incomplete
+                    )
+                },
                 match &c.first_failure {
                     Some(f) => format!("{} (first: {f})", c.diverged),
                     None => c.diverged.to_string(),
@@ -655,7 +664,8 @@ pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
         .collect();
     let mut s = String::from(
         "Runs behind each cell (a diverged run failed inside and is never selected; each seed's \
-         grid point is selected on validation):\n\n",
+         grid point is selected on validation; a seed enters the statistics once it has tried \
+         every grid point):\n\n",
     );
     s += &super::markdown_table(
         &[
@@ -669,4 +679,95 @@ pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
         &rows,
     );
     s + "\n"
+}
+
+/// Which synergy weights the runs used and how they were chosen: one sentence when every
+/// synergy run of `records` used the same weights; otherwise the values tried and, per
+/// (model, variant), the weights each seed's selection on validation picked.
+pub fn weights_markdown(
+    records: &[crate::experiments::RunRecord],
+    selected: &[crate::experiments::Selected],
+) -> String {
+    use crate::synergy::SynergyConfig;
+    let w = |c: &SynergyConfig| [c.beta, c.gamma_l2, c.gamma_d, c.gamma_k];
+    let names = ["β", "γ_L2", "γ_d", "γ_κ"];
+    let synergy_runs: Vec<&SynergyConfig> = records
+        .iter()
+        .filter(|r| r.result.config.variant.divergence().is_some())
+        .map(|r| &r.result.config.synergy)
+        .collect();
+    let Some(first) = synergy_runs.first() else {
+        return String::new();
+    };
+    let mut tried: [Vec<f64>; 4] = Default::default();
+    for c in &synergy_runs {
+        for (list, v) in tried.iter_mut().zip(w(c)) {
+            if !list.iter().any(|x| x.to_bits() == v.to_bits()) {
+                list.push(v);
+            }
+        }
+    }
+    if tried.iter().all(|l| l.len() == 1) {
+        let c = w(first);
+        return format!(
+            "\nSynergy weights of these runs: β = {}, γ_L2 = {}, γ_d = {}, γ_κ = {} (an ablation keeps \
+             only its own γ). Defaults chosen on MOSI-shaped synthetic validation data, never on test \
+             numbers; `--beta/--gamma-*` override them, `--tune` chooses them on validation.\n",
+            c[0], c[1], c[2], c[3]
+        );
+    }
+    let varied: Vec<usize> = (0..4).filter(|&i| tried[i].len() > 1).collect();
+    let fixed: Vec<String> = (0..4)
+        .filter(|i| !varied.contains(i))
+        .map(|i| format!("{} = {}", names[i], tried[i][0]))
+        .collect();
+    let mut s =
+        format!(
+        "\nSynergy weights chosen on validation (`--tune`), per seed together with the batch size \
+         and learning rate, among {}{} (an ablation varies only its own γ):\n\n",
+        varied
+            .iter()
+            .map(|&i| {
+                let mut v = tried[i].clone();
+                v.sort_by(f64::total_cmp);
+                format!(
+                    "{} ∈ {{{}}}",
+                    names[i],
+                    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        if fixed.is_empty() {
+            String::new()
+        } else {
+            format!("; fixed {}", fixed.join(", "))
+        }
+    );
+    let mut rows = Vec::new();
+    for &kind in crate::models::ModelKind::ALL {
+        for v in crate::train::Variant::TABLE_ORDER {
+            let picks: Vec<String> = selected
+                .iter()
+                .filter(|x| x.model == kind && x.variant == v && v.divergence().is_some())
+                .map(|x| {
+                    let c = w(&x.result.config.synergy);
+                    let vals: Vec<String> = varied
+                        .iter()
+                        .map(|&i| format!("{} = {}", names[i], c[i]))
+                        .collect();
+                    format!("seed {}: {}", x.seed, vals.join(", "))
+                })
+                .collect();
+            if !picks.is_empty() {
+                rows.push(vec![
+                    kind.name().to_string(),
+                    v.name().to_string(),
+                    picks.join("; "),
+                ]);
+            }
+        }
+    }
+    s += &super::markdown_table(&["Model", "Variant", "selected weights"], &rows);
+    s
 }

@@ -6,6 +6,8 @@
 //!   to relative 1e-10 in f64).
 //! * [`nets`]: the paper's four-layer LeakyReLU MLPs, fixed Johnson–Lindenstrauss projections and
 //!   the invertible affine-coupling network of `g_i`.
+//! * [`ops`]: the MLPs' LeakyReLU and the couplings' `b ⊙ exp(tanh s) + t` as single fused CPU
+//!   ops with hand-written backward passes (equal to the composed candle ops).
 //! * [`cnet`]: the C-network (`Q_i`, `g_i`, critics) and the regulariser
 //!   `L_reg = γ_L2 L_L2 + γ_d L_d + γ_κ L_κ`.
 //! * [`step`]: Algorithm D's three-optimiser step, for any model that returns
@@ -18,6 +20,7 @@ pub mod cnet;
 pub mod iwas;
 pub mod losses;
 pub mod nets;
+pub mod ops;
 pub mod step;
 
 pub use adamw::AdamW;

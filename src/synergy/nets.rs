@@ -38,7 +38,7 @@ impl Module for Mlp {
         for (i, l) in self.layers.iter().enumerate() {
             h = l.forward(&h)?;
             if i < 3 {
-                h = candle_nn::ops::leaky_relu(&h, LEAKY_SLOPE)?;
+                h = super::ops::leaky_relu(&h, LEAKY_SLOPE)?;
             }
         }
         Ok(h)
@@ -146,8 +146,7 @@ impl AffineCoupling {
 impl Module for AffineCoupling {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (a, b) = self.halves(x)?;
-        let (s, t) = self.scale_shift(&a)?;
-        let yb = (b.mul(&s.exp()?)? + t)?;
+        let yb = super::ops::affine_couple(&b, &self.net.forward(&a)?)?;
         self.join(&a, &yb)
     }
 }

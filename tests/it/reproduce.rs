@@ -224,6 +224,15 @@ fn bad_arguments_are_one_line_errors() {
             &["--tables", "2", "--dataset", "mosei", "--plan"][..],
             "are on mosi",
         ),
+        (&["--tune", "gamma_q=1,2", "--plan"][..], "unknown weight"),
+        (
+            &["--tune", "beta=0.1,-1", "--plan"][..],
+            "must be finite and >= 0",
+        ),
+        (
+            &["--tune", "gamma_l2", "--plan"][..],
+            "expected WEIGHT=V1,V2",
+        ),
     ] {
         let (code, _, err) = run(args);
         assert_ne!(code, 0, "{args:?}");
@@ -249,6 +258,28 @@ fn tables_flag_plans_exactly_the_tables_pairs_on_their_corpus() {
     // quick profile: 1 seed × 1 grid point; FLSTM 3 variants, MFN 4
     assert_eq!(v["runs"], 3 + 4, "{v}");
     assert_eq!(v["dataset"], "mosei");
+}
+
+/// `--tune`: the synergy variants' runs take every combination of the listed weights (an
+/// ablation only its own γ), NLL runs are not multiplied.
+#[test]
+fn tune_multiplies_only_the_synergy_variants_runs() {
+    let (code, stdout, err) = run(&[
+        "--models",
+        "flstm",
+        "--variants",
+        "nll,nll-smmd,nll-l2,nll-ld",
+        "--tune",
+        "gamma_l2=1,0.1",
+        "--tune",
+        "beta=0.01,0.1",
+        "--plan",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    // quick profile (1 seed, 1 grid point): NLL 1, SMMD 2×2, +LL2 2×2, +Ld 2 (β only)
+    assert_eq!(v["runs"], 1 + 4 + 4 + 2, "{v}");
 }
 
 /// `--plan`: runs × epoch cap × seconds per epoch, from the embedded table and, once runs of the

@@ -239,3 +239,97 @@ fn widths_that_do_not_match_the_c_network_are_a_clear_error() {
     };
     assert!(CNetwork::new(bad, &[6, 4], 7, DType::F64, &cpu()).is_err());
 }
+
+/// Values and gradient of `f(x)` for a variable `x` (f32 or f64), the gradient of `Σ f(x) ⊙ w`.
+fn value_and_grad(
+    x: &Tensor,
+    w: &Tensor,
+    f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> (Vec<f64>, Vec<f64>) {
+    let v = candle_core::Var::from_tensor(x).unwrap();
+    let y = f(v.as_tensor()).unwrap();
+    let grads = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
+    let flat = |t: &Tensor| {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    (flat(&y), flat(grads.get(v.as_tensor()).unwrap()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The fused LeakyReLU is candle-nn's five-op `leaky_relu`, bit for bit, value and gradient,
+    /// in f32 and f64 — including exact zeros, where candle splits the tie between max and min.
+    #[test]
+    fn fused_leaky_relu_equals_candle_nn_bit_for_bit(n in 1usize..40, m in 1usize..9, zeros in 0usize..5, seed in any::<u64>(), f32_ in any::<bool>()) {
+        let mut a = randn(n, m, seed) * 2.0;
+        for (i, v) in a.iter_mut().enumerate() {
+            if i % 7 < zeros {
+                *v = 0.0;
+            }
+        }
+        let dt = if f32_ { DType::F32 } else { DType::F64 };
+        let x = from_array2(&a, dt, &cpu()).unwrap();
+        let w = from_array2(&randn(n, m, seed ^ 1), dt, &cpu()).unwrap();
+        let fused = value_and_grad(&x, &w, |x| neural_synergy::synergy::ops::leaky_relu(x, 0.01));
+        let composed = value_and_grad(&x, &w, |x| candle_nn::ops::leaky_relu(x, 0.01));
+        prop_assert_eq!(fused, composed);
+    }
+
+    /// The fused coupling update `b ⊙ exp(tanh s) + t` equals the composed candle ops (value and
+    /// both gradients to 1e-12 in f64).
+    #[test]
+    fn fused_coupling_update_equals_the_composed_ops(n in 1usize..30, m in 1usize..8, seed in any::<u64>()) {
+        let b = from_array2(&randn(n, m, seed), DType::F64, &cpu()).unwrap();
+        let st = from_array2(&(randn(n, 2 * m, seed ^ 2) * 2.0), DType::F64, &cpu()).unwrap();
+        let w = from_array2(&randn(n, m, seed ^ 3), DType::F64, &cpu()).unwrap();
+        let composed = |b: &Tensor, st: &Tensor| -> candle_core::Result<Tensor> {
+            let s = st.narrow(1, 0, m)?.tanh()?;
+            b.mul(&s.exp()?)? + st.narrow(1, m, m)?
+        };
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()));
+        // gradient with respect to b, then to st
+        let (yf, gbf) = value_and_grad(&b, &w, |b| neural_synergy::synergy::ops::affine_couple(b, &st));
+        let (yc, gbc) = value_and_grad(&b, &w, |b| composed(b, &st));
+        prop_assert!(close(&yf, &yc));
+        prop_assert!(close(&gbf, &gbc));
+        let (_, gsf) = value_and_grad(&st, &w, |st| neural_synergy::synergy::ops::affine_couple(&b, st));
+        let (_, gsc) = value_and_grad(&st, &w, |st| composed(&b, st));
+        prop_assert!(close(&gsf, &gsc), "{gsf:?} vs {gsc:?}");
+    }
+}
+
+/// Central differences of `Σ w ⊙ (b ⊙ exp(tanh s) + t)` agree with the fused op's gradient
+/// with respect to `st` (f64, step 1e-6).
+#[test]
+fn fused_coupling_gradient_matches_finite_differences() {
+    let (n, m) = (5, 3);
+    let b = from_array2(&randn(n, m, 11), DType::F64, &cpu()).unwrap();
+    let st0 = randn(n, 2 * m, 12);
+    let w = from_array2(&randn(n, m, 13), DType::F64, &cpu()).unwrap();
+    let obj = |st: &ndarray::Array2<f64>| {
+        let st = from_array2(st, DType::F64, &cpu()).unwrap();
+        let y = neural_synergy::synergy::ops::affine_couple(&b, &st).unwrap();
+        scalar(&(y * &w).unwrap().sum_all().unwrap()).unwrap()
+    };
+    let st = from_array2(&st0, DType::F64, &cpu()).unwrap();
+    let (_, g) = value_and_grad(&st, &w, |st| {
+        neural_synergy::synergy::ops::affine_couple(&b, st)
+    });
+    let h = 1e-6;
+    for (k, gk) in g.iter().enumerate() {
+        let (mut p, mut q) = (st0.clone(), st0.clone());
+        p.as_slice_mut().unwrap()[k] += h;
+        q.as_slice_mut().unwrap()[k] -= h;
+        let fd = (obj(&p) - obj(&q)) / (2.0 * h);
+        assert!(
+            (fd - gk).abs() < 1e-6,
+            "entry {k}: finite difference {fd}, op {gk}"
+        );
+    }
+}

@@ -362,6 +362,107 @@ fn cell_runs_count_diverged_runs_grid_points_and_finished_seeds() {
     );
 }
 
+#[test]
+fn a_seed_whose_grid_search_is_incomplete_is_not_selected() {
+    use neural_synergy::data::Tier;
+    use neural_synergy::experiments::{select, Profile, RunRecord};
+    let l = [1.0, -1.0, 1.0, -1.0];
+    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
+    let rec = |seed, lr: f64, valid: f64| {
+        let mut r = run(Variant::Nll, seed, &l, &d, &l).result;
+        r.config.lr = lr;
+        r.valid_score = valid;
+        RunRecord {
+            key: format!("{seed}-{lr}"),
+            tier: Tier::Synthetic,
+            profile: Profile::Paper,
+            data: "test".into(),
+            result: r,
+        }
+    };
+    // seed 0 tried both grid points; seed 1 (still running) only the one with the worse score
+    let records = vec![rec(0, 1e-3, 0.9), rec(0, 1e-2, 0.5), rec(1, 1e-3, 0.9)];
+    let sel = select(&records);
+    assert_eq!(sel.len(), 1, "only seed 0 is selected");
+    assert_eq!((sel[0].seed, sel[0].result.config.lr), (0, 1e-2));
+    let cells = neural_synergy::report::tables::cell_runs(&records);
+    assert_eq!(cells[0].seeds_finished, vec![0]);
+    assert_eq!(cells[0].seeds_incomplete, vec![1]);
+    let md = neural_synergy::report::tables::cell_runs_markdown(&cells);
+    assert!(
+        md.contains("1 [0] (grid incomplete, left out: [1])"),
+        "{md}"
+    );
+    // once seed 1 has run its last point it is selected like seed 0
+    let mut all = records.clone();
+    all.push(rec(1, 1e-2, 0.4));
+    let sel = select(&all);
+    assert_eq!(sel.iter().map(|s| s.seed).collect::<Vec<_>>(), vec![0, 1]);
+    assert!(neural_synergy::report::tables::cell_runs(&all)[0]
+        .seeds_incomplete
+        .is_empty());
+}
+
+/// With `--tune`, each seed's selection on validation picks the synergy weights together with the
+/// batch size and learning rate, and the report lists the weights tried and picked.
+#[test]
+fn tuned_weights_are_selected_per_seed_on_validation_and_reported() {
+    use neural_synergy::data::Tier;
+    use neural_synergy::experiments::{select, Profile, RunRecord, WeightGrid};
+    let mut grid = WeightGrid::default();
+    grid.add("gamma_l2=1,0.1,1").unwrap();
+    assert_eq!(grid.gamma_l2, vec![1.0, 0.1], "repeated values count once");
+    assert!(grid.add("gamma_l2=0.5").unwrap_err().contains("twice"));
+    let base = SynergyConfig::default();
+    assert_eq!(grid.configs(&base, Variant::Nll), vec![base.clone()]);
+    assert_eq!(grid.configs(&base, Variant::NllSmmd).len(), 2);
+    // L_d alone does not use γ_L2: not varied
+    assert_eq!(grid.configs(&base, Variant::NllLd), vec![base.clone()]);
+
+    let l = [1.0, -1.0, 1.0, -1.0];
+    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
+    let rec = |variant, seed, g: f64, valid: f64| {
+        let mut r = run(variant, seed, &l, &d, &l).result;
+        r.config.synergy.gamma_l2 = g;
+        r.valid_score = valid;
+        RunRecord {
+            key: format!("{variant:?}-{seed}-{g}"),
+            tier: Tier::Synthetic,
+            profile: Profile::Paper,
+            data: "test".into(),
+            result: r,
+        }
+    };
+    let records = vec![
+        rec(Variant::Nll, 0, 1.0, 0.5),
+        rec(Variant::NllSmmd, 0, 1.0, 0.6),
+        rec(Variant::NllSmmd, 0, 0.1, 0.4),
+        rec(Variant::NllSmmd, 1, 1.0, 0.3),
+        rec(Variant::NllSmmd, 1, 0.1, 0.7),
+    ];
+    let sel = select(&records);
+    let picked: Vec<(u64, f64)> = sel
+        .iter()
+        .filter(|s| s.variant == Variant::NllSmmd)
+        .map(|s| (s.seed, s.result.config.synergy.gamma_l2))
+        .collect();
+    assert_eq!(picked, vec![(0, 0.1), (1, 1.0)]);
+    let cells = neural_synergy::report::tables::cell_runs(&records);
+    assert_eq!(cells[1].grid_points, 2, "the weights are grid points");
+    let md = neural_synergy::report::tables::weights_markdown(&records, &sel);
+    assert!(md.contains("γ_L2 ∈ {0.1, 1}"), "{md}");
+    assert!(
+        md.contains("| FLSTM | NLL+SMMD | seed 0: γ_L2 = 0.1; seed 1: γ_L2 = 1 |"),
+        "{md}"
+    );
+    // without tuning: one sentence with the weights
+    let one = neural_synergy::report::tables::weights_markdown(&records[..2], &sel[..2]);
+    assert!(
+        one.contains("Synergy weights of these runs: β = 0.01, γ_L2 = 1"),
+        "{one}"
+    );
+}
+
 /// The PNG header's width and height.
 fn png_size(path: &std::path::Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap();

@@ -1,0 +1,301 @@
+//! Fused CPU ops of the C-network's small networks, each one candle op forward and one backward.
+//!
+//! The C-network runs 15 four-layer MLPs and 12 affine couplings per step on `32–64 × 64` tensors,
+//! where the cost is the number of ops, not the arithmetic. candle-nn's `leaky_relu` is five ops
+//! (`zeros_like`, `maximum`, `minimum`, `affine`, `add`) whose backward takes about twenty more
+//! (masks, divisions, accumulations); a coupling's `b ⊙ exp(tanh s) + t` is six ops over narrowed
+//! halves. Both are written here as one op each with a hand-written backward. On other devices
+//! (and dtypes other than f32/f64) the functions fall back to the composed candle ops, so results
+//! are the same everywhere up to rounding.
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result,
+    Shape, Tensor, WithDType, D,
+};
+
+fn contiguous(l: &Layout, op: &str) -> Result<(usize, usize)> {
+    l.contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: non-contiguous input")))
+}
+
+fn fusable(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Element type of the fused ops (f32 and f64; candle's own `tanh` and `exp`, i.e. std's).
+trait Float: WithDType {
+    fn tanh(self) -> Self;
+    fn exp(self) -> Self;
+}
+
+impl Float for f32 {
+    fn tanh(self) -> Self {
+        f32::tanh(self)
+    }
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+}
+
+impl Float for f64 {
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+}
+
+fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [T]> {
+    let (a, e) = contiguous(l, op)?;
+    Ok(&T::cpu_storage_as_slice(s)?[a..e])
+}
+
+/// A CPU kernel over one to three contiguous inputs of one dtype (f32 or f64).
+trait Kernel {
+    const NAME: &'static str;
+    /// Checks the inputs' shapes; returns the output's.
+    fn shape(&self, shapes: &[&Shape]) -> Result<Shape>;
+    fn run<T: Float>(&self, inputs: &[&[T]], shapes: &[&Shape]) -> Vec<T>;
+}
+
+/// Runs `k` on CPU storages of f32 or f64 (the same dtype for all).
+fn apply<K: Kernel>(k: &K, inputs: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
+    let shapes: Vec<&Shape> = inputs.iter().map(|(_, l)| l.shape()).collect();
+    let out = k.shape(&shapes)?;
+    let dtype = inputs[0].0.dtype();
+    if inputs.iter().any(|(s, _)| s.dtype() != dtype) {
+        candle_core::bail!("{}: mixed dtypes", K::NAME);
+    }
+    fn go<K: Kernel, T: Float>(
+        k: &K,
+        inputs: &[(&CpuStorage, &Layout)],
+        shapes: &[&Shape],
+    ) -> Result<CpuStorage> {
+        let xs = inputs
+            .iter()
+            .map(|(s, l)| slice::<T>(s, l, K::NAME))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(T::to_cpu_storage_owned(k.run(&xs, shapes)))
+    }
+    let storage = match dtype {
+        DType::F32 => go::<K, f32>(k, inputs, &shapes)?,
+        DType::F64 => go::<K, f64>(k, inputs, &shapes)?,
+        d => candle_core::bail!("{}: unsupported dtype {d:?}", K::NAME),
+    };
+    Ok((storage, out))
+}
+
+/// `(n, m)` of `b` when `st` is `n × 2m`.
+fn couple_dims(op: &str, b: &Shape, st: &Shape) -> Result<(usize, usize)> {
+    let (n, m) = b.dims2()?;
+    if st.dims2()? != (n, 2 * m) {
+        candle_core::bail!("{op}: shapes {b:?} and {st:?}");
+    }
+    Ok((n, m))
+}
+
+/// LeakyReLU `x ↦ max(x, 0) + slope · min(x, 0)` as one op.
+///
+/// Forward and gradient equal candle-nn's composed `leaky_relu` bit for bit, including its
+/// gradient at `x = 0` (`(1 + slope) / 2`, candle splits ties between `max` and `min` equally).
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    if !fusable(x) {
+        return candle_nn::ops::leaky_relu(x, slope);
+    }
+    x.contiguous()?.apply_op1(LeakyRelu { slope })
+}
+
+struct LeakyRelu {
+    slope: f64,
+}
+
+impl Kernel for LeakyRelu {
+    const NAME: &'static str = "leaky-relu";
+    fn shape(&self, shapes: &[&Shape]) -> Result<Shape> {
+        Ok(shapes[0].clone())
+    }
+    fn run<T: Float>(&self, x: &[&[T]], _: &[&Shape]) -> Vec<T> {
+        let k = T::from_f64(self.slope);
+        x[0].iter()
+            .map(|&v| if v < T::zero() { v * k } else { v })
+            .collect()
+    }
+}
+
+impl CustomOp1 for LeakyRelu {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        apply(self, &[(s, l)])
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad
+            .contiguous()?
+            .apply_op2_no_bwd(&arg.contiguous()?, &LeakyReluGrad { slope: self.slope })?;
+        Ok(Some(g))
+    }
+}
+
+/// `(g, x) → ∂x`.
+struct LeakyReluGrad {
+    slope: f64,
+}
+
+impl Kernel for LeakyReluGrad {
+    const NAME: &'static str = "leaky-relu-grad";
+    fn shape(&self, shapes: &[&Shape]) -> Result<Shape> {
+        if shapes[0] != shapes[1] {
+            candle_core::bail!("{}: shapes {:?} and {:?}", Self::NAME, shapes[0], shapes[1]);
+        }
+        Ok(shapes[0].clone())
+    }
+    fn run<T: Float>(&self, gx: &[&[T]], _: &[&Shape]) -> Vec<T> {
+        let k = T::from_f64(self.slope);
+        let two = T::one() + T::one();
+        gx[0]
+            .iter()
+            .zip(gx[1])
+            .map(|(&g, &x)| {
+                if x > T::zero() {
+                    g
+                } else if x < T::zero() {
+                    g * k
+                } else {
+                    g / two + g * k / two
+                }
+            })
+            .collect()
+    }
+}
+
+impl CustomOp2 for LeakyReluGrad {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        apply(self, &[(s1, l1), (s2, l2)])
+    }
+}
+
+/// The affine coupling's update of its second half: `y = b ⊙ exp(tanh s) + t` where
+/// `st = [s | t]` (`n × 2m`) is the coupling net's output and `b` is `n × m`. One op forward; its
+/// backward gives `∂b = g ⊙ e` and `∂st = [g ⊙ b ⊙ e ⊙ (1 − tanh² s) | g]` with `e = exp(tanh s)`.
+pub fn affine_couple(b: &Tensor, st: &Tensor) -> Result<Tensor> {
+    if !fusable(b) || b.dtype() != st.dtype() {
+        let nb = st.dim(D::Minus1)? / 2;
+        let s = st.narrow(D::Minus1, 0, nb)?.tanh()?;
+        let t = st.narrow(D::Minus1, nb, nb)?;
+        return b.mul(&s.exp()?)? + t;
+    }
+    b.contiguous()?
+        .apply_op2(&st.contiguous()?, AffineCouple::Forward)
+}
+
+/// The coupling update and its two gradients, one kernel: inputs `(b, st)` forward, `(g, st)`
+/// for `∂b`, `(g, st, b)` for `∂st`.
+#[derive(Clone, Copy)]
+enum AffineCouple {
+    Forward,
+    GradB,
+    GradSt,
+}
+
+impl Kernel for AffineCouple {
+    const NAME: &'static str = "affine-couple";
+    fn shape(&self, shapes: &[&Shape]) -> Result<Shape> {
+        couple_dims(Self::NAME, shapes[0], shapes[1])?;
+        if let Self::GradSt = self {
+            if shapes[2] != shapes[0] {
+                candle_core::bail!("{}: shapes {:?} and {:?}", Self::NAME, shapes[0], shapes[2]);
+            }
+            return Ok(shapes[1].clone());
+        }
+        Ok(shapes[0].clone())
+    }
+    fn run<T: Float>(&self, x: &[&[T]], shapes: &[&Shape]) -> Vec<T> {
+        let (n, m) = couple_dims(Self::NAME, shapes[0], shapes[1]).expect("checked by shape");
+        let (first, st) = (x[0], x[1]);
+        let mut out = Vec::with_capacity(if let Self::GradSt = self {
+            2 * n * m
+        } else {
+            n * m
+        });
+        for r in 0..n {
+            let (s, t) = st[r * 2 * m..(r + 1) * 2 * m].split_at(m);
+            let row = &first[r * m..(r + 1) * m];
+            match self {
+                Self::Forward => {
+                    out.extend((0..m).map(|j| row[j] * s[j].tanh().exp() + t[j]));
+                }
+                Self::GradB => out.extend((0..m).map(|j| row[j] * s[j].tanh().exp())),
+                Self::GradSt => {
+                    let b = &x[2][r * m..(r + 1) * m];
+                    out.extend((0..m).map(|j| {
+                        let th = s[j].tanh();
+                        row[j] * b[j] * th.exp() * (T::one() - th * th)
+                    }));
+                    out.extend_from_slice(row);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl CustomOp2 for AffineCouple {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        apply(self, &[(s1, l1), (s2, l2)])
+    }
+
+    fn bwd(
+        &self,
+        b: &Tensor,
+        st: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?;
+        let gb = g.apply_op2_no_bwd(st, &AffineCouple::GradB)?;
+        let gst = g.apply_op3_no_bwd(st, b, &AffineCouple::GradSt)?;
+        Ok((Some(gb), Some(gst)))
+    }
+}
+
+impl CustomOp3 for AffineCouple {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        apply(self, &[(s1, l1), (s2, l2), (s3, l3)])
+    }
+}
