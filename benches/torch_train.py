@@ -146,14 +146,23 @@ class Data:
         valid = (torch.arange(seq)[None, :] < self.lengths[:, None]).unsqueeze(2)
         self.feats = [torch.randn(clips, seq, d, generator=g) * valid for d in dims]
         self.labels = torch.rand(clips, generator=g) * 6.0 - 3.0
+        self.device = torch.device("cpu")
+
+    def to(self, device):
+        """Features and labels on `device` once (lengths stay on the host for packing)."""
+        self.device = torch.device(device)
+        self.feats = [f.to(self.device) for f in self.feats]
+        self.labels = self.labels.to(self.device)
+        return self
 
     def batch(self, idx):
-        """Inputs cut to the batch's longest valid length, lengths, mask (B x T), labels."""
+        """Inputs cut to the batch's longest valid length, lengths (host), mask (B x T), labels."""
         lengths = self.lengths[idx]
         t = int(lengths.max())
-        xs = [f[idx, :t] for f in self.feats]
-        mask = (torch.arange(t)[None, :] < lengths[:, None]).float()
-        return xs, lengths, mask, self.labels[idx]
+        on = idx.to(self.device)
+        xs = [f[on, :t] for f in self.feats]
+        mask = (torch.arange(t, device=self.device)[None, :] < lengths.to(self.device)[:, None]).float()
+        return xs, lengths, mask, self.labels[on]
 
 
 def masked_mean(x, mask):
@@ -335,7 +344,7 @@ class MFN(nn.Module):
             all_h_as.append(h_a)
             all_h_vs.append(h_v)
         # each clip's states at its own last valid step
-        last, rows = lengths - 1, torch.arange(n)
+        last, rows = (lengths - 1).to(h_l.device), torch.arange(n, device=h_l.device)
         last_h_l = torch.stack(all_h_ls)[last, rows]
         last_h_a = torch.stack(all_h_as)[last, rows]
         last_h_v = torch.stack(all_h_vs)[last, rows]
@@ -412,7 +421,7 @@ class StreamingKurtosis:
             c = d * (self.clip / d.norm(dim=1, keepdim=True)).clamp(max=1.0)
             cov = c.T @ c / n
             s = cov if self.s is None else self.alpha * self.s + (1.0 - self.alpha) * cov
-            chol = torch.linalg.cholesky(s + self.ridge * torch.eye(p, dtype=torch.float64))
+            chol = torch.linalg.cholesky(s + self.ridge * torch.eye(p, dtype=torch.float64, device=zd.device))
             precision = torch.cholesky_inverse(chol).to(z.dtype)
             self.s = s
         d = z - z.mean(0, keepdim=True)
@@ -525,6 +534,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args(argv)
     dims = [int(v) for v in a.dims.split(",")]
     if len(dims) != 3 or min(dims) < 1 or a.batch < 2 or a.seq < 1 or a.clips < 2 or a.epochs < 1:
@@ -537,13 +547,21 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
 
-    data = Data(a.clips, a.seq, dims, a.seed)
-    model = build_model(a.model, dims)
+    device = torch.device(a.device)
+    data = Data(a.clips, a.seq, dims, a.seed).to(device)
+    model = build_model(a.model, dims).to(device)
     trainer = Trainer(model, a.variant, seed=a.seed)
+    if trainer.cnet is not None:
+        trainer.cnet.to(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     first = batches_of(a.clips, a.batch, a.seed)
     for w in range(a.warmup):
         trainer.step(*data.batch(first[w % len(first)]))
+    sync()
 
     times, cpu, steps, samples = [], [], 0, 0
     for e in range(a.epochs):
@@ -551,6 +569,7 @@ def main(argv=None):
         t0, c0 = time.perf_counter(), time.process_time()
         for idx in order:
             trainer.step(*data.batch(idx))
+        sync()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         steps += len(order)
@@ -559,6 +578,7 @@ def main(argv=None):
     total = sum(times)
     out = {
         "framework": "pytorch-eager",
+        "device": a.device,
         "model": a.model,
         "variant": a.variant,
         "batch": a.batch,

@@ -1,7 +1,8 @@
 """Runs the Candle example and the PyTorch script alternately for every model x variant and prints
 the per-epoch time of each (best of REPEATS) and the ratio candle / torch (< 1: candle is faster).
 
-Usage: train_compare.py PATH/TO/train_throughput  (env: MODELS, VARIANTS, REPEATS, THREADS, BATCH)
+Usage: train_compare.py PATH/TO/train_throughput  (env: MODELS, VARIANTS, REPEATS, THREADS, BATCH,
+DEVICE = cpu (default) or cuda: both engines on GPU 0; needs a Candle build with --features cuda)
 """
 import json
 import os
@@ -15,6 +16,7 @@ variants = os.environ.get("VARIANTS", "nll smmd").split()
 repeats = int(os.environ.get("REPEATS", "3"))
 threads = os.environ.get("THREADS", "1")
 batch = os.environ.get("BATCH", "32")
+device = os.environ.get("DEVICE", "cpu")
 
 
 def run(cmd):
@@ -30,10 +32,10 @@ for m in models:
         best = {"candle": None, "torch": None, "candle_cpu": None, "torch_cpu": None}
         for _ in range(repeats):
             cv = v if v == "nll" else "nll-" + v
-            c = run([candle, "--model", m, "--variant", cv, "--batch", batch, "--threads", threads, "--json"])
+            c = run([candle, "--model", m, "--variant", cv, "--batch", batch, "--threads", threads, "--device", device, "--json"])
             t = run([sys.executable, os.path.join(here, "torch_train.py"), "--model", m, "--variant", v,
                      "--batch", batch, "--threads", threads, "--dims", dims, "--seq", str(shapes["t_max"]),
-                     "--json"])
+                     "--device", device, "--json"])
             for k, r in (("candle", c), ("torch", t)):
                 for key, field in ((k, "seconds_per_epoch"), (k + "_cpu", "cpu_seconds_per_epoch")):
                     s = r.get(field)
@@ -56,6 +58,6 @@ print("|---|---|---|---|---|---|")
 for m, v, b, _ in rows:
     print(f"| {m} | {v} | {cell(b['candle'])} ({cell(b['candle_cpu'])}) | {cell(b['torch'])} ({cell(b['torch_cpu'])}) "
           f"| {ratio(b['candle'], b['torch'])} | {ratio(b['candle_cpu'], b['torch_cpu'])} |")
-print(f"\nbatch {batch}, {threads} thread(s) each, best of {repeats} (alternating); shapes {shapes['dims']} x "
+print(f"\ndevice {device}, batch {batch}, {threads} thread(s) each, best of {repeats} (alternating); shapes {shapes['dims']} x "
       f"{shapes['t_max']} steps, {shapes['clips']} training clips; torch {rows[0][3] if rows else '?'}. "
       "Ratio < 1: Candle is faster.")

@@ -5,12 +5,12 @@
 //! `benches/torch_train.py` and prints the ratio table.
 //!
 //! `cargo run --release --example train_throughput -- [--model flstm] [--variant nll]
-//!  [--batch 32] [--warmup 3] [--threads 1] [--json]`; `--shapes` prints the tier's shapes and
+//!  [--batch 32] [--warmup 3] [--threads 1] [--device cpu|cuda] [--json]`; `--shapes` prints the tier's shapes and
 //! length distribution only.
 use neural_synergy::data::{synthetic, DatasetName};
 use neural_synergy::models::ModelKind;
 use neural_synergy::synergy::SynergyConfig;
-use neural_synergy::train::{time_epoch, RunConfig, TaskLoss, Variant};
+use neural_synergy::train::{time_epoch_on, RunConfig, TaskLoss, Variant};
 
 fn main() {
     neural_synergy::restore_sigpipe();
@@ -67,9 +67,16 @@ fn run() -> anyhow::Result<()> {
         loss: TaskLoss::L1,
         synergy: SynergyConfig::default(),
     };
-    let t = time_epoch(&ds, &cfg, warmup)?;
+    let device = match get("--device").unwrap_or("cpu") {
+        "cpu" => candle_core::Device::Cpu,
+        "cuda" => candle_core::Device::new_cuda(0)
+            .map_err(|e| anyhow::anyhow!("--device cuda: {e} (a build with --features cuda)"))?,
+        other => anyhow::bail!("--device: {other:?} is not cpu or cuda"),
+    };
+    let t = time_epoch_on(&ds, &cfg, warmup, &device)?;
     let out = serde_json::json!({
         "engine": "candle",
+        "device": if device.is_cuda() { "cuda" } else { "cpu" },
         "model": model.name(),
         "variant": variant.name(),
         "batch": batch_size,
@@ -86,7 +93,8 @@ fn run() -> anyhow::Result<()> {
         println!("{out}");
     } else {
         println!(
-            "candle {} {} batch {batch_size}, {threads} thread(s): {:.2} s per epoch ({} steps{}), {:.0} samples/s",
+            "candle {} {} {} batch {batch_size}, {threads} thread(s): {:.2} s per epoch ({} steps{}), {:.0} samples/s",
+            if device.is_cuda() { "cuda" } else { "cpu" },
             model.name(),
             variant.name(),
             t.seconds,

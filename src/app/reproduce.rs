@@ -132,6 +132,34 @@ pub struct ReproduceArgs {
     /// with the batch size and learning rate. Multiplies those variants' runs.
     #[arg(long, value_name = "WEIGHT=VALUES")]
     pub tune: Vec<String>,
+    /// Where to train: cpu (default) or cuda (GPU 0; needs a build with `--features cuda`). GPU
+    /// runs get their own run keys (a CPU run in --out never stands in for a GPU run).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU (Candle's CPU backend; `--threads` per run, `--jobs` runs at once).
+    Cpu,
+    /// CUDA GPU 0 (a build with `--features cuda`).
+    Cuda,
+}
+
+impl DeviceArg {
+    /// The candle device; a clear error when CUDA is not available.
+    pub fn device(self) -> Result<candle_core::Device> {
+        match self {
+            DeviceArg::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceArg::Cuda => candle_core::Device::new_cuda(0).map_err(|e| {
+                anyhow::anyhow!(
+                    "--device cuda: no CUDA device ({}); it needs a build with --features cuda on a GPU machine",
+                    e.to_string().lines().next().unwrap_or("unknown error")
+                )
+            }),
+        }
+    }
 }
 
 /// Subcommands (without one, `reproduce-paper` trains and reports).
@@ -297,6 +325,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         synergy,
         weight_grid,
         jobs: args.jobs.max(1),
+        device: args.device.device()?,
         max_epochs: args.max_epochs,
         shard: args.shard,
         cues: args.cues,
@@ -500,6 +529,21 @@ fn render(
     let cells = tables::cell_runs(records);
     md += &tables::markdown(ctx, &rows, &binary, &claims, &cells, wall);
     md += &crate::report::tables::weights_markdown(records, selected);
+    let mut devices: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.result.device.as_deref())
+        .collect();
+    devices.sort_unstable();
+    devices.dedup();
+    if !devices.is_empty() {
+        let on_gpu = records.iter().filter(|r| r.result.device.is_some()).count();
+        md += &format!(
+            "\nTrained on {} ({on_gpu} of {} runs; the rest on the CPU): GPU numbers differ from \
+             CPU numbers by float32 rounding (see the README's tolerance).\n",
+            devices.join(", "),
+            records.len()
+        );
+    }
     let (corr_rows, corr_claims) = crate::report::corruption::corruption(selected, &e, dataset);
     md += "\n";
     md += &crate::report::corruption::markdown(&corr_rows, &corr_claims, ctx.tier.name());

@@ -10,7 +10,7 @@ pub mod tables;
 use crate::data::{self, Dataset, DatasetName, Tier};
 use crate::models::{ModelConfig, ModelKind};
 use crate::synergy::SynergyConfig;
-use crate::train::{select_best, train_run, RunConfig, RunResult, TaskLoss, Variant};
+use crate::train::{select_best, train_run_on, RunConfig, RunResult, TaskLoss, Variant};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -87,6 +87,10 @@ pub struct Plan {
     pub weight_grid: WeightGrid,
     /// Runs trained in parallel (each on one thread).
     pub jobs: usize,
+    /// Where the runs train (`--device`): the CPU, or a CUDA GPU in a build with the `cuda`
+    /// feature. A non-CPU device is part of every run's key, so CPU and GPU runs never stand in
+    /// for each other on resume.
+    pub device: candle_core::Device,
     /// Overrides the profile's epoch cap (e.g. 1 to time one epoch per model).
     pub max_epochs: Option<usize>,
     /// Only this shard's runs (a cluster job array's task; see [`shard`]).
@@ -426,7 +430,13 @@ pub fn run_plan(
     let mut configs = plan.runs(ds)?;
     let mut keys: Vec<String> = configs
         .iter()
-        .map(|c| run_key(plan.tier, plan.profile, &ds.description, c))
+        .map(|c| {
+            let data = match crate::train::device_label(&plan.device) {
+                None => ds.description.clone(),
+                Some(d) => format!("{}|{d}", ds.description),
+            };
+            run_key(plan.tier, plan.profile, &data, c)
+        })
         .collect();
     if let Some(s) = plan.shard {
         let mine = s.select(&configs, &keys);
@@ -478,7 +488,9 @@ pub fn run_plan(
                     total,
                     resumed: false,
                 });
-                let r = train_run(ds, c, |e, v| (on_epoch.lock().expect("epoch"))(e, v));
+                let r = train_run_on(ds, c, &plan.device, |e, v| {
+                    (on_epoch.lock().expect("epoch"))(e, v)
+                });
                 let result = match r {
                     Ok(r) => r,
                     Err(e) => {

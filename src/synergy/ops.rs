@@ -6,7 +6,7 @@
 //! (masks, divisions, accumulations); a coupling's `b ⊙ exp(tanh s) + t` is six ops over narrowed
 //! halves. Both are written here as one op each with a hand-written backward. On other devices
 //! (and dtypes other than f32/f64) the functions fall back to the composed candle ops, so results
-//! are the same everywhere up to rounding.
+//! are the same everywhere up to rounding; `NEURAL_SYNERGY_FUSED_OPS=0` forces that fallback.
 
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result,
@@ -18,8 +18,15 @@ fn contiguous(l: &Layout, op: &str) -> Result<(usize, usize)> {
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: non-contiguous input")))
 }
 
+/// Whether the fused ops are on: they are unless `NEURAL_SYNERGY_FUSED_OPS=0` (read once), which
+/// falls back to the composed candle ops — for side-by-side timing and for checking a result.
+pub fn fused_ops_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("NEURAL_SYNERGY_FUSED_OPS").map_or(true, |v| v.trim() != "0"))
+}
+
 fn fusable(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    fused_ops_enabled() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// Element type of the fused ops (f32 and f64; candle's own `tanh` and `exp`, i.e. std's).

@@ -366,6 +366,18 @@ pub struct RunResult {
     /// [`DROP_CONDITIONS`] entry (Table 4); empty in records written before it existed.
     #[serde(default)]
     pub dropped: Vec<DroppedEval>,
+    /// The device the run trained on when not the CPU (`"cuda:0"`); `None`: the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// How a device is named in results: `None` for the CPU, `"cuda:N"` for a CUDA GPU.
+pub fn device_label(device: &Device) -> Option<String> {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => None,
+        candle_core::DeviceLocation::Cuda { gpu_id } => Some(format!("cuda:{gpu_id}")),
+        candle_core::DeviceLocation::Metal { gpu_id } => Some(format!("metal:{gpu_id}")),
+    }
 }
 
 /// Table 4's test-time modality corruptions (after Colombo et al. 2021): the text alone, text and
@@ -635,17 +647,29 @@ pub fn time_epoch(
     cfg: &RunConfig,
     warmup: usize,
 ) -> crate::synergy::Result<EpochTiming> {
+    time_epoch_on(ds, cfg, warmup, &Device::Cpu)
+}
+
+/// [`time_epoch`] on `device` (a CUDA GPU with the `cuda` feature); the clock stops after the
+/// last step's results are on the host, so asynchronous GPU work is counted.
+pub fn time_epoch_on(
+    ds: &Dataset,
+    cfg: &RunConfig,
+    warmup: usize,
+    device: &Device,
+) -> crate::synergy::Result<EpochTiming> {
     struct V<'a> {
         ds: &'a Dataset,
         cfg: &'a RunConfig,
         warmup: usize,
+        device: &'a Device,
     }
     impl ModelVisitor for V<'_> {
         type Output = crate::synergy::Result<EpochTiming>;
         fn visit<M: FusionModel>(self, m: &M::Config) -> Self::Output {
             let (ds, cfg) = (self.ds, self.cfg);
             cfg.validate().map_err(SynergyError::Config)?;
-            let device = Device::Cpu;
+            let device = self.device.clone();
             let (model, vm) = build_model::<M>(m, &build_ctx(ds, cfg), &device)?;
             model.prepare(ds)?;
             let mut stepper = make_stepper(&model, &vm, cfg, &device)?;
@@ -658,10 +682,12 @@ pub fn time_epoch(
             for chunk in batches.iter().cycle().take(self.warmup) {
                 train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
             }
+            device.synchronize()?;
             let (start, cpu0) = (std::time::Instant::now(), process_cpu_seconds());
             for chunk in &batches {
                 train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
             }
+            device.synchronize()?;
             let seconds = start.elapsed().as_secs_f64();
             Ok(EpochTiming {
                 steps: batches.len(),
@@ -671,7 +697,12 @@ pub fn time_epoch(
             })
         }
     }
-    cfg.model.visit(V { ds, cfg, warmup })
+    cfg.model.visit(V {
+        ds,
+        cfg,
+        warmup,
+        device,
+    })
 }
 
 /// Trains one configuration (any registered model) with early stopping on the validation metric;
@@ -681,18 +712,36 @@ pub fn train_run(
     cfg: &RunConfig,
     on_epoch: impl FnMut(usize, f64),
 ) -> crate::synergy::Result<RunResult> {
+    train_run_on(ds, cfg, &Device::Cpu, on_epoch)
+}
+
+/// [`train_run`] on `device`: the CPU, or a CUDA GPU in a build with the `cuda` feature (the
+/// fused CPU kernels fall back to composed candle ops there; results differ from the CPU's by
+/// rounding).
+pub fn train_run_on(
+    ds: &Dataset,
+    cfg: &RunConfig,
+    device: &Device,
+    on_epoch: impl FnMut(usize, f64),
+) -> crate::synergy::Result<RunResult> {
     struct V<'a, F> {
         ds: &'a Dataset,
         cfg: &'a RunConfig,
+        device: &'a Device,
         on_epoch: F,
     }
     impl<F: FnMut(usize, f64)> ModelVisitor for V<'_, F> {
         type Output = crate::synergy::Result<RunResult>;
         fn visit<M: FusionModel>(self, m: &M::Config) -> Self::Output {
-            train_model::<M>(self.ds, self.cfg, m, self.on_epoch)
+            train_model::<M>(self.ds, self.cfg, m, self.device, self.on_epoch)
         }
     }
-    cfg.model.visit(V { ds, cfg, on_epoch })
+    cfg.model.visit(V {
+        ds,
+        cfg,
+        device,
+        on_epoch,
+    })
 }
 
 /// [`train_run`] for a concrete model type.
@@ -700,11 +749,12 @@ pub fn train_model<M: FusionModel>(
     ds: &Dataset,
     cfg: &RunConfig,
     mcfg: &M::Config,
+    device: &Device,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> crate::synergy::Result<RunResult> {
     cfg.validate().map_err(SynergyError::Config)?;
     let start = std::time::Instant::now();
-    let device = Device::Cpu;
+    let device = device.clone();
     let selection = Selection::for_task(ds.task);
     let valid_labels = labels_f64(&ds.valid);
     let valid_score_baseline = {
@@ -734,6 +784,7 @@ pub fn train_model<M: FusionModel>(
         failure: None,
         wall_s: 0.0,
         dropped: Vec::new(),
+        device: device_label(&device),
     };
     let (model, vm) = build_model::<M>(mcfg, &build_ctx(ds, cfg), &device)?;
     model.prepare(ds)?;

@@ -64,6 +64,7 @@ fn run(variant: Variant, seed: u64, p: &[f64], drop: &[Vec<f64>; 3], l: &[f64]) 
                     test: metrics(q, l),
                 })
                 .collect(),
+            device: None,
         },
     }
 }
