@@ -13,6 +13,9 @@
 //!   rows with `length > t` and no step runs past the batch's longest sequence. A finished
 //!   sequence's state is frozen: at its padded steps the outputs repeat its last valid `(h, c)`,
 //!   and padding never influences any output or gradient.
+//! * Packed sequences ([`Packing`], [`FastLstm::packed_states`]): inputs and states are only the
+//!   valid steps' rows, step after step in length-sorted order (PyTorch's packed sequences), so
+//!   no padded step is projected, stored or back-propagated; the same op and kernels.
 //! * On other devices and dtypes the same math runs as plain candle ops (masked blend
 //!   `state = m·new + (1 − m)·old`), so CUDA builds work unchanged.
 
@@ -96,6 +99,39 @@ impl FastLstm {
         Ok(self.seq_masked(x, &vec![t; b])?.0)
     }
 
+    /// A layer on existing tensors: `w_ih: 4H × I`, `w_hh: 4H × H`, biases of `4H` (e.g. the
+    /// parameters of two `Linear` layers, so that a model keeps its variable names).
+    pub fn from_tensors(
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Option<Tensor>,
+        b_hh: Option<Tensor>,
+    ) -> Result<Self> {
+        let (g4, in_dim) = w_ih.dims2()?;
+        let hidden = g4 / 4;
+        if g4 == 0 || g4 % 4 != 0 || w_hh.dims2()? != (g4, hidden) {
+            candle_core::bail!(
+                "FastLstm: weights {:?} and {:?} are not 4H × I and 4H × H",
+                w_ih.shape(),
+                w_hh.shape()
+            );
+        }
+        for b in b_ih.iter().chain(&b_hh) {
+            if b.dims() != [g4] {
+                candle_core::bail!("FastLstm: bias {:?}, expected [{g4}]", b.shape());
+            }
+        }
+        Ok(Self {
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            in_dim,
+            hidden,
+            fused: true,
+        })
+    }
+
     /// Runs padded sequences `x: B × T × I` of valid lengths `lengths` (each `≤ T`) from a zero
     /// state. Returns all hidden states `B × T × H` (at a sequence's padded steps: its last valid
     /// `h`, the state being frozen), and `h` and `c` at each sequence's last valid step (`B × H`;
@@ -154,6 +190,73 @@ impl FastLstm {
         ))
     }
 
+    /// Every valid step's state `[h_t, c_t]` (`N × 2H`, rows in `packing`'s order) of sequences
+    /// given as their valid steps' inputs `x: N × I` in the same order (`N = Σ lengths`), from a
+    /// zero state, as PyTorch's packed sequences: one `(N × I)·(I × 4H)` matmul and the fused
+    /// recurrence; no padded step is stored or computed. At the valid steps the states
+    /// of [`seq_masked`](Self::seq_masked), row for row.
+    pub fn packed_states(&self, x: &Tensor, packing: &Packing) -> Result<Tensor> {
+        let (n, i) = x.dims2()?;
+        let h = self.hidden;
+        if (n, i) != (packing.rows(), self.in_dim) {
+            candle_core::bail!(
+                "FastLstm: packed input {n} × {i}, expected {} × {}",
+                packing.rows(),
+                self.in_dim
+            );
+        }
+        if n == 0 {
+            return Tensor::zeros((0, 2 * h), x.dtype(), x.device());
+        }
+        let xp = x.matmul(&self.w_ih.t()?)?;
+        let bias = match (&self.b_ih, &self.b_hh) {
+            (Some(a), Some(c)) => Some((a + c)?),
+            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+            (None, None) => None,
+        };
+        let use_op =
+            self.fused && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
+        if use_op {
+            let col = match bias {
+                Some(bias) => bias.unsqueeze(1)?,
+                None => Tensor::zeros((4 * h, 1), x.dtype(), x.device())?,
+            };
+            let w_aug = Tensor::cat(&[&self.w_hh, &col], 1)?;
+            let mut op = LstmSeq::new(packing.lengths.clone(), h);
+            op.packed = true;
+            return xp.apply_op2(&w_aug, op);
+        }
+        // plain ops: step s updates the `active(s)` longest sequences, rows `offset(s) ..`
+        let xp = match bias {
+            Some(bias) => xp.broadcast_add(&bias)?,
+            None => xp,
+        };
+        let w_hh_t = self.w_hh.t()?;
+        let mut states: Vec<Tensor> = Vec::with_capacity(packing.steps());
+        for s in 0..packing.steps() {
+            let a = packing.active(s);
+            let mut g = xp.narrow(0, packing.offset(s), a)?;
+            let mut c_prev = None;
+            if let Some(prev) = states.last() {
+                let prev = prev.narrow(0, 0, a)?;
+                g = (g + prev.narrow(1, 0, h)?.matmul(&w_hh_t)?)?;
+                c_prev = Some(prev.narrow(1, h, h)?);
+            }
+            let ch = g.chunk(4, 1)?;
+            let ig = candle_nn::ops::sigmoid(&ch[0])?;
+            let fg = candle_nn::ops::sigmoid(&ch[1])?;
+            let gg = ch[2].tanh()?;
+            let og = candle_nn::ops::sigmoid(&ch[3])?;
+            let c = match c_prev {
+                Some(c_prev) => ((fg * c_prev)? + (ig * gg)?)?,
+                None => (ig * gg)?,
+            };
+            let h_new = (og * c.tanh()?)?;
+            states.push(Tensor::cat(&[&h_new, &c], 1)?);
+        }
+        Tensor::cat(&states, 0)
+    }
+
     /// The recurrence as plain candle ops (any device): `xp: B × T × 4H` projected inputs with
     /// biases → `B × T × 2H` states `[h_t, c_t]`.
     fn plain(&self, xp: &Tensor, lengths: &[usize]) -> Result<Tensor> {
@@ -192,8 +295,98 @@ impl FastLstm {
     }
 }
 
-/// What the fused kernels need of a float type.
-trait Real: WithDType {
+/// The row order of packed variable-length sequences (as PyTorch's packed sequences): samples
+/// sorted by decreasing length (a stable sort), then step after step; the rows of step `s` are
+/// the [`active(s)`](Self::active) samples longer than `s`, in that order, from row
+/// [`offset(s)`](Self::offset) on. `N = Σ lengths` rows in all; a sample is at the same position
+/// within every step it is part of.
+#[derive(Debug, Clone)]
+pub struct Packing {
+    lengths: Vec<usize>,
+    order: Vec<usize>,
+    rank: Vec<usize>,
+    /// First row of each step, then `N`.
+    off: Vec<usize>,
+}
+
+impl Packing {
+    /// The packing of sequences of lengths `lengths` (0 allowed: such a sample has no row).
+    pub fn new(lengths: &[usize]) -> Self {
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
+        order.sort_by_key(|&r| std::cmp::Reverse(lengths[r]));
+        let mut rank = vec![0; lengths.len()];
+        for (k, &r) in order.iter().enumerate() {
+            rank[r] = k;
+        }
+        let steps = lengths.iter().copied().max().unwrap_or(0);
+        let mut off = Vec::with_capacity(steps + 1);
+        off.push(0);
+        for s in 0..steps {
+            let active = order.partition_point(|&r| lengths[r] > s);
+            off.push(off[s] + active);
+        }
+        Self {
+            lengths: lengths.to_vec(),
+            order,
+            rank,
+            off,
+        }
+    }
+
+    /// The sequences' lengths.
+    pub fn lengths(&self) -> &[usize] {
+        &self.lengths
+    }
+
+    /// Number of rows `N = Σ lengths`.
+    pub fn rows(&self) -> usize {
+        self.off[self.off.len() - 1]
+    }
+
+    /// Number of steps (the longest length).
+    pub fn steps(&self) -> usize {
+        self.off.len() - 1
+    }
+
+    /// Samples longer than `s` (0 for `s ≥ steps()`).
+    pub fn active(&self, s: usize) -> usize {
+        if s < self.steps() {
+            self.off[s + 1] - self.off[s]
+        } else {
+            0
+        }
+    }
+
+    /// First row of step `s` (`s ≤ steps()`).
+    pub fn offset(&self, s: usize) -> usize {
+        self.off[s]
+    }
+
+    /// Samples by decreasing length: the `k`-th row of every step is sample `order()[k]`.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Row of sample `sample` at step `s`; `None` past its length.
+    pub fn row(&self, sample: usize, s: usize) -> Option<usize> {
+        (s < *self.lengths.get(sample)?).then(|| self.off[s] + self.rank[sample])
+    }
+
+    /// For every packed row, the row `sample · t + s` of a `B × T × …` tensor flattened to
+    /// `B·T` rows: gathering those rows packs a padded batch (every length must be `≤ t`).
+    pub fn gather_index(&self, t: usize) -> Vec<u32> {
+        let mut idx = Vec::with_capacity(self.rows());
+        for s in 0..self.steps() {
+            for &r in &self.order[..self.active(s)] {
+                idx.push((r * t + s) as u32);
+            }
+        }
+        idx
+    }
+}
+
+/// What the fused kernels need of a float type (also used by MFN's memory recurrence).
+pub(crate) trait Real: WithDType {
     const ZERO: Self;
     const ONE: Self;
     fn sigmoid(self) -> Self;
@@ -233,7 +426,7 @@ impl Real for f64 {
 
 /// `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)` on row/column strides.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into<T: Real>(
+pub(crate) fn gemm_into<T: Real>(
     m: usize,
     n: usize,
     k: usize,
@@ -285,12 +478,15 @@ fn gemm_into<T: Real>(
 /// The whole masked recurrence as one op: `(xp: B × T × 4H, [W_hh | b]: 4H × (H+1)) → B × T × 2H`
 /// states `[h_t, c_t]`, where `xp` is the input projection without bias and `b = b_ih + b_hh` is
 /// added to the gates of the active rows. The forward pass keeps the gate activations of the
-/// active rows for the backward.
+/// active rows for the backward. Packed (`packed`), inputs and states are the valid steps' rows
+/// only, in [`Packing`] order: `(xp: N × 4H, [W_hh | b]) → N × 2H`, `N = Σ lengths`.
 struct LstmSeq {
     lengths: Vec<usize>,
     hidden: usize,
     /// Batch rows by decreasing length (stable): at step `t` the active rows are `perm[..n_t]`.
     perm: Vec<usize>,
+    /// Rows in [`Packing`] order instead of `B × T`.
+    packed: bool,
     /// `i, f, g, o` of the active rows, step after step (`Σ_t n_t × 4H`).
     acts: Mutex<Option<CpuStorage>>,
 }
@@ -303,7 +499,48 @@ impl LstmSeq {
             lengths,
             hidden,
             perm,
+            packed: false,
             acts: Mutex::new(None),
+        }
+    }
+
+    /// Row (in `xp`'s and the output's numbering) of sample `row`, `r`-th by length, at step `s`.
+    fn at(&self, off: &[usize], row: usize, r: usize, s: usize, t: usize) -> usize {
+        if self.packed {
+            off[s] + r
+        } else {
+            row * t + s
+        }
+    }
+
+    /// How many of `perm`'s rows have a state at step `s`: all (frozen after their end), or
+    /// packed, the active ones.
+    fn stored(&self, off: &[usize], s: usize) -> usize {
+        if !self.packed {
+            self.perm.len()
+        } else if s + 1 < off.len() {
+            off[s + 1] - off[s]
+        } else {
+            0
+        }
+    }
+
+    /// `(B, T, rows of xp)` for an input of shape `shape`.
+    fn dims(&self, shape: &Shape) -> Result<(usize, usize, usize)> {
+        let g4 = 4 * self.hidden;
+        let b = self.lengths.len();
+        if self.packed {
+            let n: usize = self.lengths.iter().sum();
+            if shape.dims2()? != (n, g4) {
+                candle_core::bail!("fast-lstm-seq: packed input {shape:?}, expected [{n}, {g4}]");
+            }
+            Ok((b, self.lengths.iter().copied().max().unwrap_or(0), n))
+        } else {
+            let (bb, t, g) = shape.dims3()?;
+            if g != g4 || bb != b {
+                candle_core::bail!("fast-lstm-seq: input {shape:?}, expected [{b}, T, {g4}]");
+            }
+            Ok((b, t, b * t))
         }
     }
 
@@ -330,7 +567,8 @@ impl LstmSeq {
         let g4 = 4 * h;
         let (t_eff, off) = self.schedule(t);
         let mut acts = vec![T::ZERO; off[t_eff] * g4];
-        let mut out = vec![T::ZERO; b * t * 2 * h];
+        let rows = if self.packed { off[t_eff] } else { b * t };
+        let mut out = vec![T::ZERO; rows * 2 * h];
         let mut hs = vec![T::ZERO; b * h];
         let mut cs = vec![T::ZERO; b * h];
         let mut gates = vec![T::ZERO; b * g4];
@@ -340,7 +578,7 @@ impl LstmSeq {
             if s < t_eff {
                 let n = off[s + 1] - off[s];
                 for (r, &row) in self.perm[..n].iter().enumerate() {
-                    let src = (row * t + s) * g4;
+                    let src = self.at(&off, row, r, s, t) * g4;
                     for ((g, x), bj) in gates[r * g4..(r + 1) * g4]
                         .iter_mut()
                         .zip(&xp[src..src + g4])
@@ -381,8 +619,8 @@ impl LstmSeq {
                     }
                 }
             }
-            for (r, &row) in self.perm.iter().enumerate() {
-                let dst = (row * t + s) * 2 * h;
+            for (r, &row) in self.perm[..self.stored(&off, s)].iter().enumerate() {
+                let dst = self.at(&off, row, r, s, t) * 2 * h;
                 out[dst..dst + h].copy_from_slice(&hs[r * h..(r + 1) * h]);
                 out[dst + h..dst + 2 * h].copy_from_slice(&cs[r * h..(r + 1) * h]);
             }
@@ -405,14 +643,14 @@ impl LstmSeq {
         let g4 = 4 * h;
         let (t_eff, off) = self.schedule(t);
         let rows = off[t_eff];
-        let mut dxp = vec![T::ZERO; b * t * g4];
+        let mut dxp = vec![T::ZERO; if self.packed { rows } else { b * t } * g4];
         let mut dg_all = vec![T::ZERO; rows * g4];
         let mut hprev_all = vec![T::ZERO; rows * h];
         let mut dh = vec![T::ZERO; b * h];
         let mut dc = vec![T::ZERO; b * h];
         for s in (0..t).rev() {
-            for (r, &row) in self.perm.iter().enumerate() {
-                let src = (row * t + s) * 2 * h;
+            for (r, &row) in self.perm[..self.stored(&off, s)].iter().enumerate() {
+                let src = self.at(&off, row, r, s, t) * 2 * h;
                 for j in 0..h {
                     dh[r * h + j] += grad[src + j];
                     dc[r * h + j] += grad[src + h + j];
@@ -426,8 +664,8 @@ impl LstmSeq {
             let hp_s = &mut hprev_all[off[s] * h..off[s + 1] * h];
             for (r, &row) in self.perm[..n].iter().enumerate() {
                 let a = &acts[(off[s] + r) * g4..(off[s] + r + 1) * g4];
-                let cur = (row * t + s) * 2 * h;
-                let prev = (s > 0).then(|| (row * t + s - 1) * 2 * h);
+                let cur = self.at(&off, row, r, s, t) * 2 * h;
+                let prev = (s > 0).then(|| self.at(&off, row, r, s - 1, t) * 2 * h);
                 let dg = &mut dg_s[r * g4..(r + 1) * g4];
                 for j in 0..h {
                     let (ig, fg, gg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
@@ -441,7 +679,7 @@ impl LstmSeq {
                     dg[3 * h + j] = dhj * tc * og * (T::ONE - og);
                     dc[r * h + j] = dct * fg;
                 }
-                let dst = (row * t + s) * g4;
+                let dst = self.at(&off, row, r, s, t) * g4;
                 dxp[dst..dst + g4].copy_from_slice(dg);
                 if let Some(p) = prev {
                     hp_s[r * h..(r + 1) * h].copy_from_slice(&out[p..p + h]);
@@ -498,8 +736,8 @@ impl LstmSeq {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let h = self.hidden;
-        let (b, t, g4) = l1.shape().dims3()?;
-        if g4 != 4 * h || l2.shape().dims2()? != (4 * h, h + 1) || self.lengths.len() != b {
+        let (b, t, rows) = self.dims(l1.shape())?;
+        if l2.shape().dims2()? != (4 * h, h + 1) {
             candle_core::bail!(
                 "fast-lstm-seq: shapes {:?} and {:?}",
                 l1.shape(),
@@ -516,7 +754,12 @@ impl LstmSeq {
         let w = &T::cpu_storage_as_slice(s2)?[a2..e2];
         let (out, acts) = self.fwd(xp, w, b, t);
         *self.acts.lock().expect("fast-lstm-seq lock") = Some(T::to_cpu_storage_owned(acts));
-        Ok((T::to_cpu_storage_owned(out), Shape::from((b, t, 2 * h))))
+        let shape = if self.packed {
+            Shape::from((rows, 2 * h))
+        } else {
+            Shape::from((b, t, 2 * h))
+        };
+        Ok((T::to_cpu_storage_owned(out), shape))
     }
 
     fn bwd_t<T: Real>(
@@ -526,7 +769,7 @@ impl LstmSeq {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, t, _) = xp.dims3()?;
+        let (b, t, _) = self.dims(xp.shape())?;
         let w = w_hh.flatten_all()?.to_vec1::<T>()?;
         let out = res.flatten_all()?.to_vec1::<T>()?;
         let g = grad.flatten_all()?.to_vec1::<T>()?;

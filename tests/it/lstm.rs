@@ -1,11 +1,11 @@
 //! [`FastLstm`] against candle-nn's `LSTM` (same weights: same outputs, same gradients), against
 //! finite differences (its hand-written backward), its plain-op fallback against the fused CPU
-//! kernel, and padding invariance.
+//! kernel, and padding invariance; packed sequences ([`Packing`]) against the padded layout.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::rnn::{lstm, LSTMConfig, RNN};
 use candle_nn::{VarBuilder, VarMap};
-use neural_synergy::models::lstm::FastLstm;
+use neural_synergy::models::lstm::{FastLstm, Packing};
 use neural_synergy::synergy::nets::seed_varmap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -219,5 +219,124 @@ fn fast_lstm_rejects_bad_lengths() {
     assert!(fast.seq_masked(&x, &[4, 5]).is_err());
     assert!(fast
         .seq_masked(&randn(&[2, 4, 2], 2, DType::F32), &[4, 4])
+        .is_err());
+}
+
+/// Rows sorted by decreasing length (stable), step after step; a length of 0 has no row.
+#[test]
+fn packing_orders_samples_by_length_then_steps() {
+    let p = Packing::new(&[3, 5, 0, 5, 1]);
+    assert_eq!(p.order(), [1, 3, 0, 4, 2]);
+    assert_eq!((p.rows(), p.steps()), (14, 5));
+    let active: Vec<usize> = (0..6).map(|s| p.active(s)).collect();
+    assert_eq!(active, [4, 3, 3, 2, 2, 0]);
+    let offsets: Vec<usize> = (0..=5).map(|s| p.offset(s)).collect();
+    assert_eq!(offsets, [0, 4, 7, 10, 12, 14]);
+    assert_eq!(p.row(0, 2), Some(9));
+    assert_eq!(p.row(3, 4), Some(13));
+    assert_eq!((p.row(0, 3), p.row(2, 0), p.row(9, 0)), (None, None, None));
+    let idx = p.gather_index(6);
+    assert_eq!(idx.len(), 14);
+    assert_eq!(idx[..7], [6, 18, 0, 24, 7, 19, 1]);
+    assert!(Packing::new(&[]).rows() == 0 && Packing::new(&[]).steps() == 0);
+}
+
+/// `packed_states` gives `seq_masked`'s hidden states at every valid step and its final cell
+/// states, and the same gradients for the parameters and the input (zero on padding), fused and
+/// as plain ops (f64).
+#[test]
+fn packed_states_equal_the_padded_layout_in_values_and_gradients() {
+    let (b, t, i, h) = (5, 7, 4, 3);
+    let lengths = [3, 7, 1, 7, 5];
+    let dev = Device::Cpu;
+    let packing = Packing::new(&lengths);
+    let n = packing.rows();
+    let gather = Tensor::from_vec(packing.gather_index(t), n, &dev).unwrap();
+    let last: Vec<u32> = (0..b)
+        .map(|r| packing.row(r, lengths[r] - 1).unwrap() as u32)
+        .collect();
+    let last = Tensor::from_vec(last, b, &dev).unwrap();
+    let mask: Vec<f64> = (0..b * t)
+        .map(|k| f64::from(u8::from(k % t < lengths[k / t])))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, t, 1), &dev).unwrap();
+    let (vm, _, fast) = pair(i, h, DType::F64, 17);
+    let x = Var::from_tensor(&randn(&[b, t, i], 18, DType::F64)).unwrap();
+    let (rh, rc) = (
+        randn(&[b, t, h], 19, DType::F64),
+        randn(&[b, h], 20, DType::F64),
+    );
+    let rh_packed = rh
+        .reshape((b * t, h))
+        .unwrap()
+        .index_select(&gather, 0)
+        .unwrap();
+    let grads_of = |l: Tensor| -> Vec<Tensor> {
+        let g = l.backward().unwrap();
+        let mut out: Vec<Tensor> = PARAMS
+            .iter()
+            .map(|p| g.get(var(&vm, p).as_tensor()).unwrap().clone())
+            .collect();
+        out.push(g.get(x.as_tensor()).unwrap().clone());
+        out
+    };
+    let (all, _, c_last) = fast.seq_masked(&x, &lengths).unwrap();
+    let ref_loss = ((&all * &rh)
+        .unwrap()
+        .broadcast_mul(&mask)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        + (&c_last * &rc).unwrap().sum_all().unwrap())
+    .unwrap();
+    let want = grads_of(ref_loss);
+    let all_packed = all
+        .reshape((b * t, h))
+        .unwrap()
+        .index_select(&gather, 0)
+        .unwrap();
+    for fused in [true, false] {
+        let mut f = fast.clone();
+        f.set_fused(fused);
+        let rows = x
+            .reshape((b * t, i))
+            .unwrap()
+            .index_select(&gather, 0)
+            .unwrap();
+        let states = f.packed_states(&rows, &packing).unwrap();
+        assert_eq!(states.dims(), [n, 2 * h]);
+        let hs = states.narrow(1, 0, h).unwrap();
+        let cl = states
+            .index_select(&last, 0)
+            .unwrap()
+            .narrow(1, h, h)
+            .unwrap();
+        assert!(max_rel(&hs, &all_packed) < 1e-12, "fused {fused}: h");
+        assert!(max_rel(&cl, &c_last) < 1e-12, "fused {fused}: final c");
+        let l = ((&hs * &rh_packed).unwrap().sum_all().unwrap()
+            + (&cl * &rc).unwrap().sum_all().unwrap())
+        .unwrap();
+        for (k, (g, w)) in grads_of(l).iter().zip(&want).enumerate() {
+            let name = PARAMS.get(k).unwrap_or(&"x");
+            assert!(max_rel(g, w) < 1e-10, "fused {fused}: ∂{name}");
+        }
+    }
+}
+
+#[test]
+fn packed_states_reject_inputs_of_the_wrong_shape() {
+    let (_vm, _, fast) = pair(3, 2, DType::F32, 1);
+    let packing = Packing::new(&[2, 1]);
+    assert!(fast
+        .packed_states(&randn(&[3, 3], 2, DType::F32), &packing)
+        .is_ok());
+    assert!(fast
+        .packed_states(&randn(&[4, 3], 2, DType::F32), &packing)
+        .is_err());
+    assert!(fast
+        .packed_states(&randn(&[3, 2], 2, DType::F32), &packing)
+        .is_err());
+    assert!(fast
+        .packed_states(&randn(&[3], 2, DType::F32), &packing)
         .is_err());
 }

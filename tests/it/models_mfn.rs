@@ -2,7 +2,9 @@
 //! `u_t = γ1 ⊙ u_{t−1} + γ2 ⊙ tanh(·)` (`|u_t| < |u_{t−1}| + 1`, so `|u_t| < t`), and the bound is
 //! attained when the gates saturate (the memory accumulates; it is not a convex mix); arbitrary
 //! values after a sample's last valid step change nothing; MMSA's time-mean quirk makes the model
-//! blind to the order of audio/vision steps; configuration errors are typed, not panics.
+//! blind to the order of audio/vision steps; configuration errors are typed, not panics; the
+//! fused forward pass (whole-sequence cells, batched attention, one-op memory recurrence) equals
+//! the step-by-step reference in outputs and gradients.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -15,8 +17,12 @@ use rand_distr::{Distribution, StandardNormal};
 const DIMS: [usize; 3] = [12, 5, 7];
 
 fn build(cfg: &MfnConfig, seed: u64) -> (Mfn, VarMap) {
+    build_as(cfg, seed, DType::F64)
+}
+
+fn build_as(cfg: &MfnConfig, seed: u64, dtype: DType) -> (Mfn, VarMap) {
     let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+    let vb = VarBuilder::from_varmap(&vm, dtype, &Device::Cpu);
     let ctx = BuildCtx {
         text_encoder: None,
         dims: DIMS,
@@ -354,4 +360,228 @@ fn config_defaults_validation_and_serde() {
     // rep_dims: Z_i = the three hidden widths, Z = the memory
     let (m, _) = build(&MfnConfig { mem: 17, ..d }, 1);
     assert_eq!(m.rep_dims(), (vec![256, 32, 256], 17));
+}
+
+/// The configurations the fused pass is checked on: MMSA's defaults, windows of 1 and 3, and
+/// MMSA's time-mean quirk.
+fn fused_configs() -> Vec<(&'static str, MfnConfig)> {
+    let d = MfnConfig::default();
+    vec![
+        ("default", d),
+        ("window 1", MfnConfig { window: 1, ..d }),
+        ("window 3", MfnConfig { window: 3, ..d }),
+        (
+            "mmsa_av_mean",
+            MfnConfig {
+                mmsa_av_mean: true,
+                ..d
+            },
+        ),
+    ]
+}
+
+/// Five samples of lengths 9, 3, 14, 1, 9 padded to 16 steps with noise.
+fn ragged_batch(dtype: DType) -> SeqBatch {
+    let samples: Vec<Sample> = [9, 3, 14, 1, 9]
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| sample(l, 1.0, 60 + i as u64))
+        .collect();
+    let refs: Vec<&Sample> = samples.iter().collect();
+    let b = batch(&refs, 16, 3.0, 61);
+    let cast = |t: &Tensor| t.to_dtype(dtype).unwrap();
+    SeqBatch {
+        inputs: [cast(&b.inputs[0]), cast(&b.inputs[1]), cast(&b.inputs[2])],
+        last: cast(&b.last),
+        mask: cast(&b.mask),
+        label: cast(&b.label),
+        ..b
+    }
+}
+
+/// `max |a − b| / max(1, max |b|)`.
+fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+    assert_eq!(a.dims(), b.dims());
+    let diff = (&a - &b).unwrap().abs().unwrap().max(0).unwrap();
+    let scale = b.abs().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+    diff.to_scalar::<f64>().unwrap() / scale.max(1.0)
+}
+
+fn outputs(o: &neural_synergy::models::ModelOutput) -> Vec<Tensor> {
+    let mut v = vec![o.prediction.clone(), o.fused.clone()];
+    v.extend(o.unimodal.iter().cloned());
+    v
+}
+
+/// In inference the fused forward pass (fused CPU kernels, and their plain-op fallback) gives the
+/// step-by-step reference's prediction, `Z` and `Z_i`: f64 to 1e-10, f32 to 1e-5, on a batch of
+/// variable lengths with noise after each sample's end, for each of [`fused_configs`].
+#[test]
+fn fused_forward_equals_the_stepwise_reference_in_inference() {
+    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-5)] {
+        let b = ragged_batch(dtype);
+        for (what, cfg) in fused_configs() {
+            let (mut m, _) = build_as(&cfg, 21, dtype);
+            let want = outputs(&m.forward_stepwise(&b, false).unwrap());
+            for fused in [true, false] {
+                m.set_fused(fused);
+                let got = outputs(&m.forward(&b, false).unwrap());
+                for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let d = max_rel(g, w);
+                    assert!(
+                        d < tol,
+                        "{what}, {dtype:?}, fused {fused}: output {k} off by {d}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The memory trace equals the reference's at every sample's valid steps and repeats the last
+/// valid `u` after them (f64).
+#[test]
+fn fused_memory_trace_equals_the_stepwise_reference_at_valid_steps() {
+    let b = ragged_batch(DType::F64);
+    let (m, _) = build(&MfnConfig::default(), 4);
+    let got = m.memory_trace(&b, false).unwrap();
+    let want = m.memory_trace_stepwise(&b, false).unwrap();
+    assert_eq!(got.len(), 16);
+    for (i, &len) in b.lengths.iter().enumerate() {
+        for t in 0..16 {
+            let g = got[t].get(i).unwrap();
+            let w = want[t.min(len - 1)].get(i).unwrap();
+            let d = max_rel(&g, &w);
+            assert!(d < 1e-10, "sample {i} (length {len}), step {t}: off by {d}");
+        }
+    }
+}
+
+/// `Σ_k ⟨R_k, o_k⟩` over the prediction, `Z` and the `Z_i` with fixed random weights `R_k`.
+fn probe_loss(o: &neural_synergy::models::ModelOutput) -> Tensor {
+    let mut total: Option<Tensor> = None;
+    for (k, t) in outputs(o).iter().enumerate() {
+        let n = t.elem_count();
+        let mut r = common_rng(500 + k as u64);
+        let w: Vec<f64> = (0..n).map(|_| StandardNormal.sample(&mut r)).collect();
+        let w = Tensor::from_vec(w, t.shape(), &Device::Cpu)
+            .unwrap()
+            .to_dtype(t.dtype())
+            .unwrap();
+        let term = (t * w).unwrap().sum_all().unwrap();
+        total = Some(match total {
+            Some(s) => (s + term).unwrap(),
+            None => term,
+        });
+    }
+    total.unwrap()
+}
+
+/// Gradients of every variable, by name.
+fn var_grads(vm: &VarMap, loss: &Tensor) -> Vec<(String, Tensor)> {
+    let grads = loss.backward().unwrap();
+    let data = vm.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let v = data[name].as_tensor();
+            let g = grads
+                .get(v)
+                .cloned()
+                .unwrap_or_else(|| v.zeros_like().unwrap());
+            (name.clone(), g)
+        })
+        .collect()
+}
+
+/// With dropout off (inference), the gradients of a scalar function of all outputs with respect
+/// to every variable are the reference's (f64, relative 1e-9), through the fused kernels' hand-
+/// written backward passes and through their plain-op fallback, for each of [`fused_configs`].
+#[test]
+fn fused_gradients_equal_the_stepwise_reference() {
+    let b = ragged_batch(DType::F64);
+    for (what, cfg) in fused_configs() {
+        let (mut m, vm) = build(&cfg, 23);
+        let want = var_grads(&vm, &probe_loss(&m.forward_stepwise(&b, false).unwrap()));
+        assert_eq!(want.len(), 32, "{what}: variables");
+        for fused in [true, false] {
+            m.set_fused(fused);
+            let got = var_grads(&vm, &probe_loss(&m.forward(&b, false).unwrap()));
+            for ((name, g), (_, w)) in got.iter().zip(&want) {
+                let scale = w
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert!(scale > 0.0, "{what}: no gradient for {name}");
+                let d = (g - w)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert!(
+                    d <= 1e-9 * scale,
+                    "{what}, fused {fused}: {name} off by {d} (scale {scale})"
+                );
+            }
+        }
+    }
+}
+
+/// In training (dropout on, masks drawn for all rows at once) the fused kernels and their plain
+/// fallback draw the same masks and agree in outputs and gradients (f64); two equally seeded
+/// models train identically; dropout changes the outputs.
+#[test]
+fn fused_training_pass_matches_its_fallback_and_is_reproducible() {
+    let b = ragged_batch(DType::F64);
+    let cfg = MfnConfig::default();
+    let (m1, vm1) = build(&cfg, 31);
+    let (mut m2, vm2) = build(&cfg, 31);
+    m2.set_fused(false);
+    let o1 = m1.forward(&b, true).unwrap();
+    let o2 = m2.forward(&b, true).unwrap();
+    for (k, (x, y)) in outputs(&o1).iter().zip(&outputs(&o2)).enumerate() {
+        assert!(max_rel(x, y) < 1e-10, "output {k}");
+    }
+    let g1 = var_grads(&vm1, &probe_loss(&o1));
+    let g2 = var_grads(&vm2, &probe_loss(&o2));
+    for ((name, x), (_, y)) in g1.iter().zip(&g2) {
+        assert!(max_rel(x, y) < 1e-9, "{name}");
+    }
+    let (m3, _) = build(&cfg, 31);
+    let o3 = m3.forward(&b, true).unwrap();
+    assert_eq!(
+        o1.prediction.to_vec1::<f64>().unwrap(),
+        o3.prediction.to_vec1::<f64>().unwrap()
+    );
+    let eval = m3.forward(&b, false).unwrap();
+    assert!(max_rel(&o1.fused, &eval.fused) > 1e-6);
+}
+
+/// Lengths of 0, longer than the batch, or of the wrong count are errors, not panics.
+#[test]
+fn fused_forward_rejects_bad_lengths() {
+    let (m, _) = build(&MfnConfig::default(), 2);
+    let good = ragged_batch(DType::F64);
+    for lengths in [
+        vec![9, 3, 14, 0, 9],
+        vec![9, 3, 17, 1, 9],
+        vec![9, 3, 14, 1],
+    ] {
+        let b = SeqBatch {
+            lengths: lengths.clone(),
+            ..good.clone()
+        };
+        assert!(m.forward(&b, false).is_err(), "{lengths:?}");
+        assert!(m.memory_trace(&b, false).is_err(), "{lengths:?}");
+    }
 }
