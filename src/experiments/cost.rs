@@ -22,12 +22,14 @@ pub const MOSI_TRAIN_CLIPS: usize = 1284;
 /// corruptions), so it over-counts later epochs. Measured 2026-11-28 on this project's 2-core
 /// machine (nothing else running, one run each) with `reproduce-paper --profile quick --models
 /// flstm,tfn,lmf,mfn,misa --variants nll,nll-skl,nll-smmd --max-epochs 1 --jobs 1` (README, "Cost
-/// plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD.
+/// plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD. MFN re-measured after its
+/// whole-sequence rewrite on a loaded machine as the process's CPU seconds (an upper bound: it
+/// includes generating the data), NLL and NLL+SMMD, `--variants V --max-epochs 1 --models mfn`.
 pub const MOSI_EPOCH_S: &[(&str, f64, f64)] = &[
     ("FLSTM", 3.0, 4.3),
     ("TFN", 21.1, 17.9),
     ("LMF", 2.4, 2.8),
-    ("MFN", 45.7, 42.5),
+    ("MFN", 7.9, 9.1),
     ("MISA", 12.3, 13.2),
 ];
 
