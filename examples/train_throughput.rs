@@ -7,6 +7,7 @@
 //! `cargo run --release --example train_throughput -- [--model flstm] [--variant nll]
 //!  [--batch 32] [--warmup 3] [--threads 1] [--device cpu|cuda] [--json]`; `--shapes` prints the tier's shapes and
 //! length distribution only.
+use neural_synergy::app::reproduce::DeviceArg;
 use neural_synergy::data::{synthetic, DatasetName};
 use neural_synergy::models::ModelKind;
 use neural_synergy::synergy::SynergyConfig;
@@ -67,12 +68,9 @@ fn run() -> anyhow::Result<()> {
         loss: TaskLoss::L1,
         synergy: SynergyConfig::default(),
     };
-    let device = match get("--device").unwrap_or("cpu") {
-        "cpu" => candle_core::Device::Cpu,
-        "cuda" => candle_core::Device::new_cuda(0)
-            .map_err(|e| anyhow::anyhow!("--device cuda: {e} (a build with --features cuda)"))?,
-        other => anyhow::bail!("--device: {other:?} is not cpu or cuda"),
-    };
+    let device: DeviceArg = clap::ValueEnum::from_str(get("--device").unwrap_or("cpu"), true)
+        .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let device = device.device()?;
     let t = time_epoch_on(&ds, &cfg, warmup, &device)?;
     let out = serde_json::json!({
         "engine": "candle",

@@ -19,6 +19,7 @@
 //! * On other devices and dtypes the same math runs as plain candle ops (masked blend
 //!   `state = m·new + (1 − m)·old`), so CUDA builds work unchanged.
 
+use crate::synergy::ops::cpu_slice;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
 use candle_nn::rnn::{Direction, LSTMConfig};
 use candle_nn::VarBuilder;
@@ -157,22 +158,9 @@ impl FastLstm {
             ));
         }
         let xp = x.reshape((b * t, i))?.matmul(&self.w_ih.t()?)?;
-        let bias = match (&self.b_ih, &self.b_hh) {
-            (Some(a), Some(c)) => Some((a + c)?),
-            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
-            (None, None) => None,
-        };
-        let use_op =
-            self.fused && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
-        let out = if use_op {
-            // the bias rides in the op as W_hh's last column: added to the active rows only, its
-            // gradient summed inside (a broadcast add over all B·T rows and candle's reduction
-            // over them were 15 % of an EF-LSTM step)
-            let col = match bias {
-                Some(bias) => bias.unsqueeze(1)?,
-                None => Tensor::zeros((4 * h, 1), x.dtype(), x.device())?,
-            };
-            let w_aug = Tensor::cat(&[&self.w_hh, &col], 1)?;
+        let bias = self.bias()?;
+        let out = if self.use_op(x) {
+            let w_aug = self.w_hh_with_bias(bias.as_ref(), x)?;
             xp.reshape((b, t, 4 * h))?
                 .apply_op2(&w_aug, LstmSeq::new(lengths.to_vec(), h))?
         } else {
@@ -188,6 +176,31 @@ impl FastLstm {
             last.narrow(1, 0, h)?,
             last.narrow(1, h, h)?,
         ))
+    }
+
+    /// `b_ih + b_hh` (either alone when the other is absent; `None` without biases).
+    fn bias(&self) -> Result<Option<Tensor>> {
+        Ok(match (&self.b_ih, &self.b_hh) {
+            (Some(a), Some(c)) => Some((a + c)?),
+            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+            (None, None) => None,
+        })
+    }
+
+    /// Whether `x` goes through the fused CPU op (else plain candle ops).
+    fn use_op(&self, x: &Tensor) -> bool {
+        self.fused && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    }
+
+    /// `[W_hh | b]` (`4H × (H + 1)`), the fused op's weight: the bias rides as W_hh's last
+    /// column, added to the active rows only and its gradient summed inside (a broadcast add over
+    /// all B·T rows and candle's reduction over them were 15 % of an EF-LSTM step).
+    fn w_hh_with_bias(&self, bias: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
+        let col = match bias {
+            Some(bias) => bias.unsqueeze(1)?,
+            None => Tensor::zeros((4 * self.hidden, 1), x.dtype(), x.device())?,
+        };
+        Tensor::cat(&[&self.w_hh, &col], 1)
     }
 
     /// Every valid step's state `[h_t, c_t]` (`N × 2H`, rows in `packing`'s order) of sequences
@@ -209,19 +222,9 @@ impl FastLstm {
             return Tensor::zeros((0, 2 * h), x.dtype(), x.device());
         }
         let xp = x.matmul(&self.w_ih.t()?)?;
-        let bias = match (&self.b_ih, &self.b_hh) {
-            (Some(a), Some(c)) => Some((a + c)?),
-            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
-            (None, None) => None,
-        };
-        let use_op =
-            self.fused && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
-        if use_op {
-            let col = match bias {
-                Some(bias) => bias.unsqueeze(1)?,
-                None => Tensor::zeros((4 * h, 1), x.dtype(), x.device())?,
-            };
-            let w_aug = Tensor::cat(&[&self.w_hh, &col], 1)?;
+        let bias = self.bias()?;
+        if self.use_op(x) {
+            let w_aug = self.w_hh_with_bias(bias.as_ref(), x)?;
             let mut op = LstmSeq::new(packing.lengths.clone(), h);
             op.packed = true;
             return xp.apply_op2(&w_aug, op);
@@ -744,14 +747,8 @@ impl LstmSeq {
                 l2.shape()
             );
         }
-        let contiguous = |l: &Layout| {
-            l.contiguous_offsets().ok_or_else(|| {
-                candle_core::Error::Msg("fast-lstm-seq: non-contiguous input".into())
-            })
-        };
-        let ((a1, e1), (a2, e2)) = (contiguous(l1)?, contiguous(l2)?);
-        let xp = &T::cpu_storage_as_slice(s1)?[a1..e1];
-        let w = &T::cpu_storage_as_slice(s2)?[a2..e2];
+        let xp = cpu_slice::<T>(s1, l1, "fast-lstm-seq")?;
+        let w = cpu_slice::<T>(s2, l2, "fast-lstm-seq")?;
         let (out, acts) = self.fwd(xp, w, b, t);
         *self.acts.lock().expect("fast-lstm-seq lock") = Some(T::to_cpu_storage_owned(acts));
         let shape = if self.packed {

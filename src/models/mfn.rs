@@ -93,6 +93,7 @@ use super::{
     ModelParams, SeededDropout,
 };
 use crate::data::SeqBatch;
+use crate::synergy::ops::cpu_slice;
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Module, Shape, Tensor, D};
 use candle_nn::ops::{sigmoid, softmax};
 use candle_nn::{linear, Linear, VarBuilder};
@@ -983,14 +984,8 @@ impl MemoryRecurrence {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         self.check(l1.shape(), l2.shape())?;
-        let contiguous = |l: &Layout| {
-            l.contiguous_offsets().ok_or_else(|| {
-                candle_core::Error::Msg(format!("{}: non-contiguous input", Self::NAME))
-            })
-        };
-        let ((a1, e1), (a2, e2)) = (contiguous(l1)?, contiguous(l2)?);
-        let a = &T::cpu_storage_as_slice(s1)?[a1..e1];
-        let w = &T::cpu_storage_as_slice(s2)?[a2..e2];
+        let a = cpu_slice::<T>(s1, l1, Self::NAME)?;
+        let w = cpu_slice::<T>(s2, l2, Self::NAME)?;
         let (u, saved) = self.fwd(a, w);
         *self
             .saved

@@ -13,11 +13,6 @@ use candle_core::{
     Shape, Tensor, WithDType, D,
 };
 
-fn contiguous(l: &Layout, op: &str) -> Result<(usize, usize)> {
-    l.contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: non-contiguous input")))
-}
-
 /// Whether the fused ops are on: they are unless `NEURAL_SYNERGY_FUSED_OPS=0` (read once), which
 /// falls back to the composed candle ops — for side-by-side timing and for checking a result.
 pub fn fused_ops_enabled() -> bool {
@@ -53,8 +48,16 @@ impl Float for f64 {
     }
 }
 
-fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [T]> {
-    let (a, e) = contiguous(l, op)?;
+/// The elements of a contiguous CPU storage under `l` (a custom op's input); a clear error naming
+/// `op` for a strided layout. Shared by every CPU kernel of the crate.
+pub(crate) fn cpu_slice<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> Result<&'a [T]> {
+    let (a, e) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: non-contiguous input")))?;
     Ok(&T::cpu_storage_as_slice(s)?[a..e])
 }
 
@@ -81,7 +84,7 @@ fn apply<K: Kernel>(k: &K, inputs: &[(&CpuStorage, &Layout)]) -> Result<(CpuStor
     ) -> Result<CpuStorage> {
         let xs = inputs
             .iter()
-            .map(|(s, l)| slice::<T>(s, l, K::NAME))
+            .map(|(s, l)| cpu_slice::<T>(s, l, K::NAME))
             .collect::<Result<Vec<_>>>()?;
         Ok(T::to_cpu_storage_owned(k.run(&xs, shapes)))
     }

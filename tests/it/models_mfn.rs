@@ -511,23 +511,18 @@ fn fused_gradients_equal_the_stepwise_reference() {
         for fused in [true, false] {
             m.set_fused(fused);
             let got = var_grads(&vm, &probe_loss(&m.forward(&b, false).unwrap()));
+            let max_abs = |t: &Tensor| {
+                t.abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+            };
             for ((name, g), (_, w)) in got.iter().zip(&want) {
-                let scale = w
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
+                let scale = max_abs(w);
                 assert!(scale > 0.0, "{what}: no gradient for {name}");
-                let d = (g - w)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
+                let d = max_abs(&(g - w).unwrap());
                 assert!(
                     d <= 1e-9 * scale,
                     "{what}, fused {fused}: {name} off by {d} (scale {scale})"

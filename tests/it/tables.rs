@@ -69,6 +69,27 @@ fn run(variant: Variant, seed: u64, p: &[f64], drop: &[Vec<f64>; 3], l: &[f64]) 
     }
 }
 
+/// A `paper`-profile record of `variant` and `seed` on four toy clips (perfect predictions under
+/// every condition), keyed by `key`, after `edit` sets what a test varies.
+fn record(
+    variant: Variant,
+    seed: u64,
+    key: String,
+    edit: impl FnOnce(&mut RunResult),
+) -> neural_synergy::experiments::RunRecord {
+    let l = [1.0, -1.0, 1.0, -1.0];
+    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
+    let mut result = run(variant, seed, &l, &d, &l).result;
+    edit(&mut result);
+    neural_synergy::experiments::RunRecord {
+        key,
+        tier: neural_synergy::data::Tier::Synthetic,
+        profile: neural_synergy::experiments::Profile::Paper,
+        data: "test".into(),
+        result,
+    }
+}
+
 #[test]
 fn table_selection_rejects_unknown_tables_and_mixed_corpora() {
     assert_eq!(tables::select(&[7]).unwrap_err(), TableError::Unknown(7));
@@ -292,24 +313,14 @@ fn subset_metrics_find_a_gain_confined_to_the_synergy_clips() {
 
 #[test]
 fn cell_runs_count_diverged_runs_grid_points_and_finished_seeds() {
-    use neural_synergy::data::Tier;
-    use neural_synergy::experiments::{Profile, RunRecord};
-    let l = [1.0, -1.0, 1.0, -1.0];
-    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
     let rec = |variant, seed, lr: f64, failure: Option<&str>| {
-        let mut r = run(variant, seed, &l, &d, &l).result;
-        r.config.lr = lr;
-        if let Some(f) = failure {
-            r.failure = Some(f.into());
-            r.test = None;
-        }
-        RunRecord {
-            key: format!("{variant:?}-{seed}-{lr}"),
-            tier: Tier::Synthetic,
-            profile: Profile::Paper,
-            data: "test".into(),
-            result: r,
-        }
+        record(variant, seed, format!("{variant:?}-{seed}-{lr}"), |r| {
+            r.config.lr = lr;
+            if let Some(f) = failure {
+                r.failure = Some(f.into());
+                r.test = None;
+            }
+        })
     };
     let records = vec![
         // NLL: seeds 0 and 1 at two learning rates, all fine
@@ -365,21 +376,12 @@ fn cell_runs_count_diverged_runs_grid_points_and_finished_seeds() {
 
 #[test]
 fn a_seed_whose_grid_search_is_incomplete_is_not_selected() {
-    use neural_synergy::data::Tier;
-    use neural_synergy::experiments::{select, Profile, RunRecord};
-    let l = [1.0, -1.0, 1.0, -1.0];
-    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
+    use neural_synergy::experiments::select;
     let rec = |seed, lr: f64, valid: f64| {
-        let mut r = run(Variant::Nll, seed, &l, &d, &l).result;
-        r.config.lr = lr;
-        r.valid_score = valid;
-        RunRecord {
-            key: format!("{seed}-{lr}"),
-            tier: Tier::Synthetic,
-            profile: Profile::Paper,
-            data: "test".into(),
-            result: r,
-        }
+        record(Variant::Nll, seed, format!("{seed}-{lr}"), |r| {
+            r.config.lr = lr;
+            r.valid_score = valid;
+        })
     };
     // seed 0 tried both grid points; seed 1 (still running) only the one with the worse score
     let records = vec![rec(0, 1e-3, 0.9), rec(0, 1e-2, 0.5), rec(1, 1e-3, 0.9)];
@@ -408,8 +410,7 @@ fn a_seed_whose_grid_search_is_incomplete_is_not_selected() {
 /// batch size and learning rate, and the report lists the weights tried and picked.
 #[test]
 fn tuned_weights_are_selected_per_seed_on_validation_and_reported() {
-    use neural_synergy::data::Tier;
-    use neural_synergy::experiments::{select, Profile, RunRecord, WeightGrid};
+    use neural_synergy::experiments::{select, WeightGrid};
     let mut grid = WeightGrid::default();
     grid.add("gamma_l2=1,0.1,1").unwrap();
     assert_eq!(grid.gamma_l2, vec![1.0, 0.1], "repeated values count once");
@@ -420,19 +421,11 @@ fn tuned_weights_are_selected_per_seed_on_validation_and_reported() {
     // L_d alone does not use γ_L2: not varied
     assert_eq!(grid.configs(&base, Variant::NllLd), vec![base.clone()]);
 
-    let l = [1.0, -1.0, 1.0, -1.0];
-    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
     let rec = |variant, seed, g: f64, valid: f64| {
-        let mut r = run(variant, seed, &l, &d, &l).result;
-        r.config.synergy.gamma_l2 = g;
-        r.valid_score = valid;
-        RunRecord {
-            key: format!("{variant:?}-{seed}-{g}"),
-            tier: Tier::Synthetic,
-            profile: Profile::Paper,
-            data: "test".into(),
-            result: r,
-        }
+        record(variant, seed, format!("{variant:?}-{seed}-{g}"), |r| {
+            r.config.synergy.gamma_l2 = g;
+            r.valid_score = valid;
+        })
     };
     let records = vec![
         rec(Variant::Nll, 0, 1.0, 0.5),
