@@ -371,7 +371,8 @@ impl FusionModel for Tfn {
         let (zt, za, zv) = self.subnets.forward(b, train)?;
         let f = tensor_fusion(&za, &zv, &zt)?;
         let f = self.post_drop.forward(&f, train)?;
-        let y1 = self.post1.forward(&f)?.relu()?;
+        // The 9 M-weight layer: contiguous gradients (see `linear_forward`).
+        let y1 = crate::synergy::ops::linear_forward(&self.post1, &f)?.relu()?;
         let y2 = self.post2.forward(&y1)?.relu()?;
         let s = self.post3.forward(&y2)?.squeeze(1)?;
         let prediction = match self.task {

@@ -377,8 +377,8 @@ pub fn markdown(
                 .find(|b| b.variant == "NLL" && b.model == r.model);
             let (g_acc2, g_mae, pg_acc2, pg_mae) = match (base, r.variant.as_str()) {
                 (Some(b), v) if v != "NLL" => (
-                    signed(r.acc2.mean - b.acc2.mean, 1),
-                    signed(r.mae.mean - b.mae.mean, 3),
+                    signed(r.acc2.mean - b.acc2.mean, 1) + seed_mark(&r.seeds, &b.seeds),
+                    signed(r.mae.mean - b.mae.mean, 3) + seed_mark(&r.seeds, &b.seeds),
                     match (r.paper.acc2, b.paper.acc2) {
                         (Some(a), Some(c)) => signed(a - c, 1),
                         _ => "—".into(),
@@ -429,6 +429,17 @@ pub fn markdown(
         &table,
     );
     s += "\n";
+    if rows.iter().any(|r| {
+        r.variant != "NLL"
+            && rows.iter().any(|b| {
+                b.variant == "NLL"
+                    && b.model == r.model
+                    && !seed_mark(&b.seeds, &r.seeds).is_empty()
+            })
+    }) {
+        s += "† the two cells' means rest on different seed sets (a variant's seeds still running or \
+              left out); the claims table below pairs by seed.\n\n";
+    }
     if let Some(l) = lfn_reading(rows) {
         s += &l;
     }
@@ -438,6 +449,20 @@ pub fn markdown(
             .map(|r| (r.model.as_str(), r.variant.as_str(), r.epoch_s.mean)),
     );
     s
+}
+
+/// "†" when a delta subtracts means over different seed sets.
+fn seed_mark(a: &[u64], b: &[u64]) -> &'static str {
+    let sorted = |x: &[u64]| {
+        let mut v = x.to_vec();
+        v.sort_unstable();
+        v
+    };
+    if sorted(a) == sorted(b) {
+        ""
+    } else {
+        " †"
+    }
 }
 
 fn timing_table<'a>(rows: impl Iterator<Item = (&'a str, &'a str, f64)>) -> String {
@@ -462,8 +487,9 @@ fn binary_markdown(rows: &[BinaryRow]) -> String {
                 .find(|b| b.variant == "NLL" && b.model == r.model);
             let gain = match (base, r.variant.as_str()) {
                 (Some(b), v) if v != "NLL" => format!(
-                    "{} ({})",
+                    "{}{} ({})",
                     signed(r.accuracy.mean - b.accuracy.mean, 1),
+                    seed_mark(&r.seeds, &b.seeds),
                     match (r.paper_accuracy, b.paper_accuracy) {
                         (Some(a), Some(c)) => signed(a - c, 1),
                         _ => "—".into(),

@@ -369,3 +369,25 @@ fn inference_never_uses_the_c_network() {
         k.default_config().visit(V(&ds, &dev));
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// `SeededDropout`'s masks are the stream `u < p ? 0 : 1/(1−p)` with `u = rng.random::<f64>()`
+    /// of `ChaCha8(seed ⊕ call·φ)`, one draw per element in order — the definition its fast
+    /// integer-threshold form must keep (checked over two calls, odd sizes and p near the
+    /// thresholds' edges).
+    #[test]
+    fn seeded_dropout_mask_is_the_f64_uniform_stream(n in 1usize..300, p in 0.0f64..0.99, seed in proptest::prelude::any::<u64>()) {
+        use rand::{Rng, SeedableRng};
+        let d = neural_synergy::models::SeededDropout::new(p, seed);
+        let x = Tensor::ones(n, DType::F32, &Device::Cpu).unwrap();
+        for call in 0u64..2 {
+            let y = d.forward(&x, true).unwrap().to_vec1::<f32>().unwrap();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let keep = (1.0 / (1.0 - p)) as f32;
+            let want: Vec<f32> = (0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect();
+            proptest::prop_assert_eq!(y, want);
+        }
+    }
+}

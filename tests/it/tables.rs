@@ -578,3 +578,32 @@ fn real_text_cue_modes_label_cues_are_readable_alone_intensity_cues_are_not() {
     assert_eq!(def.description, lab.description);
     assert_eq!(def.train.audio, lab.train.audio);
 }
+
+/// The main table's "Δ vs NLL" subtracts cell means: when the two cells rest on different seed
+/// sets the delta is marked "†" with a footnote; on the same seeds it is not.
+#[test]
+fn main_table_marks_deltas_over_different_seed_sets() {
+    let l = [1.0, -1.0, 1.0, -1.0];
+    let d = [l.to_vec(), l.to_vec(), l.to_vec()];
+    let ctx: neural_synergy::report::tables::RunContext =
+        serde_json::from_value(serde_json::json!({
+            "tier": "synthetic", "profile": "quick", "seeds": [0, 1], "models": ["FLSTM"],
+            "data": "toy", "ceilings": [], "test_ids": ["a", "b", "c", "d"], "test_labels": l,
+        }))
+        .unwrap();
+    let render = |smmd_seeds: &[u64]| {
+        let mut sel: Vec<Selected> = (0..2).map(|s| run(Variant::Nll, s, &l, &d, &l)).collect();
+        sel.extend(
+            smmd_seeds
+                .iter()
+                .map(|&s| run(Variant::NllSmmd, s, &l, &d, &l)),
+        );
+        let rows = neural_synergy::report::tables::rows(&sel, &expected(), DatasetName::Mosi);
+        neural_synergy::report::tables::markdown(&ctx, &rows, &[], &[], &[], None)
+    };
+    let partial = render(&[1]);
+    assert!(partial.contains("+0.0 †"), "{partial}");
+    assert!(partial.contains("rest on different seed sets"), "{partial}");
+    let full = render(&[1, 0]);
+    assert!(!full.contains('†'), "{full}");
+}
