@@ -544,7 +544,8 @@ fn render(
             records.len()
         );
     }
-    let (corr_rows, corr_claims) = crate::report::corruption::corruption(selected, &e, dataset);
+    let (corr_rows, corr_claims) =
+        crate::report::corruption::corruption(selected, &e, dataset, Some(&ctx.test_labels));
     md += "\n";
     md += &crate::report::corruption::markdown(&corr_rows, &corr_claims, ctx.tier.name());
     let plot_title = |what: &str| {

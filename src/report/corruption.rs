@@ -12,7 +12,8 @@
 //! the other models the claim's direction is section 5.5's general statement (synergy variant ≥ NLL
 //! under corruption), and the paper Δ column says "— (§5.5: direction only)".
 
-use super::stats::{paired_t_interval, Interval, Verdict};
+use super::claims::{ClaimMetric, Labels};
+use super::stats::{paired_bootstrap, paired_t_interval, Interval, Verdict};
 use crate::data::DatasetName;
 use crate::experiments::expected::{lookup_at, Expected};
 use crate::experiments::{paper_model, Selected};
@@ -69,11 +70,14 @@ fn acc2_under(s: &Selected, cond: &str) -> Option<f64> {
 }
 
 /// The corruption rows and claims of the selected regression runs (any regression corpus; the
-/// paper's values exist for MOSI only).
+/// paper's values exist for MOSI only). A claim pairs seeds (95 % t-interval over ≥ 2 seeds); with
+/// one seed it bootstraps over test clips (`labels`, in the order of the saved predictions) from
+/// the saved corrupted-test predictions, as the main claims do.
 pub fn corruption(
     selected: &[Selected],
     expected: &[Expected],
     dataset: DatasetName,
+    labels: Labels<'_>,
 ) -> (Vec<CorruptionRow>, Vec<CorruptionClaim>) {
     let mut rows = Vec::new();
     let mut claims = Vec::new();
@@ -144,8 +148,37 @@ pub fn corruption(
                         )
                     })
                     .flatten();
-                let measured = paired_t_interval(&deltas, 0.95);
+                let pairs: Vec<(&Selected, &Selected)> = var
+                    .iter()
+                    .filter_map(|x| Some((*base.iter().find(|b| b.seed == x.seed)?, *x)))
+                    .collect();
                 let mut note = None;
+                let measured = match (deltas.len(), pairs.as_slice(), labels) {
+                    (0 | 1, [(b, x)], Some(l)) => {
+                        match (
+                            x.result.predictions_under(cond),
+                            b.result.predictions_under(cond),
+                        ) {
+                            (Some(px), Some(pb)) => paired_bootstrap(
+                                &px,
+                                &pb,
+                                l,
+                                |a, y| ClaimMetric::Acc2.compute(a, y),
+                                2000,
+                                0.95,
+                                0xB007 ^ x.seed ^ (cond.bytes().map(u64::from).sum::<u64>() << 8),
+                            ),
+                            _ => {
+                                note = Some(
+                                    "one paired seed, and its runs did not save corrupted-test predictions (recorded before they were saved): no bootstrap"
+                                        .into(),
+                                );
+                                None
+                            }
+                        }
+                    }
+                    _ => paired_t_interval(&deltas, 0.95),
+                };
                 // a variant that predicts a constant is trivially "resistant" to corruption
                 let collapsed = var.iter().filter(|x| is_constant(x)).count() * 2 > var.len();
                 if collapsed {
@@ -164,14 +197,14 @@ pub fn corruption(
                     });
                     continue;
                 }
-                if measured.is_none() {
-                    note = Some(if deltas.len() < 2 {
-                        format!(
-                            "{} paired seed(s): a t-interval needs 2 (corrupted-test predictions are not saved, so no bootstrap)",
-                            deltas.len()
-                        )
-                    } else {
-                        "non-finite delta".into()
+                if measured.is_none() && note.is_none() {
+                    note = Some(match deltas.len() {
+                        0 => "no seed has both NLL and this variant under the corruption".into(),
+                        1 if labels.is_none() => {
+                            "one paired seed and no test labels for a bootstrap".into()
+                        }
+                        1 => "one paired seed: the bootstrap found no finite Acc2 delta".into(),
+                        _ => "non-finite delta".into(),
                     });
                 }
                 // direction: the paper's delta where it has one, else §5.5's general claim (+)
@@ -256,7 +289,7 @@ pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) 
         })
         .collect();
     if !c.is_empty() {
-        s += "\nClaims of §5.5 (variant − NLL in Acc2 under the corruption; paired by seed, 95 % t-interval):\n\n";
+        s += "\nClaims of §5.5 (variant − NLL in Acc2 under the corruption; paired by seed: 95 % t-interval over seeds, or a paired bootstrap over test clips for one seed):\n\n";
         s += &super::markdown_table(
             &[
                 "Model",

@@ -391,6 +391,11 @@ pub struct DroppedEval {
     /// `"T"`, `"T+V"` or `"T+A"` (the dropped modalities).
     pub condition: String,
     pub test: TestMetrics,
+    /// The test predictions under the corruption, in the order of the clean ones (absent in
+    /// records written before they were saved): a one-seed cell's Table 4 claim bootstraps over
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<Vec<f32>>,
 }
 
 impl RunResult {
@@ -415,6 +420,15 @@ impl RunResult {
                 .find(|d| d.condition == condition)
                 .map(|d| &d.test)
         }
+    }
+
+    /// The saved test predictions under `condition` (`"none"`: the clean ones) as f64.
+    pub fn predictions_under(&self, condition: &str) -> Option<Vec<f64>> {
+        if condition == "none" {
+            return self.test_predictions_f64();
+        }
+        let d = self.dropped.iter().find(|d| d.condition == condition)?;
+        Some(d.predictions.as_ref()?.iter().map(|v| *v as f64).collect())
     }
 
     /// Whether this run can be selected (finished without failure, with a checkpoint).
@@ -870,9 +884,11 @@ pub fn train_model<M: FusionModel>(
             let (m, p) = evaluate(&model, ds, &[], &device)?;
             let mut dropped = Vec::with_capacity(DROP_CONDITIONS.len());
             for (condition, drop) in DROP_CONDITIONS {
+                let (test, p) = evaluate(&model, ds, drop, &device)?;
                 dropped.push(DroppedEval {
                     condition: condition.into(),
-                    test: evaluate(&model, ds, drop, &device)?.0,
+                    test,
+                    predictions: Some(p.iter().map(|v| *v as f32).collect()),
                 });
             }
             Ok((m, p, dropped))

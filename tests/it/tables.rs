@@ -62,6 +62,7 @@ fn run(variant: Variant, seed: u64, p: &[f64], drop: &[Vec<f64>; 3], l: &[f64]) 
                 .map(|(c, q)| DroppedEval {
                     condition: c.to_string(),
                     test: metrics(q, l),
+                    predictions: Some(q.iter().map(|x| *x as f32).collect()),
                 })
                 .collect(),
             device: None,
@@ -213,7 +214,7 @@ fn corruption_claims_pair_seeds_and_follow_the_delta_sign() {
         sel.push(run(Variant::Nll, seed, &right, &nll, &l));
         sel.push(run(Variant::NllSmmd, seed, &right, &smmd, &l));
     }
-    let (rows, claims) = corruption::corruption(&sel, &expected(), DatasetName::Mosi);
+    let (rows, claims) = corruption::corruption(&sel, &expected(), DatasetName::Mosi, Some(&l));
     assert_eq!(rows.len(), 2);
     let nll = &rows[0];
     assert_eq!(nll.variant, "NLL");
@@ -243,15 +244,43 @@ fn corruption_claims_pair_seeds_and_follow_the_delta_sign() {
         let c = [constant.clone(), constant.clone(), constant.clone()];
         col.push(run(Variant::NllSkl, seed, &constant, &c, &l));
     }
-    let (_, cc) = corruption::corruption(&col, &expected(), DatasetName::Mosi);
+    let (_, cc) = corruption::corruption(&col, &expected(), DatasetName::Mosi, Some(&l));
     assert_eq!(cc.len(), 3);
     assert!(cc
         .iter()
         .all(|c| c.verdict.is_none() && c.note.as_deref().unwrap().contains("constant")));
-    // one seed: no interval, and the note says why
+    // one seed: a paired bootstrap over the clips' saved corrupted predictions (the variant is
+    // right on 2 more of 8 clips: +25 points, an interval from resampling the clips)
     let one: Vec<Selected> = sel.iter().filter(|s| s.seed == 0).cloned().collect();
-    let (_, c1) = corruption::corruption(&one, &expected(), DatasetName::Mosi);
-    assert!(c1.iter().all(|c| c.verdict.is_none() && c.note.is_some()));
+    let (_, c1) = corruption::corruption(&one, &expected(), DatasetName::Mosi, Some(&l));
+    for c in &c1 {
+        let m = c.measured.expect("one seed is bootstrapped");
+        assert_eq!((m.method, m.n), ("paired-bootstrap", 8));
+        assert!((m.mean - 25.0).abs() < 1e-9, "{m:?}");
+        assert!(m.lo <= m.mean && m.mean <= m.hi && m.lo < m.hi, "{m:?}");
+    }
+    // without labels, or from runs recorded before the corrupted predictions were saved: no
+    // interval, and the note says why
+    let (_, c2) = corruption::corruption(&one, &expected(), DatasetName::Mosi, None);
+    assert!(c2
+        .iter()
+        .all(|c| c.verdict.is_none() && c.note.as_deref().unwrap().contains("no test labels")));
+    let mut old = one.clone();
+    for s in &mut old {
+        s.result
+            .dropped
+            .iter_mut()
+            .for_each(|d| d.predictions = None);
+    }
+    let (_, c3) = corruption::corruption(&old, &expected(), DatasetName::Mosi, Some(&l));
+    assert!(c3
+        .iter()
+        .all(|c| c.measured.is_none() && c.note.as_deref().unwrap().contains("did not save")));
+    // a record without the field (written before it existed) still reads
+    let json = serde_json::to_string(&old[0].result.dropped[0]).unwrap();
+    assert!(!json.contains("predictions"), "{json}");
+    let back: DroppedEval = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, old[0].result.dropped[0]);
 }
 
 #[test]
@@ -494,7 +523,7 @@ fn forest_plots_have_a_panel_per_condition_and_a_row_per_claim() {
             &l,
         ));
     }
-    let (_, claims) = corruption::corruption(&sel, &expected(), DatasetName::Mosi);
+    let (_, claims) = corruption::corruption(&sel, &expected(), DatasetName::Mosi, Some(&l));
     assert_eq!(claims.len(), 6, "2 variants × 3 conditions");
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("t4.png");
