@@ -494,6 +494,53 @@ pub fn build_model<M: FusionModel>(
     Ok((model, vm))
 }
 
+/// Where a run's batches are assembled. On the CPU, on the host from the dataset's arrays (no copy
+/// is needed). On any other device each split is uploaded once, the first time it is used
+/// ([`crate::data::DeviceSplit`]), and batches are gathered there — a GPU step then uploads only
+/// its row indices and lengths instead of the batch's sequences.
+pub(crate) struct Batcher<'a> {
+    ds: &'a Dataset,
+    device: Device,
+    uploaded: [std::cell::OnceCell<crate::data::DeviceSplit>; 3],
+}
+
+impl<'a> Batcher<'a> {
+    pub(crate) fn new(ds: &'a Dataset, device: &Device) -> Self {
+        Self {
+            ds,
+            device: device.clone(),
+            uploaded: Default::default(),
+        }
+    }
+
+    /// The batch of rows `idx` of `split` (one of the dataset's three), modalities in `drop` zeroed.
+    pub(crate) fn batch(
+        &self,
+        split: &Split,
+        idx: &[usize],
+        drop: &[usize],
+    ) -> candle_core::Result<crate::data::SeqBatch> {
+        let ds = self.ds;
+        let which = [&ds.train, &ds.valid, &ds.test]
+            .iter()
+            .position(|s| std::ptr::eq(*s, split));
+        match which {
+            Some(k) if !self.device.is_cpu() => {
+                let up = match self.uploaded[k].get() {
+                    Some(up) => up,
+                    None => {
+                        let up =
+                            crate::data::DeviceSplit::upload(ds, split, TRAIN_DTYPE, &self.device)?;
+                        self.uploaded[k].get_or_init(|| up)
+                    }
+                };
+                up.batch(ds, split, idx, drop)
+            }
+            _ => ds.batch(split, idx, drop, TRAIN_DTYPE, &self.device),
+        }
+    }
+}
+
 /// Predictions of `model` on a whole split (inference: no C-network, no dropout), with the
 /// modalities in `drop` zeroed (0 = text, 1 = audio, 2 = vision).
 pub fn predict<M: FusionModel>(
@@ -503,10 +550,20 @@ pub fn predict<M: FusionModel>(
     drop: &[usize],
     device: &Device,
 ) -> crate::synergy::Result<Vec<f64>> {
+    predict_with(model, split, drop, &Batcher::new(ds, device))
+}
+
+/// [`predict`] with a run's batcher (its uploaded splits are reused).
+fn predict_with<M: FusionModel>(
+    model: &M,
+    split: &Split,
+    drop: &[usize],
+    batcher: &Batcher<'_>,
+) -> crate::synergy::Result<Vec<f64>> {
     let mut out = Vec::with_capacity(split.len());
     let idx: Vec<usize> = (0..split.len()).collect();
     for chunk in idx.chunks(128) {
-        let b = ds.batch(split, chunk, drop, TRAIN_DTYPE, device)?;
+        let b = batcher.batch(split, chunk, drop)?;
         let p = model.forward(&b, false)?.prediction;
         out.extend(p.to_dtype(DType::F64)?.to_vec1::<f64>()?);
     }
@@ -606,12 +663,11 @@ fn make_stepper<M: FusionModel>(
 fn train_step<M: FusionModel>(
     model: &M,
     stepper: &mut Stepper,
-    ds: &Dataset,
+    batcher: &Batcher<'_>,
     chunk: &[usize],
     cfg: &RunConfig,
-    device: &Device,
 ) -> crate::synergy::Result<()> {
-    let b = ds.batch(&ds.train, chunk, &[], TRAIN_DTYPE, device)?;
+    let b = batcher.batch(&batcher.ds.train, chunk, &[])?;
     let out = model.forward(&b, true)?;
     let mut loss = cfg.loss.loss(&out.prediction, &b.label)?;
     if let Some(aux) = &out.aux_loss {
@@ -687,6 +743,7 @@ pub fn time_epoch_on(
             let (model, vm) = build_model::<M>(m, &build_ctx(ds, cfg), &device)?;
             model.prepare(ds)?;
             let mut stepper = make_stepper(&model, &vm, cfg, &device)?;
+            let batcher = Batcher::new(ds, &device);
             let mut order: Vec<usize> = (0..ds.train.len()).collect();
             order.shuffle(&mut batch_order_rng(cfg.seed));
             let batches: Vec<&[usize]> = order
@@ -694,12 +751,12 @@ pub fn time_epoch_on(
                 .filter(|c| c.len() >= 2)
                 .collect();
             for chunk in batches.iter().cycle().take(self.warmup) {
-                train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
+                train_step(&model, &mut stepper, &batcher, chunk, cfg)?;
             }
             device.synchronize()?;
             let (start, cpu0) = (std::time::Instant::now(), process_cpu_seconds());
             for chunk in &batches {
-                train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
+                train_step(&model, &mut stepper, &batcher, chunk, cfg)?;
             }
             device.synchronize()?;
             let seconds = start.elapsed().as_secs_f64();
@@ -802,6 +859,7 @@ pub fn train_model<M: FusionModel>(
     };
     let (model, vm) = build_model::<M>(mcfg, &build_ctx(ds, cfg), &device)?;
     model.prepare(ds)?;
+    let batcher = Batcher::new(ds, &device);
     // where the run stands, for the failure message
     let mut at = (0usize, 0usize);
     let mut best_snap = None;
@@ -834,7 +892,7 @@ pub fn train_model<M: FusionModel>(
                     if chunk.len() < 2 {
                         continue;
                     }
-                    let b = ds.batch(&ds.train, chunk, &[], TRAIN_DTYPE, &device)?;
+                    let b = batcher.batch(&ds.train, chunk, &[])?;
                     step_x.step(&model.extra_stage_loss(&b)?)?;
                 }
             }
@@ -843,11 +901,11 @@ pub fn train_model<M: FusionModel>(
                 if chunk.len() < 2 {
                     continue; // a batch of one has no batch statistics (MMD, kurtosis, BatchNorm)
                 }
-                train_step(&model, &mut stepper, ds, chunk, cfg, &device)?;
+                train_step(&model, &mut stepper, &batcher, chunk, cfg)?;
             }
             at = (epoch, usize::MAX);
             let v = selection.score(
-                &predict(&model, ds, &ds.valid, &[], &device)?,
+                &predict_with(&model, &ds.valid, &[], &batcher)?,
                 &valid_labels,
             );
             on_epoch(epoch, v);
@@ -881,10 +939,10 @@ pub fn train_model<M: FusionModel>(
     if let Some(s) = &best_snap {
         let tested = (|| -> crate::synergy::Result<(TestMetrics, Vec<f64>, Vec<DroppedEval>)> {
             restore(s)?;
-            let (m, p) = evaluate(&model, ds, &[], &device)?;
+            let (m, p) = evaluate(&model, ds, &[], &batcher)?;
             let mut dropped = Vec::with_capacity(DROP_CONDITIONS.len());
             for (condition, drop) in DROP_CONDITIONS {
-                let (test, p) = evaluate(&model, ds, drop, &device)?;
+                let (test, p) = evaluate(&model, ds, drop, &batcher)?;
                 dropped.push(DroppedEval {
                     condition: condition.into(),
                     test,
@@ -911,9 +969,9 @@ fn evaluate<M: FusionModel>(
     model: &M,
     ds: &Dataset,
     drop: &[usize],
-    device: &Device,
+    batcher: &Batcher<'_>,
 ) -> crate::synergy::Result<(TestMetrics, Vec<f64>)> {
-    let p = predict(model, ds, &ds.test, drop, device)?;
+    let p = predict_with(model, &ds.test, drop, batcher)?;
     let l = labels_f64(&ds.test);
     let m = match ds.task {
         Task::Regression => TestMetrics::Regression(regression_metrics(

@@ -391,3 +391,36 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+    /// A batch gathered from a split uploaded once (`DeviceSplit`, what a GPU run uses) is the
+    /// host-assembled batch, tensor for tensor — inputs, valid-step mask, last-step one-hot,
+    /// labels, lengths and tokens — for any rows, order and dropped modalities.
+    #[test]
+    fn device_split_batches_equal_host_batches(rows in proptest::collection::vec(0usize..1000, 1..40), drop_mask in 0usize..8, which in 0usize..3) {
+        let ds = data();
+        let split = [&ds.train, &ds.valid, &ds.test][which];
+        let idx: Vec<usize> = rows.iter().map(|r| r % split.len()).collect();
+        let drop: Vec<usize> = (0..3).filter(|m| drop_mask >> m & 1 == 1).collect();
+        let up = neural_synergy::data::DeviceSplit::upload(ds, split, DType::F32, &Device::Cpu).unwrap();
+        let a = up.batch(ds, split, &idx, &drop).unwrap();
+        let b = ds.batch(split, &idx, &drop, DType::F32, &Device::Cpu).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+        for m in 0..3 {
+            proptest::prop_assert_eq!(a.inputs[m].dims(), b.inputs[m].dims());
+            proptest::prop_assert_eq!(flat(&a.inputs[m]), flat(&b.inputs[m]));
+        }
+        proptest::prop_assert_eq!(&a.lengths, &b.lengths);
+        proptest::prop_assert_eq!(a.mask.dims(), b.mask.dims());
+        proptest::prop_assert_eq!(flat(&a.mask), flat(&b.mask));
+        proptest::prop_assert_eq!(flat(&a.last), flat(&b.last));
+        proptest::prop_assert_eq!(flat(&a.label), flat(&b.label));
+        proptest::prop_assert_eq!(a.tokens.is_some(), b.tokens.is_some());
+        if let (Some(x), Some(y)) = (&a.tokens, &b.tokens) {
+            proptest::prop_assert_eq!(flat(&x.ids), flat(&y.ids));
+            proptest::prop_assert_eq!(flat(&x.mask), flat(&y.mask));
+        }
+    }
+}
