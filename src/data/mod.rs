@@ -287,6 +287,17 @@ impl Dataset {
         DatasetName::of_dataset(&self.name)
     }
 
+    /// The valid lengths of rows `idx` of `split` (clamped to `1..=t_max`) and the batch's step
+    /// count, its longest length — padding is at the end, so a batch needs only those steps.
+    fn batch_lengths(&self, split: &Split, idx: &[usize]) -> (Vec<usize>, usize) {
+        let lengths: Vec<usize> = idx
+            .iter()
+            .map(|&i| split.lengths[i].clamp(1, self.t_max))
+            .collect();
+        let t = lengths.iter().copied().max().unwrap_or(1);
+        (lengths, t)
+    }
+
     /// A batch of the rows `idx` of `split`, with modalities in `drop` replaced by zeros
     /// (0 = text, 1 = audio, 2 = vision).
     pub fn batch(
@@ -299,9 +310,7 @@ impl Dataset {
     ) -> candle_core::Result<SeqBatch> {
         let tm = self.t_max;
         let b = idx.len();
-        let lengths: Vec<usize> = idx.iter().map(|&i| split.lengths[i].clamp(1, tm)).collect();
-        // padding is at the end: the batch only needs its longest sequence's steps
-        let t = lengths.iter().copied().max().unwrap_or(1);
+        let (lengths, t) = self.batch_lengths(split, idx);
         let gather = |src: &[f32], d: usize, m: usize| -> candle_core::Result<Tensor> {
             let mut v = Vec::with_capacity(b * t * d);
             if drop.contains(&m) {
@@ -396,10 +405,8 @@ impl DeviceSplit {
     ) -> candle_core::Result<SeqBatch> {
         let device = self.labels.device();
         let dtype = self.labels.dtype();
-        let tm = ds.t_max;
         let b = idx.len();
-        let lengths: Vec<usize> = idx.iter().map(|&i| split.lengths[i].clamp(1, tm)).collect();
-        let t = lengths.iter().copied().max().unwrap_or(1);
+        let (lengths, t) = ds.batch_lengths(split, idx);
         let rows = Tensor::from_vec(
             idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(),
             b,

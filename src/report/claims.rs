@@ -65,6 +65,17 @@ impl ClaimMetric {
     }
 }
 
+/// The `(NLL run, variant run)` pairs of the same seed, in the variant's order (a seed without an
+/// NLL run is left out). Shared by the main claims and Table 4's.
+pub(crate) fn pair_by_seed<'a>(
+    base: &[&'a Selected],
+    var: &[&'a Selected],
+) -> Vec<(&'a Selected, &'a Selected)> {
+    var.iter()
+        .filter_map(|v| base.iter().find(|b| b.seed == v.seed).map(|b| (*b, *v)))
+        .collect()
+}
+
 /// One claim with its measured delta and verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Claim {
@@ -165,11 +176,7 @@ fn claim(
     paper_delta: Option<f64>,
     labels: Labels<'_>,
 ) -> Claim {
-    // pair by seed
-    let pairs: Vec<(&Selected, &Selected)> = var
-        .iter()
-        .filter_map(|v| base.iter().find(|b| b.seed == v.seed).map(|b| (*b, *v)))
-        .collect();
+    let pairs = pair_by_seed(base, var);
     let mut note = None;
     let measured = if pairs.len() >= 2 {
         let deltas: Vec<f64> = pairs

@@ -133,12 +133,10 @@ pub fn corruption(
                 continue;
             }
             for (cond, _) in DROP_CONDITIONS {
-                let deltas: Vec<f64> = var
+                let pairs = super::claims::pair_by_seed(&base, &var);
+                let deltas: Vec<f64> = pairs
                     .iter()
-                    .filter_map(|x| {
-                        let b = base.iter().find(|b| b.seed == x.seed)?;
-                        Some(acc2_under(x, cond)? - acc2_under(b, cond)?)
-                    })
+                    .filter_map(|(b, x)| Some(acc2_under(x, cond)? - acc2_under(b, cond)?))
                     .collect();
                 let paper_delta = on_mosi
                     .then(|| {
@@ -148,10 +146,6 @@ pub fn corruption(
                         )
                     })
                     .flatten();
-                let pairs: Vec<(&Selected, &Selected)> = var
-                    .iter()
-                    .filter_map(|x| Some((*base.iter().find(|b| b.seed == x.seed)?, *x)))
-                    .collect();
                 let mut note = None;
                 let measured = match (deltas.len(), pairs.as_slice(), labels) {
                     (0 | 1, [(b, x)], Some(l)) => {

@@ -369,6 +369,7 @@ pub fn markdown(
         );
         return s;
     }
+    let marked = std::cell::Cell::new(false);
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -377,8 +378,8 @@ pub fn markdown(
                 .find(|b| b.variant == "NLL" && b.model == r.model);
             let (g_acc2, g_mae, pg_acc2, pg_mae) = match (base, r.variant.as_str()) {
                 (Some(b), v) if v != "NLL" => (
-                    signed(r.acc2.mean - b.acc2.mean, 1) + seed_mark(&r.seeds, &b.seeds),
-                    signed(r.mae.mean - b.mae.mean, 3) + seed_mark(&r.seeds, &b.seeds),
+                    signed(r.acc2.mean - b.acc2.mean, 1) + seed_mark(&r.seeds, &b.seeds, &marked),
+                    signed(r.mae.mean - b.mae.mean, 3) + seed_mark(&r.seeds, &b.seeds, &marked),
                     match (r.paper.acc2, b.paper.acc2) {
                         (Some(a), Some(c)) => signed(a - c, 1),
                         _ => "—".into(),
@@ -429,16 +430,8 @@ pub fn markdown(
         &table,
     );
     s += "\n";
-    if rows.iter().any(|r| {
-        r.variant != "NLL"
-            && rows.iter().any(|b| {
-                b.variant == "NLL"
-                    && b.model == r.model
-                    && !seed_mark(&b.seeds, &r.seeds).is_empty()
-            })
-    }) {
-        s += "† the two cells' means rest on different seed sets (a variant's seeds still running or \
-              left out); the claims table below pairs by seed.\n\n";
+    if marked.get() {
+        s += SEED_FOOTNOTE;
     }
     if let Some(l) = lfn_reading(rows) {
         s += &l;
@@ -451,8 +444,14 @@ pub fn markdown(
     s
 }
 
-/// "†" when a delta subtracts means over different seed sets.
-fn seed_mark(a: &[u64], b: &[u64]) -> &'static str {
+/// The footnote of a "†" delta (printed under a table that has one).
+const SEED_FOOTNOTE: &str =
+    "† the two cells' means rest on different seed sets (a variant's seeds \
+     still running or left out); the claims table below pairs by seed.\n\n";
+
+/// "†" when a delta subtracts means over different seed sets (and then `marked` is set, so the
+/// table gets [`SEED_FOOTNOTE`]).
+fn seed_mark(a: &[u64], b: &[u64], marked: &std::cell::Cell<bool>) -> &'static str {
     let sorted = |x: &[u64]| {
         let mut v = x.to_vec();
         v.sort_unstable();
@@ -461,6 +460,7 @@ fn seed_mark(a: &[u64], b: &[u64]) -> &'static str {
     if sorted(a) == sorted(b) {
         ""
     } else {
+        marked.set(true);
         " †"
     }
 }
@@ -479,6 +479,7 @@ fn timing_table<'a>(rows: impl Iterator<Item = (&'a str, &'a str, f64)>) -> Stri
 /// The binary table: accuracy and F1 (no MAE, Acc7 or Corr), the paper's accuracy and the gain
 /// over NLL, measured vs the paper's.
 fn binary_markdown(rows: &[BinaryRow]) -> String {
+    let marked = std::cell::Cell::new(false);
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -489,7 +490,7 @@ fn binary_markdown(rows: &[BinaryRow]) -> String {
                 (Some(b), v) if v != "NLL" => format!(
                     "{}{} ({})",
                     signed(r.accuracy.mean - b.accuracy.mean, 1),
-                    seed_mark(&r.seeds, &b.seeds),
+                    seed_mark(&r.seeds, &b.seeds, &marked),
                     match (r.paper_accuracy, b.paper_accuracy) {
                         (Some(a), Some(c)) => signed(a - c, 1),
                         _ => "—".into(),
@@ -524,6 +525,9 @@ fn binary_markdown(rows: &[BinaryRow]) -> String {
         &table,
     );
     s += "\n";
+    if marked.get() {
+        s += SEED_FOOTNOTE;
+    }
     s
 }
 

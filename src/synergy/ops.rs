@@ -323,14 +323,6 @@ impl CustomOp3 for AffineCouple {
 /// use candle's composed ops.
 pub fn linear_nt(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = if fusable(x) && w.device().is_cpu() && w.dtype() == x.dtype() {
-        let (_, k) = x.dims2()?;
-        let (_, kw) = w.dims2()?;
-        if k != kw {
-            candle_core::bail!(
-                "linear: input width {k} does not match weight {:?}",
-                w.dims()
-            );
-        }
         x.apply_op2(w, MatmulNt)?
     } else {
         x.matmul(&w.t()?)?
@@ -363,7 +355,7 @@ impl CustomOp2 for MatmulNt {
         let (m, k) = l1.shape().dims2()?;
         let (n, k2) = l2.shape().dims2()?;
         if k != k2 {
-            candle_core::bail!("matmul-nt: shapes {:?} and {:?}", l1.shape(), l2.shape());
+            candle_core::bail!("linear: input width {k} does not match weight {n} × {k2}");
         }
         let wt = l2.transpose(0, 1)?;
         let out = s1.matmul(s2, (1, m, n, k), l1, &wt)?;
