@@ -70,6 +70,14 @@ pub struct ReproduceArgs {
     /// a sequential run; only the order of lines in results.jsonl differs).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Comma-separated learning rates replacing the profile's (the grid is the batch sizes ×
+    /// these; each seed's selection on validation chooses among them), e.g. `--lr 5e-4,1e-4`
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub lr: Option<Vec<f64>>,
+    /// Comma-separated batch sizes replacing the profile's (the grid is these × the learning
+    /// rates)
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub batch_size: Option<Vec<usize>>,
     /// Run only shard K of N of the grid (0 <= K < N; e.g. a Slurm array task:
     /// `--shard $SLURM_ARRAY_TASK_ID/N`). Each shard appends to its own
     /// results.shard-K-of-N.jsonl in --out; `reproduce-paper report --from OUT` merges them.
@@ -330,6 +338,18 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         shard: args.shard,
         cues: args.cues,
         pairs,
+        grid: if args.lr.is_some() || args.batch_size.is_some() {
+            Some(
+                crate::experiments::grid_with(
+                    profile,
+                    args.batch_size.as_deref(),
+                    args.lr.as_deref(),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?,
+            )
+        } else {
+            None
+        },
     };
     let start = std::time::Instant::now();
     let mut ds = load_dataset(&plan)?;
@@ -487,7 +507,7 @@ fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> R
             plan.profile.name(),
             plan.tier.name(),
             plan.seeds.len(),
-            plan.profile.grid().len(),
+            plan.grid().len(),
             ds.train.len(),
             ds.name
         );

@@ -100,9 +100,60 @@ pub struct Plan {
     /// Only these (model, variant) pairs of the models × variants product (`--tables`: the pairs
     /// the selected tables contain); `None` runs the whole product.
     pub pairs: Option<Vec<(ModelKind, Variant)>>,
+    /// The (batch size, learning rate) grid when `--batch-size`/`--lr` replaced the profile's
+    /// ([`grid_with`]); `None`: [`Profile::grid`].
+    pub grid: Option<Vec<(usize, f64)>>,
+}
+
+/// The profile's grid with its batch sizes and/or learning rates replaced (`--batch-size`,
+/// `--lr`): the product of the given (or the profile's distinct) batch sizes and the given (or
+/// the profile's distinct) learning rates, in that order. Each seed's selection on validation
+/// chooses among them as among the profile's. Errors on an empty list, a batch size of 0 or a
+/// learning rate that is not finite and > 0.
+pub fn grid_with(
+    profile: Profile,
+    batch_sizes: Option<&[usize]>,
+    lrs: Option<&[f64]>,
+) -> Result<Vec<(usize, f64)>, String> {
+    fn distinct<T: PartialEq + Copy>(xs: impl Iterator<Item = T>) -> Vec<T> {
+        let mut out: Vec<T> = Vec::new();
+        for x in xs {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+        out
+    }
+    let base = profile.grid();
+    let bs = match batch_sizes {
+        Some(b) => distinct(b.iter().copied()),
+        None => distinct(base.iter().map(|g| g.0)),
+    };
+    let lrs = match lrs {
+        Some(l) => distinct(l.iter().copied()),
+        None => distinct(base.iter().map(|g| g.1)),
+    };
+    if bs.is_empty() || lrs.is_empty() {
+        return Err("--batch-size/--lr: empty list".into());
+    }
+    if let Some(b) = bs.iter().find(|&&b| b == 0) {
+        return Err(format!("--batch-size must be >= 1, got {b}"));
+    }
+    if let Some(l) = lrs.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
+        return Err(format!("--lr must be finite and > 0, got {l}"));
+    }
+    Ok(bs
+        .iter()
+        .flat_map(|&b| lrs.iter().map(move |&l| (b, l)))
+        .collect())
 }
 
 impl Plan {
+    /// The (batch size, learning rate) grid: the override, else the profile's.
+    pub fn grid(&self) -> Vec<(usize, f64)> {
+        self.grid.clone().unwrap_or_else(|| self.profile.grid())
+    }
+
     /// Every run of the plan (model × variant × seed × grid point), each validated.
     pub fn runs(&self, ds: &Dataset) -> anyhow::Result<Vec<RunConfig>> {
         let (cap, patience) = self.profile.epochs();
@@ -117,7 +168,7 @@ impl Plan {
                 }
                 let weights = self.weight_grid.configs(&self.synergy, variant);
                 for &seed in &self.seeds {
-                    for (batch_size, lr) in self.profile.grid() {
+                    for (batch_size, lr) in self.grid() {
                         for synergy in &weights {
                             let c = RunConfig {
                                 model: model.clone(),

@@ -249,8 +249,22 @@ impl SeededDropout {
 
     /// Applies dropout when `train`; identity otherwise.
     pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        if !train || self.p == 0.0 {
+        let Some(m) = self.keep_mask(x.elem_count(), train) else {
             return Ok(x.clone());
+        };
+        let mask = Tensor::from_vec(m, x.shape(), &Device::Cpu)?
+            .to_dtype(x.dtype())?
+            .to_device(x.device())?;
+        x * mask
+    }
+
+    /// The keep-mask [`forward`](Self::forward) would multiply `n` values by (`0` or `1/(1−p)`
+    /// each, row-major), drawn from the same stream and advancing it the same way; `None` (and no
+    /// draw) when not `train` or `p = 0`. For ops that apply the mask themselves
+    /// ([`crate::synergy::ops::outer3`]).
+    pub fn keep_mask(&self, n: usize, train: bool) -> Option<Vec<f32>> {
+        if !train || self.p == 0.0 {
+            return None;
         }
         let c = self.calls.get();
         self.calls.set(c + 1);
@@ -261,16 +275,14 @@ impl SeededDropout {
         // test is `(w >> 11) < ⌈p · 2⁵³⌉`; the words are drawn in one `fill` (the same sequence as
         // one `next_u64` per element). 15 % of a TFN step was this loop's per-element f64 draw.
         let threshold = (self.p * 2f64.powi(53)).ceil() as u64;
-        let mut words = vec![0u64; x.elem_count()];
+        let mut words = vec![0u64; n];
         rng.fill(&mut words[..]);
-        let m: Vec<f32> = words
-            .iter()
-            .map(|&w| if (w >> 11) < threshold { 0.0 } else { keep })
-            .collect();
-        let mask = Tensor::from_vec(m, x.shape(), &Device::Cpu)?
-            .to_dtype(x.dtype())?
-            .to_device(x.device())?;
-        x * mask
+        Some(
+            words
+                .iter()
+                .map(|&w| if (w >> 11) < threshold { 0.0 } else { keep })
+                .collect(),
+        )
     }
 }
 

@@ -152,6 +152,26 @@ pub fn tensor_fusion(a: &Tensor, v: &Tensor, t: &Tensor) -> candle_core::Result<
     avt.reshape((b, (da + 1) * (dv + 1) * (dt + 1)))
 }
 
+/// [`tensor_fusion`] followed by `drop` (training only), as TFN's forward pass applies them: one
+/// fused op on the CPU ([`crate::synergy::ops::outer3`]: the same values and dropout masks, one
+/// pass over the `B × (d_a+1)(d_v+1)(d_t+1)` tensor each way), the composed ops elsewhere.
+pub fn tensor_fusion_dropout(
+    a: &Tensor,
+    v: &Tensor,
+    t: &Tensor,
+    drop: &SeededDropout,
+    train: bool,
+) -> candle_core::Result<Tensor> {
+    use crate::synergy::ops::{fusion_fusable, outer3};
+    if !fusion_fusable(a, v, t) {
+        return drop.forward(&tensor_fusion(a, v, t)?, train);
+    }
+    let (a, v, t) = (extend_one(a)?, extend_one(v)?, extend_one(t)?);
+    let n = a.elem_count() * v.dim(1)? * t.dim(1)?;
+    let mask = drop.keep_mask(n, train);
+    outer3(&a, &v, &t, mask)
+}
+
 /// The audio/vision sub-network shared by TFN and LMF:
 /// `z = ReLU(L₃ ReLU(L₂ ReLU(L₁ drop(BN(x)))))` on `B × d_in` inputs (`B × hidden` out).
 pub(crate) struct SubNet {
@@ -369,8 +389,7 @@ impl FusionModel for Tfn {
 
     fn forward(&self, b: &SeqBatch, train: bool) -> candle_core::Result<ModelOutput> {
         let (zt, za, zv) = self.subnets.forward(b, train)?;
-        let f = tensor_fusion(&za, &zv, &zt)?;
-        let f = self.post_drop.forward(&f, train)?;
+        let f = tensor_fusion_dropout(&za, &zv, &zt, &self.post_drop, train)?;
         // The 9 M-weight layer: contiguous gradients (see `linear_forward`).
         let y1 = crate::synergy::ops::linear_forward(&self.post1, &f)?.relu()?;
         let y2 = self.post2.forward(&y1)?.relu()?;

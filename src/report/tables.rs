@@ -245,6 +245,9 @@ pub struct RunContext {
     /// Test subsets with a known information structure (synthetic tiers), aligned with `test_ids`.
     #[serde(default)]
     pub test_subsets: Vec<crate::data::TestSubset>,
+    /// The (batch size, learning rate) grid when `--batch-size`/`--lr` replaced the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<Vec<(usize, f64)>>,
 }
 
 impl RunContext {
@@ -270,6 +273,7 @@ impl RunContext {
             max_epochs: plan.max_epochs,
             planned_runs: plan.runs(ds).ok().map(|r| r.len()),
             test_subsets: ds.test_subsets.clone(),
+            grid: plan.grid.clone(),
         }
     }
 }
@@ -316,7 +320,7 @@ pub fn markdown(
     s += &format!(
         "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation {} \
          (patience {}), test metrics of the selected checkpoint only. {}{}\n\n",
-        ctx.profile.grid(),
+        ctx.grid.clone().unwrap_or_else(|| ctx.profile.grid()),
         ctx.max_epochs.unwrap_or(ctx.profile.epochs().0),
         if binary_task { "accuracy" } else { "MAE" },
         ctx.profile.epochs().1,

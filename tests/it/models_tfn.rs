@@ -203,3 +203,89 @@ fn configs_are_validated_and_bad_ones_are_errors() {
     assert_eq!(back, TfnConfig::default());
     assert!(serde_json::from_str::<TfnConfig>(r#"{"rank": 3}"#).is_err());
 }
+
+/// `∂(Σ w ⊙ f(a, v, t)) / ∂(a, v, t)` and the value, flattened to f64.
+fn fusion_value_and_grads(
+    a: &Tensor,
+    v: &Tensor,
+    t: &Tensor,
+    w: &Tensor,
+    f: impl Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> Vec<Vec<f64>> {
+    let vars: Vec<candle_core::Var> = [a, v, t]
+        .iter()
+        .map(|x| candle_core::Var::from_tensor(x).unwrap())
+        .collect();
+    let y = f(
+        vars[0].as_tensor(),
+        vars[1].as_tensor(),
+        vars[2].as_tensor(),
+    )
+    .unwrap();
+    let grads = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
+    let flat = |x: &Tensor| {
+        x.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    std::iter::once(flat(&y))
+        .chain(vars.iter().map(|x| flat(grads.get(x.as_tensor()).unwrap())))
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// The fused tensor fusion + dropout (`tensor_fusion_dropout`, one op on the CPU) is the
+    /// composed `tensor_fusion` then `SeededDropout::forward` with the same seed: the same values
+    /// bit for bit (same products in the same order, same masks) and the same gradients for all
+    /// three inputs — 1e-12 (f64) / 1e-5 (f32) relative to the gradients' scale (the sums run in
+    /// another order) — with and without dropout, in training and evaluation.
+    #[test]
+    fn fused_tensor_fusion_dropout_equals_the_composed_ops(
+        b in 1usize..5, da in 1usize..5, dv in 1usize..4, dt in 1usize..7,
+        p in proptest::prop_oneof![proptest::strategy::Just(0.0), 0.0f64..0.9],
+        train in proptest::bool::ANY, f32_ in proptest::bool::ANY, seed in 0u64..1000,
+    ) {
+        use neural_synergy::models::tfn::tensor_fusion_dropout;
+        use neural_synergy::models::SeededDropout;
+        let dtype = if f32_ { DType::F32 } else { DType::F64 };
+        let tol = if f32_ { 1e-5 } else { 1e-12 };
+        let conv = |x: Tensor| x.to_dtype(dtype).unwrap();
+        let (a, v, t) = (
+            conv(tensor(&randn(b, da, seed))),
+            conv(tensor(&randn(b, dv, seed + 1))),
+            conv(tensor(&randn(b, dt, seed + 2))),
+        );
+        let w = conv(tensor(&randn(b, (da + 1) * (dv + 1) * (dt + 1), seed + 3)));
+        let fused = fusion_value_and_grads(&a, &v, &t, &w, |a, v, t| {
+            // a fresh dropout per evaluation: call 0 of the same stream on both paths
+            tensor_fusion_dropout(a, v, t, &SeededDropout::new(p, seed), train)
+        });
+        let composed = fusion_value_and_grads(&a, &v, &t, &w, |a, v, t| {
+            SeededDropout::new(p, seed).forward(&tensor_fusion(a, v, t)?, train)
+        });
+        proptest::prop_assert_eq!(&fused[0], &composed[0]);
+        for (gf, gc) in fused[1..].iter().zip(&composed[1..]) {
+            let scale = gc.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            for (x, y) in gf.iter().zip(gc) {
+                proptest::prop_assert!((x - y).abs() <= tol * scale, "{x} vs {y}");
+            }
+        }
+    }
+}
+
+/// The fused path rejects mismatched batch sizes with the composed path's message.
+#[test]
+fn fused_tensor_fusion_rejects_mismatched_batches() {
+    use neural_synergy::models::tfn::tensor_fusion_dropout;
+    use neural_synergy::models::SeededDropout;
+    let a = tensor(&randn(3, 2, 1));
+    let v = tensor(&randn(2, 2, 2));
+    let t = tensor(&randn(3, 2, 3));
+    let e = tensor_fusion_dropout(&a, &v, &t, &SeededDropout::new(0.5, 1), true).unwrap_err();
+    assert!(e.to_string().contains("batch sizes differ"), "{e}");
+}

@@ -233,6 +233,14 @@ fn bad_arguments_are_one_line_errors() {
             &["--tune", "gamma_l2", "--plan"][..],
             "expected WEIGHT=V1,V2",
         ),
+        (
+            &["--lr", "1e-3,0", "--plan"][..],
+            "--lr must be finite and > 0",
+        ),
+        (
+            &["--batch-size", "0", "--plan"][..],
+            "--batch-size must be >= 1",
+        ),
     ] {
         let (code, _, err) = run(args);
         assert_ne!(code, 0, "{args:?}");
@@ -280,6 +288,49 @@ fn tune_multiplies_only_the_synergy_variants_runs() {
     let v: Value = serde_json::from_str(&stdout).unwrap();
     // quick profile (1 seed, 1 grid point): NLL 1, SMMD 2×2, +LL2 2×2, +Ld 2 (β only)
     assert_eq!(v["runs"], 1 + 4 + 4 + 2, "{v}");
+}
+
+/// `--lr` / `--batch-size` replace the profile's grid: the runs are the product of the given (or
+/// the profile's) batch sizes and learning rates, duplicates counted once, for every variant.
+#[test]
+fn lr_and_batch_size_replace_the_profiles_grid() {
+    use neural_synergy::experiments::{grid_with, Profile};
+    let plan_runs = |args: &[&str]| {
+        let mut a = vec![
+            "--models",
+            "flstm",
+            "--variants",
+            "nll,nll-smmd",
+            "--plan",
+            "--json",
+        ];
+        a.extend_from_slice(args);
+        let (code, stdout, err) = run(&a);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&stdout).unwrap()["runs"].clone()
+    };
+    // quick: 1 grid point per variant
+    assert_eq!(plan_runs(&[]), 2);
+    assert_eq!(plan_runs(&["--lr", "5e-4,1e-4,1e-4"]), 2 * 2);
+    assert_eq!(
+        plan_runs(&["--lr", "5e-4,1e-4", "--batch-size", "32,64"]),
+        2 * 4
+    );
+    // paper: {32, 64} × 5 learning rates; --batch-size 32 keeps the five rates
+    assert_eq!(
+        plan_runs(&["--profile", "paper", "--seeds", "0", "--batch-size", "32"]),
+        2 * 5
+    );
+    assert_eq!(
+        grid_with(Profile::Paper, None, Some(&[1e-4])).unwrap(),
+        vec![(32, 1e-4), (64, 1e-4)]
+    );
+    assert_eq!(
+        grid_with(Profile::Quick, None, None).unwrap(),
+        Profile::Quick.grid()
+    );
+    assert!(grid_with(Profile::Quick, Some(&[]), None).is_err());
+    assert!(grid_with(Profile::Quick, None, Some(&[f64::NAN])).is_err());
 }
 
 /// `--plan`: runs × epoch cap × seconds per epoch, from the embedded table and, once runs of the
