@@ -132,8 +132,8 @@ pub fn corruption(
             if var.is_empty() || !var.iter().any(|s| !s.result.dropped.is_empty()) {
                 continue;
             }
+            let pairs = super::claims::pair_by_seed(&base, &var);
             for (cond, _) in DROP_CONDITIONS {
-                let pairs = super::claims::pair_by_seed(&base, &var);
                 let deltas: Vec<f64> = pairs
                     .iter()
                     .filter_map(|(b, x)| Some(acc2_under(x, cond)? - acc2_under(b, cond)?))

@@ -256,6 +256,12 @@ impl RunContext {
         self.dataset.unwrap_or_default()
     }
 
+    /// The (batch size, learning rate) grid of the runs: the override, else the profile's
+    /// (as [`Plan::grid`]).
+    pub fn grid(&self) -> Vec<(usize, f64)> {
+        self.grid.clone().unwrap_or_else(|| self.profile.grid())
+    }
+
     /// The context of a plan on a dataset.
     pub fn new(plan: &Plan, ds: &Dataset) -> Self {
         Self {
@@ -320,7 +326,7 @@ pub fn markdown(
     s += &format!(
         "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation {} \
          (patience {}), test metrics of the selected checkpoint only. {}{}\n\n",
-        ctx.grid.clone().unwrap_or_else(|| ctx.profile.grid()),
+        ctx.grid(),
         ctx.max_epochs.unwrap_or(ctx.profile.epochs().0),
         if binary_task { "accuracy" } else { "MAE" },
         ctx.profile.epochs().1,

@@ -114,3 +114,13 @@ pub fn run_bin_with(
 pub fn synergy(args: &[&str]) -> (i32, String, String) {
     run_bin(env!("CARGO_BIN_EXE_synergy"), args)
 }
+
+/// A tensor's values as a flat f64 vector (any float dtype).
+pub fn flat_f64(t: &candle_core::Tensor) -> Vec<f64> {
+    t.to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+}

@@ -2,7 +2,7 @@
 //! the forward pass is wired as documented (`Z` = first post-fusion activation, regression output
 //! `6σ(s) − 3`, binary output the raw logit `s`), and bad configurations are typed errors.
 
-use crate::common::rng;
+use crate::common::{flat_f64, rng};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder, VarMap};
 use neural_synergy::data::{synthetic, Dataset, SeqBatch, Task};
@@ -223,16 +223,11 @@ fn fusion_value_and_grads(
     )
     .unwrap();
     let grads = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
-    let flat = |x: &Tensor| {
-        x.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap()
-    };
-    std::iter::once(flat(&y))
-        .chain(vars.iter().map(|x| flat(grads.get(x.as_tensor()).unwrap())))
+    std::iter::once(flat_f64(&y))
+        .chain(
+            vars.iter()
+                .map(|x| flat_f64(grads.get(x.as_tensor()).unwrap())),
+        )
         .collect()
 }
 

@@ -249,15 +249,7 @@ fn value_and_grad(
     let v = candle_core::Var::from_tensor(x).unwrap();
     let y = f(v.as_tensor()).unwrap();
     let grads = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
-    let flat = |t: &Tensor| {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap()
-    };
-    (flat(&y), flat(grads.get(v.as_tensor()).unwrap()))
+    (flat_f64(&y), flat_f64(grads.get(v.as_tensor()).unwrap()))
 }
 
 proptest! {
