@@ -749,11 +749,26 @@ pub fn weights_markdown(
     }
     if tried.iter().all(|l| l.len() == 1) {
         let c = w(first);
+        let binary = records
+            .iter()
+            .any(|r| r.result.config.loss == crate::train::TaskLoss::Bce);
         return format!(
             "\nSynergy weights of these runs: β = {}, γ_L2 = {}, γ_d = {}, γ_κ = {} (an ablation keeps \
-             only its own γ). Defaults chosen on MOSI-shaped synthetic validation data, never on test \
+             only its own γ). Defaults chosen on MOSI-shaped synthetic validation data{}, never on test \
              numbers; `--beta/--gamma-*` override them, `--tune` chooses them on validation.\n",
-            c[0], c[1], c[2], c[3]
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            if binary {
+                format!(
+                    " (a binary task's γ_L2 = {} on UR-FUNNY-shaped synthetic validation data: the \
+                     regression default 1 collapses it to one class)",
+                    crate::experiments::BINARY_TASK_GAMMA_L2
+                )
+            } else {
+                String::new()
+            }
         );
     }
     let varied: Vec<usize> = (0..4).filter(|&i| tried[i].len() > 1).collect();

@@ -666,6 +666,10 @@ fn dataset_flag_reports_binary_urfunny_and_keeps_datasets_apart_in_one_results_f
     );
     assert!(md.contains("| Accuracy | paper | F1 |"), "{md}");
     assert!(
+        md.contains("γ_L2 = 0.01,") && md.contains("a binary task's γ_L2 = 0.01"),
+        "{md}"
+    );
+    assert!(
         !md.contains("MAE") && !md.contains("Acc7"),
         "no regression columns:\n{md}"
     );
@@ -701,6 +705,22 @@ fn dataset_flag_reports_binary_urfunny_and_keeps_datasets_apart_in_one_results_f
         })
         .collect();
     assert_eq!((lines.lines().count(), keys.len()), (6, 6));
+    // a binary task's synergy runs take the binary γ_L2 default, regression's keep 1; NLL runs
+    // carry the base configuration of their task
+    for l in lines.lines() {
+        let r: Value = serde_json::from_str(l).unwrap();
+        let c = &r["result"]["config"];
+        let want = if c["loss"] == "bce" {
+            neural_synergy::experiments::BINARY_TASK_GAMMA_L2
+        } else {
+            1.0
+        };
+        assert_eq!(c["synergy"]["gamma_l2"].as_f64(), Some(want), "{c}");
+    }
+    assert!(
+        md.contains("γ_L2 = 1,") && !md.contains("a binary task's γ_L2"),
+        "{md}"
+    );
     // report --from renders only run.json's dataset (MOSI, the last run)
     let (code, js, err) = reproduce(&["report", "--from", o, "--json"]);
     assert_eq!(code, 0, "{err}");

@@ -239,7 +239,11 @@ fn bad_arguments_are_one_line_errors() {
         ),
         (
             &["--batch-size", "0", "--plan"][..],
-            "--batch-size must be >= 1",
+            "--batch-size must be >= 2",
+        ),
+        (
+            &["--batch-size", "32,1", "--plan"][..],
+            "--batch-size must be >= 2, got 1",
         ),
     ] {
         let (code, _, err) = run(args);
