@@ -551,7 +551,7 @@ fn render(
         .map(|w| format!("> **warning:** {w}\n\n"))
         .collect();
     let cells = tables::cell_runs(records);
-    md += &tables::markdown(ctx, &rows, &binary, &claims, &cells, wall);
+    md += &tables::markdown(ctx, &rows, &binary, &claims, &cells);
     md += &crate::report::tables::weights_markdown(records, selected);
     let mut devices: Vec<&str> = records
         .iter()

@@ -292,7 +292,6 @@ pub fn markdown(
     binary: &[BinaryRow],
     claims: &[super::claims::Claim],
     cells: &[CellRuns],
-    wall_s: Option<f64>,
 ) -> String {
     let mut s = String::new();
     let ds = ctx.dataset_or_mosi();
@@ -325,7 +324,7 @@ pub fn markdown(
     let binary_task = ctx.task == Task::Binary;
     s += &format!(
         "Protocol: grid (batch, lr) = {:?}, AdamW, clip 5, ≤ {} epochs, early stopping on validation {} \
-         (patience {}), test metrics of the selected checkpoint only. {}{}\n\n",
+         (patience {}), test metrics of the selected checkpoint only. {}\n\n",
         ctx.grid(),
         ctx.max_epochs.unwrap_or(ctx.profile.epochs().0),
         if binary_task { "accuracy" } else { "MAE" },
@@ -335,7 +334,6 @@ pub fn markdown(
         } else {
             "Acc2 = acc2_non0 (Rahman et al.)."
         },
-        wall_s.map_or(String::new(), |w| format!(" Wall time {w:.0} s."))
     );
     s += &cell_runs_markdown(cells);
     if !ctx.ceilings.is_empty() {
@@ -633,6 +631,9 @@ pub struct CellRuns {
     pub seeds_incomplete: Vec<u64>,
     /// The first failure's cause, when a run diverged (`"epoch E, step S: cause"`).
     pub first_failure: Option<String>,
+    /// The cell's training cost: the sum of its runs' wall seconds (each run timed on its own;
+    /// runs trained in parallel overlap on the clock).
+    pub wall_s: f64,
 }
 
 /// The [`CellRuns`] of every (model, variant) among `records`, in the tables' order.
@@ -666,6 +667,7 @@ pub fn cell_runs(records: &[crate::experiments::RunRecord]) -> Vec<CellRuns> {
                 seeds_finished: seeds,
                 seeds_incomplete: incomplete,
                 first_failure: rs.iter().find_map(|r| r.failure.clone()),
+                wall_s: rs.iter().map(|r| r.wall_s).sum(),
             });
         }
     }
@@ -699,6 +701,7 @@ pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
                     Some(f) => format!("{} (first: {f})", c.diverged),
                     None => c.diverged.to_string(),
                 },
+                format!("{:.2}", c.wall_s / 3600.0),
             ]
         })
         .collect();
@@ -715,10 +718,19 @@ pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
             "grid points",
             "seeds finished",
             "diverged",
+            "run-hours",
         ],
         &rows,
     );
-    s + "\n"
+    let (runs, wall) = cells
+        .iter()
+        .fold((0, 0.0), |(n, w), c| (n + c.runs, w + c.wall_s));
+    s + &format!(
+        "\nTraining cost: {:.2} run-hours in {runs} runs (each run's own wall time, summed, \
+         whichever session trained it; runs trained in parallel overlap on the clock, and runs \
+         sharing the machine with other work take longer).\n\n",
+        wall / 3600.0
+    )
 }
 
 /// Which synergy weights the runs used and how they were chosen: one sentence when every

@@ -345,6 +345,12 @@ fn cell_runs_count_diverged_runs_grid_points_and_finished_seeds() {
     let rec = |variant, seed, lr: f64, failure: Option<&str>| {
         record(variant, seed, format!("{variant:?}-{seed}-{lr}"), |r| {
             r.config.lr = lr;
+            // an NLL run took 15 min, a synergy run (diverged or not) 7.5 min
+            r.wall_s = if variant == Variant::Nll {
+                900.0
+            } else {
+                450.0
+            };
             if let Some(f) = failure {
                 r.failure = Some(f.into());
                 r.test = None;
@@ -399,6 +405,13 @@ fn cell_runs_count_diverged_runs_grid_points_and_finished_seeds() {
     let md = neural_synergy::report::tables::cell_runs_markdown(&cells);
     assert!(
         md.contains("| FLSTM | NLL+SMMD | 4 | 2 | 1 [0] | 3 (first: epoch 2, step 7"),
+        "{md}"
+    );
+    // the cost column and line sum every run's own wall time, diverged runs included
+    assert_eq!((nll.wall_s, smmd.wall_s), (3600.0, 1800.0));
+    assert!(md.contains("non-finite loss) | 0.50 |"), "{md}");
+    assert!(
+        md.contains("Training cost: 1.50 run-hours in 8 runs"),
         "{md}"
     );
 }
@@ -628,7 +641,7 @@ fn main_table_marks_deltas_over_different_seed_sets() {
                 .map(|&s| run(Variant::NllSmmd, s, &l, &d, &l)),
         );
         let rows = neural_synergy::report::tables::rows(&sel, &expected(), DatasetName::Mosi);
-        neural_synergy::report::tables::markdown(&ctx, &rows, &[], &[], &[], None)
+        neural_synergy::report::tables::markdown(&ctx, &rows, &[], &[], &[])
     };
     let partial = render(&[1]);
     assert!(partial.contains("+0.0 †"), "{partial}");
