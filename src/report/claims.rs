@@ -256,8 +256,16 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
                     .map_or("—".into(), |d| format!("{d:+.*}", digits.min(2))),
                 c.measured.map_or("—".into(), |m| {
                     format!(
-                        "{:+.*} [{:+.*}, {:+.*}] ({}, n = {})",
-                        digits, m.mean, digits, m.lo, digits, m.hi, m.method, m.n
+                        "{:+.*} [{:+.*}, {:+.*}] ({}, n = {}, {})",
+                        digits,
+                        m.mean,
+                        digits,
+                        m.lo,
+                        digits,
+                        m.hi,
+                        m.method,
+                        m.n,
+                        super::stats::p_text(m.p)
                     )
                 }),
                 match (&c.verdict, &c.note) {
@@ -290,6 +298,16 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
         count(Verdict::Inconclusive),
         claims.iter().filter(|c| c.verdict.is_none()).count()
     );
+    // the family: claims that state a direction and have an interval
+    let family: Vec<(Verdict, f64)> = claims
+        .iter()
+        .filter(|c| c.paper_delta.is_some_and(|d| d != 0.0))
+        .filter_map(|c| Some((c.verdict?, c.measured?.p)))
+        .collect();
+    if !family.is_empty() {
+        s += &super::stats::holm_summary(&family);
+        s += "\n\n";
+    }
     s
 }
 

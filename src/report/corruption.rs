@@ -270,8 +270,13 @@ pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) 
                     .map_or("— (§5.5: direction only)".into(), |d| format!("{d:+.1}")),
                 c.measured.map_or("—".into(), |m| {
                     format!(
-                        "{:+.1} [{:+.1}, {:+.1}] ({}, n = {})",
-                        m.mean, m.lo, m.hi, m.method, m.n
+                        "{:+.1} [{:+.1}, {:+.1}] ({}, n = {}, {})",
+                        m.mean,
+                        m.lo,
+                        m.hi,
+                        m.method,
+                        m.n,
+                        super::stats::p_text(m.p)
                     )
                 }),
                 match (&c.verdict, &c.note) {
@@ -303,6 +308,15 @@ pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) 
             count(Verdict::Inconclusive),
             claims.iter().filter(|c| c.verdict.is_none()).count()
         );
+        let family: Vec<(Verdict, f64)> = claims
+            .iter()
+            .filter(|c| c.paper_delta != Some(0.0))
+            .filter_map(|c| Some((c.verdict?, c.measured?.p)))
+            .collect();
+        if !family.is_empty() {
+            s += &super::stats::holm_summary(&family);
+            s += "\n";
+        }
     }
     s + "\n"
 }

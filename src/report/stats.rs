@@ -10,6 +10,10 @@
 //! * Verdict: **supported** when the interval excludes 0 on the side of the paper's delta,
 //!   **contradicted** when it excludes 0 on the other side, **inconclusive** otherwise (also when
 //!   the paper's delta is 0: no direction is claimed).
+//! * Each interval carries the two-sided p-value of `δ = 0` (t: `2·(1 − F_{n−1}(|δ̄|/(sd/√n)))`,
+//!   which is < 0.05 exactly when the 95 % t-interval excludes 0; bootstrap: `2·(min(#δ* ≤ 0,
+//!   #δ* ≥ 0) + 1)/(B + 1)`, capped at 1). A table's many claims are a family: [`holm`] says which
+//!   verdicts survive Holm's step-down correction at a family-wise error of 5 %.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,6 +30,8 @@ pub struct Interval {
     pub n: usize,
     /// `"paired-t"` or `"paired-bootstrap"`.
     pub method: &'static str,
+    /// Two-sided p-value of "the mean delta is 0" (see the module doc).
+    pub p: f64,
 }
 
 /// The 95 % paired t-interval of `deltas` (None for fewer than 2 values or non-finite ones).
@@ -39,13 +45,23 @@ pub fn paired_t_interval(deltas: &[f64], level: f64) -> Option<Interval> {
     let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
         .ok()?
         .inverse_cdf(0.5 + level / 2.0);
-    let half = t * (var / n as f64).sqrt();
+    let se = (var / n as f64).sqrt();
+    let half = t * se;
+    let p = if se > 0.0 {
+        let dist = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
+        (2.0 * (1.0 - dist.cdf((mean / se).abs()))).clamp(0.0, 1.0)
+    } else if mean == 0.0 {
+        1.0
+    } else {
+        0.0 // every seed moved by the same non-zero amount
+    };
     Some(Interval {
         mean,
         lo: mean - half,
         hi: mean + half,
         n,
         method: "paired-t",
+        p,
     })
 }
 
@@ -86,6 +102,11 @@ pub fn paired_bootstrap(
         return None;
     }
     diffs.sort_by(f64::total_cmp);
+    let (le, ge) = (
+        diffs.iter().filter(|d| **d <= 0.0).count(),
+        diffs.iter().filter(|d| **d >= 0.0).count(),
+    );
+    let p = (2.0 * (le.min(ge) + 1) as f64 / (diffs.len() + 1) as f64).min(1.0);
     let q = |p: f64| {
         let pos = p * (diffs.len() - 1) as f64;
         let (i, f) = (pos.floor() as usize, pos.fract());
@@ -98,7 +119,67 @@ pub fn paired_bootstrap(
         hi: q(1.0 - tail),
         n,
         method: "paired-bootstrap",
+        p,
     })
+}
+
+/// Holm's step-down correction: which of the hypotheses with p-values `p` are rejected at a
+/// family-wise error rate `alpha`. Sort the p-values ascending, `p_(1) ≤ … ≤ p_(m)`; reject
+/// `H_(1), …, H_(k)` for the largest `k` with `p_(j) ≤ alpha / (m − j + 1)` for every `j ≤ k`.
+/// Rejects every hypothesis Bonferroni (`p ≤ alpha/m`) rejects and none that `p ≤ alpha` keeps.
+/// Non-finite p-values are never rejected; the result is in the input's order.
+pub fn holm(p: &[f64], alpha: f64) -> Vec<bool> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| {
+            if p[i].is_finite() {
+                p[i]
+            } else {
+                f64::INFINITY
+            }
+        };
+        key(a).total_cmp(&key(b))
+    });
+    let mut out = vec![false; m];
+    for (j, &i) in order.iter().enumerate() {
+        if p[i].is_finite() && p[i] <= alpha / (m - j) as f64 {
+            out[i] = true;
+        } else {
+            break;
+        }
+    }
+    out
+}
+
+/// A p-value for a table: `p = 0.012`, `p < 0.001`.
+pub fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".into()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// The summary of a table's verdicts after [`holm`]: of the claims with a direction (a verdict
+/// and an interval), how many stay supported and contradicted at a family-wise error of 5 %.
+pub fn holm_summary(verdicts: &[(Verdict, f64)]) -> String {
+    let p: Vec<f64> = verdicts.iter().map(|v| v.1).collect();
+    let keep = holm(&p, 0.05);
+    let count = |want: Verdict| {
+        verdicts
+            .iter()
+            .zip(&keep)
+            .filter(|((v, _), k)| **k && *v == want)
+            .count()
+    };
+    format!(
+        "Corrected for multiplicity (Holm, family-wise error 5 %, the table's {} directional \
+         claims as one family): {} supported, {} contradicted.",
+        verdicts.len(),
+        count(Verdict::Supported),
+        count(Verdict::Contradicted)
+    )
 }
 
 /// What the measurement says about one of the paper's claims.

@@ -1,7 +1,9 @@
 //! Statistics behind the verdicts: the paired t-interval, the paired bootstrap, the verdict rule.
 
 use neural_synergy::report::claims::ClaimMetric;
-use neural_synergy::report::stats::{paired_bootstrap, paired_t_interval, Interval, Verdict};
+use neural_synergy::report::stats::{
+    holm, holm_summary, paired_bootstrap, paired_t_interval, Interval, Verdict,
+};
 use proptest::prelude::*;
 
 fn mae(p: &[f64], l: &[f64]) -> Option<f64> {
@@ -27,8 +29,79 @@ fn t_interval_of_two_deltas_uses_the_closed_form_quantile() {
     assert!(paired_t_interval(&[1.0, f64::NAN], 0.95).is_none());
 }
 
+#[test]
+fn t_p_value_of_two_deltas_is_the_cauchy_closed_form() {
+    // n = 2 → t with 1 degree of freedom = Cauchy: deltas 1 and 3 → mean 2, se 1, t = 2,
+    // p = 2·(1 − (1/2 + atan(2)/π)) = 1 − 2·atan(2)/π
+    let ci = paired_t_interval(&[1.0, 3.0], 0.95).unwrap();
+    let want = 1.0 - 2.0 * 2f64.atan() / std::f64::consts::PI;
+    assert!((ci.p - want).abs() < 1e-9, "{} vs {want}", ci.p);
+    // no spread: p = 0 for a non-zero mean, 1 for a zero mean
+    assert_eq!(paired_t_interval(&[0.5, 0.5, 0.5], 0.95).unwrap().p, 0.0);
+    assert_eq!(paired_t_interval(&[0.0, 0.0], 0.95).unwrap().p, 1.0);
+}
+
+#[test]
+fn holm_matches_a_hand_worked_family_and_summarises_by_verdict() {
+    // m = 4, α = 0.05: sorted 0.01 ≤ 0.0125 ✓, 0.015 ≤ 0.0167 ✓, 0.03 > 0.025 ✗ → stop
+    let p = [0.03, 0.01, 0.2, 0.015];
+    assert_eq!(holm(&p, 0.05), vec![false, true, false, true]);
+    assert_eq!(holm(&[], 0.05), Vec::<bool>::new());
+    assert_eq!(holm(&[f64::NAN, 0.001], 0.05), vec![false, true]);
+    let s = holm_summary(&[
+        (Verdict::Supported, 0.001),
+        (Verdict::Contradicted, 0.02),
+        (Verdict::Contradicted, 0.004),
+        (Verdict::Inconclusive, 0.6),
+    ]);
+    // 0.001 ≤ 0.0125, 0.004 ≤ 0.0167, 0.02 ≤ 0.025, 0.6 > 0.05
+    assert!(
+        s.contains("4 directional claims") && s.contains("1 supported, 2 contradicted"),
+        "{s}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn t_p_value_is_below_005_exactly_when_the_95_interval_excludes_zero(d in prop::collection::vec(-5.0f64..5.0, 2..12), c in -3.0f64..3.0) {
+        let shifted: Vec<f64> = d.iter().map(|x| x + c).collect();
+        let ci = paired_t_interval(&shifted, 0.95).unwrap();
+        prop_assert!((0.0..=1.0).contains(&ci.p));
+        let excludes = ci.lo > 0.0 || ci.hi < 0.0;
+        // duality of the t-test and its interval (away from the boundary's rounding)
+        prop_assume!((ci.p - 0.05).abs() > 1e-9);
+        prop_assert_eq!(ci.p < 0.05, excludes, "{:?}", ci);
+    }
+
+    #[test]
+    fn holm_rejects_what_bonferroni_rejects_and_nothing_unadjusted_keeps(p in prop::collection::vec(0.0f64..0.2, 0..15), rot in 0usize..15) {
+        let m = p.len().max(1) as f64;
+        let r = holm(&p, 0.05);
+        for (pi, ri) in p.iter().zip(&r) {
+            if *pi <= 0.05 / m { prop_assert!(*ri, "Bonferroni rejects {}", pi); }
+            if *pi > 0.05 { prop_assert!(!*ri, "unadjusted keeps {}", pi); }
+        }
+        // invariant under reordering the family
+        let k = if p.is_empty() { 0 } else { rot % p.len() };
+        let mut q = p.clone();
+        q.rotate_left(k);
+        let mut rq = r.clone();
+        rq.rotate_left(k);
+        prop_assert_eq!(holm(&q, 0.05), rq);
+    }
+
+    #[test]
+    fn bootstrap_p_value_is_small_for_a_constant_gain_and_one_for_none(l in prop::collection::vec(-3.0f64..3.0, 5..40), off in 0.1f64..2.0, seed in any::<u64>()) {
+        let b: Vec<f64> = l.iter().map(|x| x + off).collect();
+        // every resample's difference is −off < 0: the smallest p of 200 resamples, 2/201
+        let ci = paired_bootstrap(&l, &b, &l, mae, 200, 0.95, seed).unwrap();
+        prop_assert!((ci.p - 2.0 / 201.0).abs() < 1e-12, "{}", ci.p);
+        // identical predictions: every difference is 0 → p capped at 1
+        let ci = paired_bootstrap(&b, &b, &l, mae, 200, 0.95, seed).unwrap();
+        prop_assert_eq!(ci.p, 1.0);
+    }
 
     #[test]
     fn t_interval_contains_its_mean_and_is_shift_equivariant(d in prop::collection::vec(-5.0f64..5.0, 2..12), c in -3.0f64..3.0) {
@@ -77,6 +150,7 @@ fn iv(lo: f64, mean: f64, hi: f64) -> Interval {
         hi,
         n: 5,
         method: "paired-t",
+        p: 0.5,
     }
 }
 
