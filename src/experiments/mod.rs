@@ -209,7 +209,6 @@ pub struct WeightGrid {
     pub gamma_k: Vec<f64>,
 }
 
-/// The weights `--tune` accepts.
 /// γ_L2 of a binary task's runs when `--gamma-l2` is not given (regression keeps
 /// [`SynergyConfig::default`]'s 1). Chosen on validation data: on the synthetic UR-FUNNY tier
 /// (FLSTM, quick profile, seed 0) the default γ_L2 = 1 collapses NLL+SKL and the `L_L2`-only
@@ -218,6 +217,7 @@ pub struct WeightGrid {
 /// 0.500 / 0.890, 0.896 / 0.896, 0.896 / 0.898 — 0.01 has the highest mean (README, *Data tiers*).
 pub const BINARY_TASK_GAMMA_L2: f64 = 0.01;
 
+/// The weights `--tune` accepts.
 pub const TUNABLE_WEIGHTS: [&str; 4] = ["beta", "gamma_l2", "gamma_d", "gamma_k"];
 
 impl WeightGrid {

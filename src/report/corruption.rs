@@ -314,6 +314,7 @@ pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) 
             .filter_map(|c| Some((c.verdict?, c.measured?.p)))
             .collect();
         if !family.is_empty() {
+            s += "\n";
             s += &super::stats::holm_summary(&family);
             s += "\n";
         }

@@ -761,9 +761,11 @@ pub fn weights_markdown(
     }
     if tried.iter().all(|l| l.len() == 1) {
         let c = w(first);
-        let binary = records
-            .iter()
-            .any(|r| r.result.config.loss == crate::train::TaskLoss::Bce);
+        // the binary default's provenance, when the runs use it
+        let binary = c[1] == crate::experiments::BINARY_TASK_GAMMA_L2
+            && records
+                .iter()
+                .any(|r| r.result.config.loss == crate::train::TaskLoss::Bce);
         return format!(
             "\nSynergy weights of these runs: β = {}, γ_L2 = {}, γ_d = {}, γ_κ = {} (an ablation keeps \
              only its own γ). Defaults chosen on MOSI-shaped synthetic validation data{}, never on test \
@@ -774,8 +776,8 @@ pub fn weights_markdown(
             c[3],
             if binary {
                 format!(
-                    " (a binary task's γ_L2 = {} on UR-FUNNY-shaped synthetic validation data: the \
-                     regression default 1 collapses it to one class)",
+                    " (a binary task's γ_L2 = {} on UR-FUNNY-shaped synthetic validation data: at \
+                     the regression default 1, NLL+SKL and the L_L2-only ablation collapse to one class)",
                     crate::experiments::BINARY_TASK_GAMMA_L2
                 )
             } else {

@@ -669,6 +669,31 @@ fn dataset_flag_reports_binary_urfunny_and_keeps_datasets_apart_in_one_results_f
         md.contains("γ_L2 = 0.01,") && md.contains("a binary task's γ_L2 = 0.01"),
         "{md}"
     );
+    // an explicit --gamma-l2 overrides the binary default (own folder: new run keys)
+    let other = tempfile::tempdir().unwrap();
+    let mut a = base.to_vec();
+    let last = a.len() - 1;
+    a[last] = other.path().to_str().unwrap();
+    a.extend([
+        "--dataset",
+        "urfunny",
+        "--gamma-l2",
+        "1",
+        "--variants",
+        "nll-skl",
+    ]);
+    let (code, md1, err) = reproduce(&a);
+    assert_eq!(code, 0, "{err}");
+    let l = std::fs::read_to_string(other.path().join("results.jsonl")).unwrap();
+    let r: Value = serde_json::from_str(l.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        r["result"]["config"]["synergy"]["gamma_l2"].as_f64(),
+        Some(1.0)
+    );
+    assert!(
+        md1.contains("γ_L2 = 1,") && !md1.contains("a binary task's γ_L2"),
+        "{md1}"
+    );
     assert!(
         !md.contains("MAE") && !md.contains("Acc7"),
         "no regression columns:\n{md}"
