@@ -46,13 +46,11 @@ pub fn paired_t_interval(deltas: &[f64], level: f64) -> Option<Interval> {
     }
     let mean = deltas.iter().sum::<f64>() / n as f64;
     let var = deltas.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
-        .ok()?
-        .inverse_cdf(0.5 + level / 2.0);
+    let dist = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
+    let t = dist.inverse_cdf(0.5 + level / 2.0);
     let se = (var / n as f64).sqrt();
     let half = t * se;
     let p = if se > 0.0 {
-        let dist = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
         (2.0 * (1.0 - dist.cdf((mean / se).abs()))).clamp(0.0, 1.0)
     } else if mean == 0.0 {
         1.0
