@@ -183,6 +183,14 @@ pub enum ReproduceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Drop the saved predictions of the runs no table uses (the unselected grid points of every
+    /// finished seed) from a results directory, to keep it small enough to commit; the tables
+    /// re-render identically. Run it when no training writes into the folder.
+    Compact {
+        /// The results folder (results.jsonl and/or results.shard-K-of-N.jsonl).
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 /// Entry point of the binary.
@@ -193,6 +201,9 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     crate::single_threaded_blas();
     if let Some(ReproduceCommand::Report { from, json }) = &args.command {
         return report_from(from, *json);
+    }
+    if let Some(ReproduceCommand::Compact { from }) = &args.command {
+        return compact(from);
     }
     if args.jobs == 0 {
         bail!("--jobs must be >= 1");
@@ -706,6 +717,22 @@ pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
     }
     let selected = crate::experiments::select(&records);
     render(dir, &ctx, &records, &selected, None, &warnings, json)
+}
+
+/// `reproduce-paper compact --from DIR`.
+fn compact(dir: &std::path::Path) -> Result<()> {
+    let done = crate::experiments::compact::compact_dir(dir)?;
+    if done.files.is_empty() {
+        eprintln!(
+            "reproduce-paper: {}: nothing to compact (no finished seed has unselected runs with predictions)",
+            dir.display()
+        );
+    }
+    for (f, bytes) in &done.files {
+        eprintln!("reproduce-paper: rewrote {} ({bytes} bytes)", f.display());
+    }
+    println!("{} runs' predictions dropped", done.runs);
+    Ok(())
 }
 
 fn console_is_tty() -> bool {

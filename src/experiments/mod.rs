@@ -2,6 +2,7 @@
 //! resumable run loop behind `reproduce-paper`.
 
 pub mod bert;
+pub mod compact;
 pub mod cost;
 pub mod expected;
 pub mod shard;
@@ -433,7 +434,7 @@ pub fn read_results(path: &Path) -> anyhow::Result<Vec<RunRecord>> {
 }
 
 /// Rewrites the results file without a truncated tail, so appends start on a fresh line.
-fn rewrite(path: &Path, recs: &[RunRecord]) -> anyhow::Result<()> {
+pub(crate) fn rewrite(path: &Path, recs: &[RunRecord]) -> anyhow::Result<()> {
     let tmp = path.with_extension("jsonl.tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;

@@ -89,6 +89,20 @@ pub struct Claim {
     pub verdict: Option<Verdict>,
     /// Why there is no verdict, when there is none.
     pub note: Option<String>,
+    /// Whether a directional verdict survives Holm's correction over the table's family of
+    /// claims (those whose paper delta is nonzero and that have an interval); `None` outside the
+    /// family ([`super::stats::holm_flags`]).
+    pub survives_holm: Option<bool>,
+}
+
+/// A claim's place in its table's Holm family: `(verdict, p)` when the paper states a direction
+/// (a nonzero delta) and there is an interval.
+fn holm_member(c: &Claim) -> Option<(Verdict, f64)> {
+    if c.paper_delta.is_some_and(|d| d != 0.0) {
+        Some((c.verdict?, c.measured?.p))
+    } else {
+        None
+    }
 }
 
 /// Test labels of the runs (for the single-seed bootstrap), in the order of the predictions.
@@ -154,6 +168,10 @@ pub fn claims(
                 ));
             }
         }
+    }
+    let members: Vec<_> = out.iter().map(holm_member).collect();
+    for (c, f) in out.iter_mut().zip(super::stats::holm_flags(&members)) {
+        c.survives_holm = f;
     }
     out
 }
@@ -236,6 +254,7 @@ fn claim(
         measured,
         verdict,
         note,
+        survives_holm: None,
     }
 }
 
@@ -268,11 +287,7 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
                         super::stats::p_text(m.p)
                     )
                 }),
-                match (&c.verdict, &c.note) {
-                    (Some(v), _) => format!("**{}** ({tier})", v.name()),
-                    (None, Some(n)) => format!("— ({n})"),
-                    (None, None) => "—".into(),
-                },
+                super::stats::verdict_cell(c.verdict, c.note.as_deref(), c.survives_holm, tier),
             ]
         })
         .collect();
@@ -298,12 +313,7 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
         count(Verdict::Inconclusive),
         claims.iter().filter(|c| c.verdict.is_none()).count()
     );
-    // the family: claims that state a direction and have an interval
-    let family: Vec<(Verdict, f64)> = claims
-        .iter()
-        .filter(|c| c.paper_delta.is_some_and(|d| d != 0.0))
-        .filter_map(|c| Some((c.verdict?, c.measured?.p)))
-        .collect();
+    let family: Vec<(Verdict, f64)> = claims.iter().filter_map(holm_member).collect();
     if !family.is_empty() {
         s += &super::stats::holm_summary(&family);
         s += "\n\n";

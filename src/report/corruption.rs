@@ -49,6 +49,19 @@ pub struct CorruptionClaim {
     pub measured: Option<Interval>,
     pub verdict: Option<Verdict>,
     pub note: Option<String>,
+    /// Whether a directional verdict survives Holm's correction over Table 4's family (every
+    /// claim with an interval and a direction: §5.5 states one even without numbers); `None`
+    /// outside it ([`super::stats::holm_flags`]).
+    pub survives_holm: Option<bool>,
+}
+
+/// A claim's place in Table 4's Holm family: `(verdict, p)` unless the paper's delta is 0.
+fn holm_member(c: &CorruptionClaim) -> Option<(Verdict, f64)> {
+    if c.paper_delta == Some(0.0) {
+        None
+    } else {
+        Some((c.verdict?, c.measured?.p))
+    }
 }
 
 /// Whether a run collapsed to a constant: its clean test predictions have a standard deviation
@@ -188,6 +201,7 @@ pub fn corruption(
                              insensitivity to corruption says nothing"
                                 .into(),
                         ),
+                        survives_holm: None,
                     });
                     continue;
                 }
@@ -211,9 +225,14 @@ pub fn corruption(
                     measured,
                     verdict,
                     note,
+                    survives_holm: None,
                 });
             }
         }
+    }
+    let members: Vec<_> = claims.iter().map(holm_member).collect();
+    for (c, f) in claims.iter_mut().zip(super::stats::holm_flags(&members)) {
+        c.survives_holm = f;
     }
     (rows, claims)
 }
@@ -279,11 +298,7 @@ pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) 
                         super::stats::p_text(m.p)
                     )
                 }),
-                match (&c.verdict, &c.note) {
-                    (Some(v), _) => format!("**{}** ({tier})", v.name()),
-                    (None, Some(n)) => format!("— ({n})"),
-                    (None, None) => "—".into(),
-                },
+                super::stats::verdict_cell(c.verdict, c.note.as_deref(), c.survives_holm, tier),
             ]
         })
         .collect();
@@ -308,11 +323,7 @@ pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) 
             count(Verdict::Inconclusive),
             claims.iter().filter(|c| c.verdict.is_none()).count()
         );
-        let family: Vec<(Verdict, f64)> = claims
-            .iter()
-            .filter(|c| c.paper_delta != Some(0.0))
-            .filter_map(|c| Some((c.verdict?, c.measured?.p)))
-            .collect();
+        let family: Vec<(Verdict, f64)> = claims.iter().filter_map(holm_member).collect();
         if !family.is_empty() {
             s += "\n";
             s += &super::stats::holm_summary(&family);

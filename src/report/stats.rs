@@ -184,6 +184,41 @@ pub fn holm_summary(verdicts: &[(Verdict, f64)]) -> String {
     )
 }
 
+/// Holm's correction over one table's family of claims: `members[i]` is `Some((verdict, p))`
+/// for a claim in the family (it states a direction and has an interval), `None` for one outside.
+/// Per claim: `None` outside the family, else whether its verdict is directional (supported or
+/// contradicted) and its hypothesis is rejected by [`holm`] at a family-wise error of 5 %.
+pub fn holm_flags(members: &[Option<(Verdict, f64)>]) -> Vec<Option<bool>> {
+    let p: Vec<f64> = members.iter().flatten().map(|m| m.1).collect();
+    let mut keep = holm(&p, 0.05).into_iter();
+    members
+        .iter()
+        .map(|m| m.map(|(v, _)| keep.next().unwrap_or(false) && v != Verdict::Inconclusive))
+        .collect()
+}
+
+/// The verdict column of a claims table: `**supported** (tier, survives Holm)`, or the reason
+/// there is no verdict.
+pub fn verdict_cell(
+    verdict: Option<Verdict>,
+    note: Option<&str>,
+    survives_holm: Option<bool>,
+    tier: &str,
+) -> String {
+    match (verdict, note) {
+        (Some(v), _) => {
+            let holm = match (v, survives_holm) {
+                (Verdict::Inconclusive, _) | (_, None) => "",
+                (_, Some(true)) => ", survives Holm",
+                (_, Some(false)) => ", not after Holm",
+            };
+            format!("**{}** ({tier}{holm})", v.name())
+        }
+        (None, Some(n)) => format!("— ({n})"),
+        (None, None) => "—".into(),
+    }
+}
+
 /// What the measurement says about one of the paper's claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

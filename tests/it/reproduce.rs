@@ -486,3 +486,89 @@ fn smoke_profile_covers_the_bert_models_on_real_text_with_the_tiny_encoder() {
         assert!(s["result"]["valid_score"].as_f64().unwrap().is_finite());
     }
 }
+
+/// `compact` drops the predictions of exactly the unselected runs of finished seeds (a seed whose
+/// grid is incomplete keeps everything until it completes), and the tables re-render identically.
+#[test]
+fn compact_drops_only_unselected_runs_of_finished_seeds_and_tables_rerender_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // 2 seeds × (NLL + 2 weights × {SKL, SMMD}) = 10 runs
+    let (code, _, err) = run(&[
+        "--profile",
+        "smoke",
+        "--models",
+        "flstm",
+        "--max-epochs",
+        "2",
+        "--seeds",
+        "0,1",
+        "--tune",
+        "beta=0.01,0.1",
+        "--quiet",
+        "--out",
+        out,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let table = || std::fs::read_to_string(dir.path().join("table.json")).unwrap();
+    let (code, _, err) = run(&["report", "--from", out]);
+    assert_eq!(code, 0, "{err}");
+    let before = table();
+    let path = dir.path().join("results.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 10);
+    let field = |l: &str, f: &str| -> Value {
+        let v: Value = serde_json::from_str(l).unwrap();
+        v["result"]["config"][f].clone()
+    };
+    // seed 1 of NLL+SKL loses one grid point: incomplete, so nothing of it may be pruned
+    let cut = lines
+        .iter()
+        .position(|l| field(l, "variant") == "NLL+SKL" && field(l, "seed") == 1)
+        .unwrap();
+    let kept: Vec<&String> = lines
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != cut)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(
+        &path,
+        kept.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let (code, stdout, err) = run(&["compact", "--from", out]);
+    assert_eq!(code, 0, "{err}");
+    // seed 0: one of SKL's and one of SMMD's two runs; seed 1: one of SMMD's
+    assert_eq!(stdout.trim(), "3 runs' predictions dropped", "{err}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let r = &v["result"];
+        if r["config"]["variant"] == "NLL+SKL" && r["config"]["seed"] == 1 {
+            assert!(r["test_predictions"].is_array(), "incomplete seed kept");
+        }
+        // configuration, metrics and wall time stay
+        assert!(r["test"]["mae"].is_f64() && r["wall_s"].is_f64(), "{l}");
+    }
+    let nulls = text.matches("\"test_predictions\":null").count();
+    assert_eq!(nulls, 3);
+    // the missing run comes back (as on resume): compacting again prunes the other one of seed 1
+    std::fs::write(&path, format!("{text}{}\n", lines[cut])).unwrap();
+    let (code, stdout, err) = run(&["compact", "--from", out]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout.trim(), "1 runs' predictions dropped", "{err}");
+    let (code, stdout, _) = run(&["compact", "--from", out]);
+    assert_eq!((code, stdout.trim()), (0, "0 runs' predictions dropped"));
+    let (code, _, err) = run(&["report", "--from", out]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(before, table(), "the tables do not change");
+    let v: Value = serde_json::from_str(&table()).unwrap();
+    for s in v["selected_runs"].as_array().unwrap() {
+        assert!(s["result"]["test_predictions"].is_array(), "{s}");
+    }
+}

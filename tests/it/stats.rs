@@ -2,7 +2,8 @@
 
 use neural_synergy::report::claims::ClaimMetric;
 use neural_synergy::report::stats::{
-    holm, holm_summary, paired_bootstrap, paired_t_interval, Interval, Verdict,
+    holm, holm_flags, holm_summary, paired_bootstrap, paired_t_interval, verdict_cell, Interval,
+    Verdict,
 };
 use proptest::prelude::*;
 
@@ -59,6 +60,44 @@ fn holm_matches_a_hand_worked_family_and_summarises_by_verdict() {
         s.contains("4 directional claims") && s.contains("1 supported, 2 contradicted"),
         "{s}"
     );
+}
+
+#[test]
+fn holm_flags_mark_family_members_whose_directional_verdict_survives() {
+    use Verdict::*;
+    // the hand-worked family above, with a claim outside it in the middle
+    let f = holm_flags(&[
+        Some((Supported, 0.001)),
+        None,
+        Some((Contradicted, 0.02)),
+        Some((Contradicted, 0.004)),
+        Some((Inconclusive, 0.6)),
+    ]);
+    assert_eq!(
+        f,
+        vec![Some(true), None, Some(true), Some(true), Some(false)]
+    );
+    // significant one at a time, not as a family of 3: 0.03 > 0.05 / 3
+    let f = holm_flags(&[
+        Some((Supported, 0.03)),
+        Some((Contradicted, 0.04)),
+        Some((Supported, 0.5)),
+    ]);
+    assert_eq!(f, vec![Some(false); 3]);
+    assert_eq!(holm_flags(&[None, None]), vec![None, None]);
+    assert_eq!(
+        verdict_cell(Some(Supported), None, Some(true), "real-text"),
+        "**supported** (real-text, survives Holm)"
+    );
+    assert_eq!(
+        verdict_cell(Some(Contradicted), None, Some(false), "synthetic"),
+        "**contradicted** (synthetic, not after Holm)"
+    );
+    assert_eq!(
+        verdict_cell(Some(Inconclusive), None, Some(false), "synthetic"),
+        "**inconclusive** (synthetic)"
+    );
+    assert_eq!(verdict_cell(None, Some("why"), None, "t"), "— (why)");
 }
 
 proptest! {
