@@ -557,6 +557,17 @@ fn render(
     let rows = tables::rows(selected, &e, dataset);
     let binary = tables::binary_rows(selected, &e, dataset);
     let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels), dataset);
+    let mut warnings = warnings.to_vec();
+    let bare = selected
+        .iter()
+        .filter(|s| s.result.test_predictions.is_none())
+        .count();
+    if bare > 0 {
+        warnings.push(format!(
+            "{bare} selected runs have no saved test predictions (a compacted folder rendered with \
+             fewer runs than it was compacted with?): their bootstrap and subset cells are missing"
+        ));
+    }
     let mut md: String = warnings
         .iter()
         .map(|w| format!("> **warning:** {w}\n\n"))
@@ -731,7 +742,8 @@ fn compact(dir: &std::path::Path) -> Result<()> {
     for (f, bytes) in &done.files {
         eprintln!("reproduce-paper: rewrote {} ({bytes} bytes)", f.display());
     }
-    println!("{} runs' predictions dropped", done.runs);
+    let s = if done.runs == 1 { "" } else { "s" };
+    println!("dropped the saved predictions of {} run{s}", done.runs);
     Ok(())
 }
 

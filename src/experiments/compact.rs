@@ -3,22 +3,26 @@
 //! Every run saves its test predictions and the predictions under each test-time corruption
 //! (≈ 34 KB per TFN run on MOSI), so a grid of 10 points × 5 seeds grows a results file past what
 //! belongs in a repository. Only the selected run of each (model, variant, seed) feeds a table.
-//! [`prunable`] names the runs whose predictions can go: the unselected runs of a seed whose grid
-//! search is complete (a seed still running keeps everything: its selection is not known yet).
-//! Their configuration, metrics, validation scores and wall times stay, so the run-count and
-//! run-hours columns do not change.
+//! [`prunable`] names the runs whose predictions can go: the unselected runs of a seed that
+//! [`select_records`] selects (a seed that has not yet tried every grid point another seed of the
+//! cell tried is left out of the selection and keeps everything). Their configuration, metrics,
+//! validation scores and wall times stay, so the run-count and run-hours columns do not change.
 //!
-//! Why the tables re-render identically afterwards: a complete seed's selection is the best
-//! validation score among its runs (ties to the smallest key); runs added later only add
-//! candidates, so a pruned run never becomes selected again — the selection either stays or moves
-//! to a new run, which carries its predictions.
+//! Why the tables re-render identically afterwards: a selection is the maximum of a strict total
+//! order (validation score, then the smallest stored key) over the seed's runs, and runs added
+//! later only add candidates, so a pruned run never becomes selected again — the selection stays or
+//! moves to a new run, which carries its predictions. The invariant is that records are never
+//! removed: deleting lines or a shard file, or rendering a narrower plan than the one compacted
+//! (e.g. a training call without the `--tune` values the folder holds), can select a pruned run;
+//! the report then warns that a selected run has no saved predictions.
 
-use super::{run_key, select, RunRecord};
+use super::{select_records, RunRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The keys of the runs in `records` whose saved predictions no table uses: runs of a complete
-/// (model, variant, seed) other than its selected one, that still carry predictions. Records are
+/// The keys of the runs in `records` whose saved predictions no table uses: runs of a selected
+/// (model, variant, seed) other than its selected one (whether or not they still carry
+/// predictions: a duplicate in another file may). Records are
 /// grouped by their tier, profile and data first (a folder may hold runs on other data; each group
 /// selects on its own).
 pub fn prunable(records: &[RunRecord]) -> BTreeSet<String> {
@@ -29,21 +33,20 @@ pub fn prunable(records: &[RunRecord]) -> BTreeSet<String> {
     }
     let mut out = BTreeSet::new();
     for group in groups.values() {
-        let (tier, profile, data) = (group[0].tier, group[0].profile, group[0].data.clone());
-        let selected = select(group);
-        let chosen: BTreeSet<String> = selected
-            .iter()
-            .map(|s| run_key(tier, profile, &data, &s.result.config))
-            .collect();
+        let selected = select_records(group);
+        // the stored keys (a GPU run's key has its device in it; never recompute one)
+        let chosen: BTreeSet<&str> = selected.iter().map(|r| r.key.as_str()).collect();
         let decided: BTreeSet<_> = selected
             .iter()
-            .map(|s| (s.model, s.variant, s.seed))
+            .map(|r| {
+                let c = &r.result.config;
+                (c.model.kind(), c.variant, c.seed)
+            })
             .collect();
         for r in group {
             let c = &r.result.config;
             if decided.contains(&(c.model.kind(), c.variant, c.seed))
-                && !chosen.contains(&r.key)
-                && has_predictions(r)
+                && !chosen.contains(r.key.as_str())
             {
                 out.insert(r.key.clone());
             }
@@ -74,17 +77,22 @@ pub struct Compacted {
 }
 
 /// Rewrites the results files of `dir` (`results.jsonl` and the shards') without the predictions
-/// of the [`prunable`] runs, each file atomically. Fails, changing nothing, when a results file
-/// cannot be read. Must not run while a training writes into `dir` (its appends could be lost).
+/// of the [`prunable`] runs, each file atomically (every file is read before any is written; a
+/// file that cannot be read stops it with nothing changed). Must not run while a training writes
+/// into `dir` (its appends could be lost).
 pub fn compact_dir(dir: &Path) -> anyhow::Result<Compacted> {
     let merged = super::shard::read_dir(dir)?;
     if let Some(u) = merged.unreadable.first() {
         anyhow::bail!("{u}; nothing was compacted");
     }
     let drop = prunable(&merged.records);
+    let files = merged
+        .files
+        .iter()
+        .map(|f| Ok((f, super::read_results(f)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut done = Compacted::default();
-    for f in &merged.files {
-        let mut recs = super::read_results(f)?;
+    for (f, mut recs) in files {
         let mut changed = 0;
         for r in &mut recs {
             if drop.contains(&r.key) && has_predictions(r) {
@@ -95,7 +103,8 @@ pub fn compact_dir(dir: &Path) -> anyhow::Result<Compacted> {
         if changed > 0 {
             super::rewrite(f, &recs)?;
             done.runs += changed;
-            done.files.push((f.clone(), std::fs::metadata(f)?.len()));
+            done.files
+                .push((f.to_path_buf(), std::fs::metadata(f)?.len()));
         }
     }
     Ok(done)

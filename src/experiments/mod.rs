@@ -650,6 +650,22 @@ pub fn incomplete_seeds(records: &[RunRecord], model: ModelKind, variant: Varian
 /// (a merged sharded run selects exactly what the unsharded one does). Seeds whose grid search is
 /// incomplete ([`incomplete_seeds`]) are left out until their remaining grid points have run.
 pub fn select(records: &[RunRecord]) -> Vec<Selected> {
+    select_records(records)
+        .into_iter()
+        .map(|r| {
+            let c = &r.result.config;
+            Selected {
+                model: c.model.kind(),
+                variant: c.variant,
+                seed: c.seed,
+                result: r.result.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The records [`select`] selects, in its order (what needs their stored keys: compaction).
+pub fn select_records(records: &[RunRecord]) -> Vec<&RunRecord> {
     let mut sorted: Vec<&RunRecord> = records.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut keys: Vec<(ModelKind, Variant, u64)> = records
@@ -671,17 +687,16 @@ pub fn select(records: &[RunRecord]) -> Vec<Selected> {
                 .contains(&seed)
         })
         .filter_map(|(model, variant, seed)| {
-            let runs = sorted.iter().map(|r| &r.result).filter(|r| {
-                r.config.model.kind() == model
-                    && r.config.variant == variant
-                    && r.config.seed == seed
-            });
-            select_best(runs).map(|best| Selected {
-                model,
-                variant,
-                seed,
-                result: best.clone(),
-            })
+            let cell: Vec<&RunRecord> = sorted
+                .iter()
+                .copied()
+                .filter(|r| {
+                    let c = &r.result.config;
+                    c.model.kind() == model && c.variant == variant && c.seed == seed
+                })
+                .collect();
+            let best = select_best(cell.iter().map(|r| &r.result))?;
+            cell.into_iter().find(|r| std::ptr::eq(&r.result, best))
         })
         .collect()
 }

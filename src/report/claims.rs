@@ -93,6 +93,25 @@ pub struct Claim {
     /// claims (those whose paper delta is nonzero and that have an interval); `None` outside the
     /// family ([`super::stats::holm_flags`]).
     pub survives_holm: Option<bool>,
+    /// Seeds a paired t-test would need to detect the paper's delta with 80 % power at the
+    /// measured seed-to-seed spread ([`super::stats::seeds_for_power`], at most
+    /// [`SEEDS_CAP`]); `None` without a paired-t interval, without a paper direction, or above
+    /// the cap.
+    pub seeds_needed: Option<usize>,
+}
+
+/// The most seeds [`Claim::seeds_needed`] reports.
+pub const SEEDS_CAP: usize = 1000;
+
+/// The "seeds needed" cell: the number, `> 1000`, or `—` where it does not apply.
+fn seeds_cell(c: &Claim) -> String {
+    match (c.seeds_needed, c.measured.and_then(|m| m.sd), c.paper_delta) {
+        (Some(n), _, _) => n.to_string(),
+        (None, Some(sd), Some(d)) if d != 0.0 && sd > 0.0 && d.is_finite() => {
+            format!("> {SEEDS_CAP}")
+        }
+        _ => "—".into(),
+    }
 }
 
 /// A claim's place in its table's Holm family: `(verdict, p)` when the paper states a direction
@@ -255,6 +274,10 @@ fn claim(
         verdict,
         note,
         survives_holm: None,
+        seeds_needed: match (measured.and_then(|m| m.sd), paper_delta) {
+            (Some(sd), Some(d)) => super::stats::seeds_for_power(sd, d, 0.8, SEEDS_CAP),
+            _ => None,
+        },
     }
 }
 
@@ -288,6 +311,7 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
                     )
                 }),
                 super::stats::verdict_cell(c.verdict, c.note.as_deref(), c.survives_holm, tier),
+                seeds_cell(c),
             ]
         })
         .collect();
@@ -303,9 +327,17 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
             "paper Δ",
             "measured Δ [95 % CI]",
             "verdict",
+            "seeds needed",
         ],
         &rows,
     );
+    if claims.iter().any(|c| seeds_cell(c) != "—") {
+        s += "\n*Seeds needed*: how many seeds a paired t-test (5 %, two-sided) would need to detect the \
+              paper's Δ with 80 % power at the seed-to-seed spread measured here (t approximation; \
+              fewer than the seeds run means the paper's Δ, were it true, would most likely have \
+              shown; the spread is itself estimated from few seeds, so read it to a factor of \
+              about 3).\n";
+    }
     s += &format!(
         "\nVerdicts ({tier} tier): {} supported, {} contradicted, {} inconclusive, {} without a verdict.\n\n",
         count(Verdict::Supported),

@@ -510,11 +510,24 @@ fn compact_drops_only_unselected_runs_of_finished_seeds_and_tables_rerender_iden
         out,
     ]);
     assert_eq!(code, 0, "{err}");
+    let path = dir.path().join("results.jsonl");
+    // compaction goes by the stored keys, never recomputed ones (a GPU run's key has its device
+    // in it): give every run a key no configuration hashes to
+    let rekeyed: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["key"] = Value::from(format!("stored-{i:02}"));
+            format!("{v}\n")
+        })
+        .collect();
+    std::fs::write(&path, rekeyed).unwrap();
     let table = || std::fs::read_to_string(dir.path().join("table.json")).unwrap();
     let (code, _, err) = run(&["report", "--from", out]);
     assert_eq!(code, 0, "{err}");
     let before = table();
-    let path = dir.path().join("results.jsonl");
     let lines: Vec<String> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -544,7 +557,11 @@ fn compact_drops_only_unselected_runs_of_finished_seeds_and_tables_rerender_iden
     let (code, stdout, err) = run(&["compact", "--from", out]);
     assert_eq!(code, 0, "{err}");
     // seed 0: one of SKL's and one of SMMD's two runs; seed 1: one of SMMD's
-    assert_eq!(stdout.trim(), "3 runs' predictions dropped", "{err}");
+    assert_eq!(
+        stdout.trim(),
+        "dropped the saved predictions of 3 runs",
+        "{err}"
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     for l in text.lines() {
         let v: Value = serde_json::from_str(l).unwrap();
@@ -561,9 +578,16 @@ fn compact_drops_only_unselected_runs_of_finished_seeds_and_tables_rerender_iden
     std::fs::write(&path, format!("{text}{}\n", lines[cut])).unwrap();
     let (code, stdout, err) = run(&["compact", "--from", out]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(stdout.trim(), "1 runs' predictions dropped", "{err}");
+    assert_eq!(
+        stdout.trim(),
+        "dropped the saved predictions of 1 run",
+        "{err}"
+    );
     let (code, stdout, _) = run(&["compact", "--from", out]);
-    assert_eq!((code, stdout.trim()), (0, "0 runs' predictions dropped"));
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, "dropped the saved predictions of 0 runs")
+    );
     let (code, _, err) = run(&["report", "--from", out]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(before, table(), "the tables do not change");
@@ -571,4 +595,20 @@ fn compact_drops_only_unselected_runs_of_finished_seeds_and_tables_rerender_iden
     for s in v["selected_runs"].as_array().unwrap() {
         assert!(s["result"]["test_predictions"].is_array(), "{s}");
     }
+    // two seeds: paired-t claims, each planning the seeds the paper's delta would need
+    let mut planned = 0;
+    for c in v["claims"].as_array().unwrap() {
+        let m = &c["measured"];
+        assert_eq!(m["method"], "paired-t", "{c}");
+        let (sd, d) = (
+            m["sd"].as_f64().unwrap(),
+            c["paper_delta"].as_f64().unwrap(),
+        );
+        let want = neural_synergy::report::stats::seeds_for_power(sd, d, 0.8, 1000);
+        assert_eq!(c["seeds_needed"].as_u64().map(|n| n as usize), want, "{c}");
+        planned += usize::from(want.is_some());
+    }
+    let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert!(md.contains("| seeds needed |"), "{md}");
+    assert_eq!(md.contains("*Seeds needed*"), planned > 0, "{md}");
 }

@@ -2,8 +2,8 @@
 
 use neural_synergy::report::claims::ClaimMetric;
 use neural_synergy::report::stats::{
-    holm, holm_flags, holm_summary, paired_bootstrap, paired_t_interval, verdict_cell, Interval,
-    Verdict,
+    holm, holm_flags, holm_summary, paired_bootstrap, paired_t_interval, seeds_for_power,
+    verdict_cell, Interval, Verdict,
 };
 use proptest::prelude::*;
 
@@ -100,8 +100,66 @@ fn holm_flags_mark_family_members_whose_directional_verdict_survives() {
     assert_eq!(verdict_cell(None, Some("why"), None, "t"), "— (why)");
 }
 
+/// The left side of the power inequality at `n` seeds (≤ 1 means enough).
+fn power_lhs(ratio: f64, n: usize) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).unwrap();
+    (t.inverse_cdf(0.975) + t.inverse_cdf(0.8)) * ratio / (n as f64).sqrt()
+}
+
+#[test]
+fn seeds_for_power_approaches_the_normal_formula_and_rejects_what_has_no_answer() {
+    // sd / delta = 5: ((1.95996 + 0.84162) · 5)² = 196.2 by the normal formula; the t version
+    // needs slightly more
+    let n = seeds_for_power(5.0, 1.0, 0.8, 1000).unwrap();
+    assert!((197..=201).contains(&n), "{n}");
+    assert_eq!(
+        seeds_for_power(0.0, 0.5, 0.8, 1000),
+        None,
+        "a zero spread plans nothing"
+    );
+    assert_eq!(seeds_for_power(0.1, 0.5, 0.8, 1), None, "a cap below 2");
+    assert_eq!(
+        seeds_for_power(0.1, 0.5, 0.3, 1000),
+        None,
+        "power below a half"
+    );
+    assert_eq!(seeds_for_power(1.0, 0.0, 0.8, 1000), None, "no direction");
+    assert_eq!(seeds_for_power(f64::NAN, 1.0, 0.8, 1000), None);
+    assert_eq!(seeds_for_power(50.0, 1.0, 0.8, 1000), None, "above the cap");
+    // the FLSTM paper-profile shape: sd 0.64 Acc2 points per seed, the paper's +0.5
+    let n = seeds_for_power(0.644, 0.5, 0.8, 1000).unwrap();
+    assert!((14..=17).contains(&n), "{n}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn seeds_for_power_is_the_smallest_n_that_satisfies_the_power_inequality(sd in 0.01f64..3.0, delta in 0.05f64..2.0, neg in any::<bool>()) {
+        let d = if neg { -delta } else { delta };
+        if let Some(n) = seeds_for_power(sd, d, 0.8, 1000) {
+            prop_assert!(power_lhs(sd / delta, n) <= 1.0 + 1e-12);
+            if n > 2 {
+                prop_assert!(power_lhs(sd / delta, n - 1) > 1.0);
+            }
+        } else {
+            prop_assert!(power_lhs(sd / delta, 1000) > 1.0);
+        }
+    }
+
+    #[test]
+    fn seeds_for_power_is_scale_invariant_and_monotone_in_the_spread(sd in 0.01f64..3.0, delta in 0.05f64..2.0, c in 0.01f64..100.0, more in 1.0f64..3.0) {
+        let n = seeds_for_power(sd, delta, 0.8, 1000);
+        prop_assert_eq!(seeds_for_power(sd * c, delta * c, 0.8, 1000), n);
+        prop_assert_eq!(seeds_for_power(sd, -delta, 0.8, 1000), n);
+        let wider = seeds_for_power(sd * more, delta, 0.8, 1000);
+        match (n, wider) {
+            (Some(a), Some(b)) => prop_assert!(b >= a),
+            (None, Some(_)) => prop_assert!(false, "a wider spread cannot need fewer seeds"),
+            _ => {}
+        }
+    }
 
     #[test]
     fn t_p_value_is_below_005_exactly_when_the_95_interval_excludes_zero(d in prop::collection::vec(-5.0f64..5.0, 2..12), c in -3.0f64..3.0) {
@@ -190,6 +248,7 @@ fn iv(lo: f64, mean: f64, hi: f64) -> Interval {
         n: 5,
         method: "paired-t",
         p: 0.5,
+        sd: None,
     }
 }
 
