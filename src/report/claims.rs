@@ -364,7 +364,10 @@ pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result
     let panels: Vec<Panel> = metrics
         .iter()
         .map(|m| Panel {
-            caption: format!("{} (variant − NLL): ● measured 95% CI, ✕ paper", m.name()),
+            caption: format!(
+                "{} (variant − NLL): ● measured 95% CI, ✕ paper; (Holm): survives Holm",
+                m.name()
+            ),
             lines: claims
                 .iter()
                 .filter(|c| c.metric == *m)
@@ -372,7 +375,11 @@ pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result
                     Line::comparison(
                         &c.model,
                         &c.variant,
-                        "",
+                        if c.survives_holm == Some(true) {
+                            " (Holm)"
+                        } else {
+                            ""
+                        },
                         c.measured,
                         c.paper_delta,
                         Tone::of(c.verdict),

@@ -345,7 +345,7 @@ pub fn forest_plot(
     let panels: Vec<Panel> = DROP_CONDITIONS
         .iter()
         .map(|(cond, _)| Panel {
-            caption: format!("Acc2 with {cond} dropped (variant − NLL)"),
+            caption: format!("Acc2 with {cond} dropped (variant − NLL; (Holm): survives Holm)"),
             lines: claims
                 .iter()
                 .filter(|c| c.condition == *cond)
@@ -353,7 +353,11 @@ pub fn forest_plot(
                     Line::comparison(
                         &c.model,
                         &c.variant,
-                        "",
+                        if c.survives_holm == Some(true) {
+                            " (Holm)"
+                        } else {
+                            ""
+                        },
                         c.measured,
                         c.paper_delta,
                         Tone::of(c.verdict),
