@@ -176,9 +176,13 @@ pub enum ReproduceCommand {
     /// Re-render the tables (with CIs and verdicts) of a results directory without training.
     Report {
         /// The folder of an earlier run: run.json and results.jsonl and/or the shards'
-        /// results.shard-K-of-N.jsonl files, which are merged.
+        /// results.shard-K-of-N.jsonl files, which are merged. Repeat it to render one table
+        /// from folders on the same data (e.g. one model per folder; needs --out).
+        #[arg(long, required = true)]
+        from: Vec<PathBuf>,
+        /// Where the tables of several --from folders go (default with one: that folder).
         #[arg(long)]
-        from: PathBuf,
+        out: Option<PathBuf>,
         /// JSON on stdout instead of markdown.
         #[arg(long)]
         json: bool,
@@ -199,8 +203,8 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     // hand-offs (measured: smoke profile 43 s with 1 thread, 87 s with 2, same numbers)
     crate::init_threads(Some(args.threads.unwrap_or(1)));
     crate::single_threaded_blas();
-    if let Some(ReproduceCommand::Report { from, json }) = &args.command {
-        return report_from(from, *json);
+    if let Some(ReproduceCommand::Report { from, out, json }) = &args.command {
+        return report_from(from, out.as_deref(), *json);
     }
     if let Some(ReproduceCommand::Compact { from }) = &args.command {
         return compact(from);
@@ -482,6 +486,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         &selected,
         Some(start.elapsed().as_secs_f64()),
         &[],
+        &[],
         args.json,
     )
 }
@@ -542,7 +547,8 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes `table.{md,json,csv}` and the forest plots (`forest*.png`) into `out` from the runs
 /// (`records`; `selected` = their selection), and prints the markdown (or the JSON with `json`). `warnings` (e.g. a merge that misses runs) head the
-/// markdown and go into the JSON.
+/// markdown and go into the JSON; `sources` names the results folders of a combined table.
+#[allow(clippy::too_many_arguments)]
 fn render(
     out: &std::path::Path,
     ctx: &tables::RunContext,
@@ -550,6 +556,7 @@ fn render(
     selected: &[crate::experiments::Selected],
     wall: Option<f64>,
     warnings: &[String],
+    sources: &[String],
     json_out: bool,
 ) -> Result<()> {
     let e = expected();
@@ -572,6 +579,18 @@ fn render(
         .iter()
         .map(|w| format!("> **warning:** {w}\n\n"))
         .collect();
+    if !sources.is_empty() {
+        md += &format!(
+            "> Combined from {} results folders (`reproduce-paper report --from … --out …`): {}. \
+             The claims of all of them form one table and one Holm family.\n\n",
+            sources.len(),
+            sources
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let cells = tables::cell_runs(records);
     md += &tables::markdown(ctx, &rows, &binary, &claims, &cells);
     md += &crate::report::tables::weights_markdown(records, selected);
@@ -668,6 +687,9 @@ fn render(
     if !warnings.is_empty() {
         json["warnings"] = serde_json::json!(warnings);
     }
+    if !sources.is_empty() {
+        json["sources"] = serde_json::json!(sources);
+    }
     std::fs::write(out.join("table.md"), &md)?;
     std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows, &binary))?;
@@ -686,34 +708,69 @@ fn render(
 /// `reproduce-paper report --from DIR`: re-renders the tables of a results directory (its
 /// `run.json` and the merge of `results.jsonl` and every shard's `results.shard-K-of-N.jsonl`)
 /// without training. An unreadable shard file is reported by name and the rest still merge; runs
-/// missing from the plan are reported in the table's header.
-pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
-    let ctx_path = dir.join("run.json");
-    let ctx: tables::RunContext = serde_json::from_str(
-        &std::fs::read_to_string(&ctx_path)
-            .with_context(|| format!("reading {}", ctx_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a run context", ctx_path.display()))?;
-    let merged = crate::experiments::shard::read_dir(dir)?;
+/// missing from the plan are reported in the table's header. Several `dirs` (one table over
+/// folders on the same data, [`tables::RunContext::merge`]) write into `out`; a run found in two
+/// folders counts once.
+pub fn report_from(
+    dirs: &[std::path::PathBuf],
+    out: Option<&std::path::Path>,
+    json: bool,
+) -> Result<()> {
+    let out = match (dirs, out) {
+        ([], _) => bail!("report: give --from DIR"),
+        (_, Some(o)) => o.to_path_buf(),
+        ([one], None) => one.clone(),
+        (_, None) => {
+            bail!("report: several --from folders need --out DIR for their combined tables")
+        }
+    };
+    let mut contexts = Vec::new();
     let mut warnings = Vec::new();
-    for u in &merged.unreadable {
-        eprintln!("reproduce-paper: warning: skipped unreadable results file {u}");
-        warnings.push(format!("skipped unreadable results file {u}"));
+    let mut records = Vec::new();
+    let mut duplicates = 0;
+    for dir in dirs {
+        let ctx_path = dir.join("run.json");
+        let ctx: tables::RunContext = serde_json::from_str(
+            &std::fs::read_to_string(&ctx_path)
+                .with_context(|| format!("reading {}", ctx_path.display()))?,
+        )
+        .with_context(|| format!("{} is not a run context", ctx_path.display()))?;
+        let merged = crate::experiments::shard::read_dir(dir)?;
+        for u in &merged.unreadable {
+            eprintln!("reproduce-paper: warning: skipped unreadable results file {u}");
+            warnings.push(format!("skipped unreadable results file {u}"));
+        }
+        duplicates += merged.duplicates;
+        let mut mine = merged.records;
+        // only the runs on run.json's data (a folder reused for another dataset or tier keeps the
+        // other runs' lines; they must not mix into this table)
+        mine.retain(|r| r.tier == ctx.tier && r.profile == ctx.profile && r.data == ctx.data);
+        if mine.is_empty() {
+            bail!(
+                "{}: no finished runs on the data of run.json (in results.jsonl or results.shard-K-of-N.jsonl)",
+                dir.display()
+            );
+        }
+        records.extend(mine);
+        contexts.push(ctx);
     }
-    if merged.duplicates > 0 {
+    let ctx = tables::RunContext::merge(&contexts).map_err(|e| {
+        anyhow::anyhow!(
+            "report: {e} ({})",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    // one copy of a run found in several folders (the same key)
+    records.sort_by(|a, b| a.key.cmp(&b.key));
+    let before = records.len();
+    records.dedup_by(|a, b| a.key == b.key);
+    duplicates += before - records.len();
+    if duplicates > 0 {
         eprintln!(
-            "reproduce-paper: warning: {} runs appear in more than one results file; kept one copy of each",
-            merged.duplicates
-        );
-    }
-    let mut records = merged.records;
-    // only the runs on run.json's data (a folder reused for another dataset or tier keeps the
-    // other runs' lines; they must not mix into this table)
-    records.retain(|r| r.tier == ctx.tier && r.profile == ctx.profile && r.data == ctx.data);
-    if records.is_empty() {
-        bail!(
-            "{}: no finished runs on the data of run.json (in results.jsonl or results.shard-K-of-N.jsonl)",
-            dir.display()
+            "reproduce-paper: warning: {duplicates} runs appear in more than one results file; kept one copy of each"
         );
     }
     if let Some(planned) = ctx.planned_runs {
@@ -726,8 +783,16 @@ pub fn report_from(dir: &std::path::Path, json: bool) -> Result<()> {
             warnings.push(w);
         }
     }
+    let sources: Vec<String> = if dirs.len() > 1 {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        dirs.iter().map(|d| d.display().to_string()).collect()
+    } else {
+        Vec::new()
+    };
     let selected = crate::experiments::select(&records);
-    render(dir, &ctx, &records, &selected, None, &warnings, json)
+    render(
+        &out, &ctx, &records, &selected, None, &warnings, &sources, json,
+    )
 }
 
 /// `reproduce-paper compact --from DIR`.

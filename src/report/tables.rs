@@ -262,6 +262,53 @@ impl RunContext {
         self.grid.clone().unwrap_or_else(|| self.profile.grid())
     }
 
+    /// The contexts of several results folders as one (`report --from A --from B --out C`: one
+    /// table over models trained into separate folders). They must agree on everything that makes
+    /// their runs comparable — tier, corpus, task, profile, data, test clips and labels, subsets,
+    /// epoch cap and grid — else the error names the first field that differs; the result has the
+    /// union of their seeds (sorted) and models (in the paper's table order), and the sum of their
+    /// planned runs.
+    pub fn merge(contexts: &[RunContext]) -> Result<RunContext, String> {
+        let first = contexts.first().ok_or("no run context to merge")?;
+        for (i, c) in contexts.iter().enumerate().skip(1) {
+            let differs = [
+                ("tier", c.tier != first.tier),
+                ("dataset", c.dataset_or_mosi() != first.dataset_or_mosi()),
+                ("task", c.task != first.task),
+                ("profile", c.profile != first.profile),
+                ("data", c.data != first.data),
+                ("test clips", c.test_ids != first.test_ids),
+                ("test labels", c.test_labels != first.test_labels),
+                ("test subsets", c.test_subsets != first.test_subsets),
+                ("epoch cap (--max-epochs)", c.max_epochs != first.max_epochs),
+                ("grid (--batch-size/--lr)", c.grid() != first.grid()),
+            ];
+            if let Some((what, _)) = differs.iter().find(|d| d.1) {
+                return Err(format!(
+                    "results folder {} differs from the first in its {what}: their runs do not \
+                     belong in one table",
+                    i + 1
+                ));
+            }
+        }
+        let mut merged = first.clone();
+        merged.seeds = contexts.iter().flat_map(|c| c.seeds.clone()).collect();
+        merged.seeds.sort_unstable();
+        merged.seeds.dedup();
+        let rank = |name: &str| {
+            ModelKind::ALL
+                .iter()
+                .position(|m| m.name() == name)
+                .unwrap_or(usize::MAX)
+        };
+        let mut models: Vec<String> = contexts.iter().flat_map(|c| c.models.clone()).collect();
+        models.sort_by_key(|m| rank(m));
+        models.dedup();
+        merged.models = models;
+        merged.planned_runs = contexts.iter().map(|c| c.planned_runs).sum();
+        Ok(merged)
+    }
+
     /// The context of a plan on a dataset.
     pub fn new(plan: &Plan, ds: &Dataset) -> Self {
         Self {

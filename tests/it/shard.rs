@@ -281,3 +281,80 @@ fn bad_shard_values_are_one_line_errors() {
         assert!(err.contains("--shard"), "{err}");
     }
 }
+
+/// One table from folders trained separately (one model each) equals the table of the folder
+/// that trained both; several folders need --out, and folders whose runs are not comparable (here
+/// another epoch cap) are refused, naming what differs.
+#[test]
+fn report_from_several_folders_equals_the_folder_that_trained_them_all() {
+    let whole = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&[
+        &SMALL_GRID[..],
+        &["--quiet", "--out", whole.path().to_str().unwrap()],
+    ]
+    .concat());
+    assert_eq!(code, 0, "{err}");
+    let folder = |model: &str, epochs: &str| {
+        let d = tempfile::tempdir().unwrap();
+        let (code, _, err) = run(&[
+            "--profile",
+            "smoke",
+            "--models",
+            model,
+            "--max-epochs",
+            epochs,
+            "--quiet",
+            "--out",
+            d.path().to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        d
+    };
+    let (a, b) = (folder("flstm", "2"), folder("lmf", "2"));
+    let (a, b) = (a.path().to_str().unwrap(), b.path().to_str().unwrap());
+    let combined = tempfile::tempdir().unwrap();
+    let c = combined.path().to_str().unwrap();
+    let (code, _, err) = run(&["report", "--from", b, "--from", a, "--out", c]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let csv = |d: &std::path::Path| std::fs::read(d.join("table.csv")).unwrap();
+    assert_eq!(csv(whole.path()), csv(combined.path()), "table.csv differs");
+    let json = |d: &std::path::Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("table.json")).unwrap()).unwrap()
+    };
+    let (w, m) = (json(whole.path()), json(combined.path()));
+    for field in [
+        "rows",
+        "claims",
+        "selected_runs",
+        "runs_per_cell",
+        "corruption",
+        "seeds",
+    ] {
+        assert_eq!(
+            without_wall_time(&w[field]),
+            without_wall_time(&m[field]),
+            "{field}"
+        );
+    }
+    assert_eq!(m["sources"], serde_json::json!([b, a]));
+    let md = std::fs::read_to_string(combined.path().join("table.md")).unwrap();
+    assert!(md.starts_with("> Combined from 2 results folders"), "{md}");
+    assert!(md.contains("FLSTM") && md.contains("LMF"), "{md}");
+
+    let (code, _, err) = run(&["report", "--from", a, "--from", b]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--out"), "{err}");
+    let other = folder("lmf", "3");
+    let (code, _, err) = run(&[
+        "report",
+        "--from",
+        a,
+        "--from",
+        other.path().to_str().unwrap(),
+        "--out",
+        c,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("epoch cap"), "{err}");
+}
