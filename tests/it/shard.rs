@@ -193,8 +193,8 @@ pub fn assert_same_tables(whole: &std::path::Path, sharded: &std::path::Path) {
     assert_eq!(a, b);
 }
 
-#[test]
-fn three_shards_merge_to_the_unsharded_table_and_a_corrupt_shard_is_named() {
+/// Trains [`SMALL_GRID`] unsharded into a fresh folder.
+fn train_small_grid() -> tempfile::TempDir {
     let whole = tempfile::tempdir().unwrap();
     let (code, _, err) = run(&[
         &SMALL_GRID[..],
@@ -202,6 +202,12 @@ fn three_shards_merge_to_the_unsharded_table_and_a_corrupt_shard_is_named() {
     ]
     .concat());
     assert_eq!(code, 0, "{err}");
+    whole
+}
+
+#[test]
+fn three_shards_merge_to_the_unsharded_table_and_a_corrupt_shard_is_named() {
+    let whole = train_small_grid();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     // shards in reverse order and with the model list reordered: same partition
@@ -287,13 +293,7 @@ fn bad_shard_values_are_one_line_errors() {
 /// another epoch cap) are refused, naming what differs.
 #[test]
 fn report_from_several_folders_equals_the_folder_that_trained_them_all() {
-    let whole = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(&[
-        &SMALL_GRID[..],
-        &["--quiet", "--out", whole.path().to_str().unwrap()],
-    ]
-    .concat());
-    assert_eq!(code, 0, "{err}");
+    let whole = train_small_grid();
     let folder = |model: &str, epochs: &str| {
         let d = tempfile::tempdir().unwrap();
         let (code, _, err) = run(&[
