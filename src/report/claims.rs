@@ -107,7 +107,7 @@ pub const SEEDS_CAP: usize = 1000;
 fn seeds_cell(c: &Claim) -> String {
     match (c.seeds_needed, c.measured.and_then(|m| m.sd), c.paper_delta) {
         (Some(n), _, _) => n.to_string(),
-        (None, Some(sd), Some(d)) if d != 0.0 && sd > 0.0 && d.is_finite() => {
+        (None, Some(sd), Some(d)) if super::stats::power_plan_applies(sd, d) => {
             format!("> {SEEDS_CAP}")
         }
         _ => "—".into(),

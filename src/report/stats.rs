@@ -142,9 +142,7 @@ pub fn paired_bootstrap(
 /// "seeds needed" plans with the measured spread and the paper's delta: it says whether an
 /// inconclusive verdict is a matter of seeds, and how many a resolution would take.
 pub fn seeds_for_power(sd: f64, delta: f64, power: f64, cap: usize) -> Option<usize> {
-    // sd = 0 (two seeds that moved by the same Acc2 step, or two collapsed variants) is no
-    // estimate of a spread: no plan
-    if !sd.is_finite() || !delta.is_finite() || delta == 0.0 || sd <= 0.0 || cap < 2 {
+    if !power_plan_applies(sd, delta) || cap < 2 {
         return None;
     }
     if !(0.5..1.0).contains(&power) {
@@ -172,6 +170,14 @@ pub fn seeds_for_power(sd: f64, delta: f64, power: f64, cap: usize) -> Option<us
         }
     }
     Some(hi)
+}
+
+/// Whether [`seeds_for_power`] can plan for a spread `sd` and a delta `delta` at all: both finite,
+/// `delta ≠ 0` (a direction) and `sd > 0` (a zero spread — two seeds that moved by the same Acc2
+/// step, or two collapsed variants — estimates nothing). Where it applies and returns `None`, more
+/// seeds than its cap would be needed.
+pub fn power_plan_applies(sd: f64, delta: f64) -> bool {
+    sd.is_finite() && delta.is_finite() && delta != 0.0 && sd > 0.0
 }
 
 /// Holm's step-down correction: which of the hypotheses with p-values `p` are rejected at a
@@ -215,13 +221,13 @@ pub fn p_text(p: f64) -> String {
 /// The summary of a table's verdicts after [`holm`]: of the claims with a direction (a verdict
 /// and an interval), how many stay supported and contradicted at a family-wise error of 5 %.
 pub fn holm_summary(verdicts: &[(Verdict, f64)]) -> String {
-    let p: Vec<f64> = verdicts.iter().map(|v| v.1).collect();
-    let keep = holm(&p, 0.05);
+    let members: Vec<_> = verdicts.iter().copied().map(Some).collect();
+    let keep = holm_flags(&members);
     let count = |want: Verdict| {
         verdicts
             .iter()
             .zip(&keep)
-            .filter(|((v, _), k)| **k && *v == want)
+            .filter(|((v, _), k)| **k == Some(true) && *v == want)
             .count()
     };
     format!(
