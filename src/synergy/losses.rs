@@ -76,8 +76,32 @@ fn offdiag_sum(k: &Tensor) -> Result<Tensor> {
 }
 
 /// Differentiable MMD² between the rows of `x` and `y` (see
-/// [`estimators::mmd`](crate::estimators::mmd) for the three variants' formulas).
+/// [`estimators::mmd`](crate::estimators::mmd) for the three variants' formulas). On the CPU
+/// (f32/f64) the biased and unbiased variants are one fused op
+/// ([`ops::mmd2_gaussian`](super::ops::mmd2_gaussian), accumulated in f64); elsewhere, and for
+/// the linear variant, the composed candle ops of [`mmd2_composed`].
 pub fn mmd2(x: &Tensor, y: &Tensor, variant: MmdVariant, bw: &BandwidthSpec) -> Result<Tensor> {
+    mmd2_impl(x, y, variant, bw, true)
+}
+
+/// [`mmd2`] as composed candle ops on every device (the path off the CPU; kept callable to
+/// compare the fused op against it).
+pub fn mmd2_composed(
+    x: &Tensor,
+    y: &Tensor,
+    variant: MmdVariant,
+    bw: &BandwidthSpec,
+) -> Result<Tensor> {
+    mmd2_impl(x, y, variant, bw, false)
+}
+
+fn mmd2_impl(
+    x: &Tensor,
+    y: &Tensor,
+    variant: MmdVariant,
+    bw: &BandwidthSpec,
+    fused: bool,
+) -> Result<Tensor> {
     let (n, m) = check_pair(x, y)?;
     let b = bw.resolve(x, y)?;
     let (nf, mf) = (n as f64, m as f64);
@@ -90,6 +114,10 @@ pub fn mmd2(x: &Tensor, y: &Tensor, variant: MmdVariant, bw: &BandwidthSpec) -> 
                     got: n.min(m),
                 }
                 .into());
+            }
+            if fused && super::ops::mmd2_fusable(x, y) {
+                let unbiased = variant == MmdVariant::Unbiased;
+                return Ok(super::ops::mmd2_gaussian(x, y, unbiased, b.as_slice())?);
             }
             let kxx = offdiag_sum(&kernel(&sq_dists(x, x)?, &b)?)?;
             let kyy = offdiag_sum(&kernel(&sq_dists(y, y)?, &b)?)?;

@@ -15,18 +15,25 @@ pub const LEAKY_SLOPE: f64 = 0.01;
 /// layer MLP with LeakyRelu activation" for `Q` and `g`).
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    layers: [Linear; 4],
+    /// `(weight out × in, bias out)` of each layer, as candle-nn's `linear` creates them.
+    layers: [(Tensor, Tensor); 4],
 }
 
 impl Mlp {
     /// Creates the MLP's variables under `vb`.
     pub fn new(vb: VarBuilder, input: usize, hidden: usize, output: usize) -> Result<Self> {
+        let layer = |i: usize, o: usize, name: &str| -> Result<(Tensor, Tensor)> {
+            let vb = vb.pp(name);
+            // candle-nn's `linear` names and initialises them; both are variables under `vb`.
+            let l: Linear = linear(i, o, vb.clone())?;
+            Ok((l.weight().clone(), vb.get(o, "bias")?))
+        };
         Ok(Self {
             layers: [
-                linear(input, hidden, vb.pp("l0"))?,
-                linear(hidden, hidden, vb.pp("l1"))?,
-                linear(hidden, hidden, vb.pp("l2"))?,
-                linear(hidden, output, vb.pp("l3"))?,
+                layer(input, hidden, "l0")?,
+                layer(hidden, hidden, "l1")?,
+                layer(hidden, hidden, "l2")?,
+                layer(hidden, output, "l3")?,
             ],
         })
     }
@@ -34,12 +41,11 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        // Each layer is one fused op (`ops::dense`: gemm, bias and LeakyReLU; the composed
+        // candle ops off the CPU), the same values as `Linear` followed by `leaky_relu`.
         let mut h = x.clone();
-        for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h)?;
-            if i < 3 {
-                h = super::ops::leaky_relu(&h, LEAKY_SLOPE)?;
-            }
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = super::ops::dense(&h, w, b, (i < 3).then_some(LEAKY_SLOPE))?;
         }
         Ok(h)
     }

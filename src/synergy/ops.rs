@@ -96,6 +96,79 @@ fn apply<K: Kernel>(k: &K, inputs: &[(&CpuStorage, &Layout)]) -> Result<(CpuStor
     Ok((storage, out))
 }
 
+/// `CustomOp1/2/3` for a [`Kernel`]: its name, a `cpu_fwd` that runs it on f32/f64 storages and,
+/// when given, a `bwd` that calls the type's own `backward` method (the kernels of gradients have
+/// none: they are applied with `apply_opN_no_bwd`).
+macro_rules! kernel_op {
+    (1, $t:ty $(, $bwd:ident)?) => {
+        impl CustomOp1 for $t {
+            fn name(&self) -> &'static str {
+                <$t as Kernel>::NAME
+            }
+            fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+                apply(self, &[(s, l)])
+            }
+            $(fn bwd(&self, a: &Tensor, res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+                self.$bwd(a, res, g)
+            })?
+        }
+    };
+    (2, $t:ty $(, $bwd:ident)?) => {
+        impl CustomOp2 for $t {
+            fn name(&self) -> &'static str {
+                <$t as Kernel>::NAME
+            }
+            fn cpu_fwd(
+                &self,
+                s1: &CpuStorage,
+                l1: &Layout,
+                s2: &CpuStorage,
+                l2: &Layout,
+            ) -> Result<(CpuStorage, Shape)> {
+                apply(self, &[(s1, l1), (s2, l2)])
+            }
+            $(fn bwd(
+                &self,
+                a: &Tensor,
+                b: &Tensor,
+                res: &Tensor,
+                g: &Tensor,
+            ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+                self.$bwd(a, b, res, g)
+            })?
+        }
+    };
+    (3, $t:ty $(, $bwd:ident)?) => {
+        impl CustomOp3 for $t {
+            fn name(&self) -> &'static str {
+                <$t as Kernel>::NAME
+            }
+            #[allow(clippy::too_many_arguments)]
+            fn cpu_fwd(
+                &self,
+                s1: &CpuStorage,
+                l1: &Layout,
+                s2: &CpuStorage,
+                l2: &Layout,
+                s3: &CpuStorage,
+                l3: &Layout,
+            ) -> Result<(CpuStorage, Shape)> {
+                apply(self, &[(s1, l1), (s2, l2), (s3, l3)])
+            }
+            $(fn bwd(
+                &self,
+                a: &Tensor,
+                b: &Tensor,
+                c: &Tensor,
+                res: &Tensor,
+                g: &Tensor,
+            ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+                self.$bwd(a, b, c, res, g)
+            })?
+        }
+    };
+}
+
 /// `(n, m)` of `b` when `st` is `n × 2m`.
 fn couple_dims(op: &str, b: &Shape, st: &Shape) -> Result<(usize, usize)> {
     let (n, m) = b.dims2()?;
@@ -133,16 +206,10 @@ impl Kernel for LeakyRelu {
     }
 }
 
-impl CustomOp1 for LeakyRelu {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
+kernel_op!(1, LeakyRelu, backward);
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        apply(self, &[(s, l)])
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+impl LeakyRelu {
+    fn backward(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let g = grad
             .contiguous()?
             .apply_op2_no_bwd(&arg.contiguous()?, &LeakyReluGrad { slope: self.slope })?;
@@ -182,21 +249,7 @@ impl Kernel for LeakyReluGrad {
     }
 }
 
-impl CustomOp2 for LeakyReluGrad {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        apply(self, &[(s1, l1), (s2, l2)])
-    }
-}
+kernel_op!(2, LeakyReluGrad);
 
 /// The affine coupling's update of its second half: `y = b ⊙ exp(tanh s) + t` where
 /// `st = [s | t]` (`n × 2m`) is the coupling net's output and `b` is `n × m`. One op forward; its
@@ -263,22 +316,10 @@ impl Kernel for AffineCouple {
     }
 }
 
-impl CustomOp2 for AffineCouple {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
+kernel_op!(2, AffineCouple, backward);
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        apply(self, &[(s1, l1), (s2, l2)])
-    }
-
-    fn bwd(
+impl AffineCouple {
+    fn backward(
         &self,
         b: &Tensor,
         st: &Tensor,
@@ -292,23 +333,7 @@ impl CustomOp2 for AffineCouple {
     }
 }
 
-impl CustomOp3 for AffineCouple {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        apply(self, &[(s1, l1), (s2, l2), (s3, l3)])
-    }
-}
+kernel_op!(3, AffineCouple);
 
 /// `x · wᵀ (+ b)`: a linear layer (`x` is `B × in`, `w` is `out × in`, as candle-nn stores it) as
 /// one op whose backward produces both gradients contiguous.
@@ -338,6 +363,158 @@ pub fn linear_forward(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
     linear_nt(x, layer.weight(), layer.bias())
 }
 
+/// A dense layer `y = act(x · wᵀ + b)` with `act` = LeakyReLU(`slope`) or the identity (`None`)
+/// as **one** op — the C-network's MLP layer (`x` is `B × in`, `w` is `out × in`, `b` is `out`).
+///
+/// Composed, such a layer is four graph nodes (`wᵀ` view, matmul, broadcast bias add, LeakyReLU)
+/// whose backward adds a strided transpose of `w`'s gradient, a reduction for `b` and a
+/// zero-then-add accumulation per node; with 60 such layers per C-network step that bookkeeping,
+/// not the arithmetic on `32–64 × 64` tensors, dominated. Forward: candle's own gemm (the same
+/// call as [`linear_nt`]), then the bias and the activation in one pass over the output — the
+/// same f32/f64 operations as `linear_nt` followed by [`leaky_relu`], so the output is equal
+/// bit for bit. Backward from the output `y` (for a slope `> 0`, `y` and the pre-activation
+/// have the same sign): `∂z = g` where `y > 0`, `slope · g` where `y < 0`, `(1 + slope)/2 · g` at
+/// `y = 0` (candle's tie rule, as in [`leaky_relu`]; a pre-activation so small that
+/// `slope · z` underflows to zero, `|z| < 10⁻⁴³` in f32, counts as that tie), then
+/// `∂x = ∂z · w`, `∂w = ∂zᵀ · x`, `∂b = Σ_rows ∂z`. A slope `≤ 0`, other devices and dtypes and
+/// `NEURAL_SYNERGY_FUSED_OPS=0` use the composed ops.
+pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor, slope: Option<f64>) -> Result<Tensor> {
+    let fused = fusable(x)
+        && slope.is_none_or(|s| s > 0.0)
+        && [w, b]
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == x.dtype());
+    if !fused {
+        let y = linear_nt(x, w, Some(b))?;
+        return match slope {
+            Some(s) => leaky_relu(&y, s),
+            None => Ok(y),
+        };
+    }
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Dense { slope })
+}
+
+struct Dense {
+    slope: Option<f64>,
+}
+
+impl Dense {
+    /// Adds `b` to each row of `z` (`n × m`) and applies the activation, in place.
+    fn bias_act<T: Float>(&self, z: &mut [T], b: &[T]) {
+        let m = b.len();
+        let k = self.slope.map(T::from_f64);
+        for row in z.chunks_exact_mut(m) {
+            for (v, &bj) in row.iter_mut().zip(b) {
+                let u = *v + bj;
+                *v = match k {
+                    Some(k) if u < T::zero() => u * k,
+                    _ => u,
+                };
+            }
+        }
+    }
+}
+
+impl CustomOp3 for Dense {
+    fn name(&self) -> &'static str {
+        "dense"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n_out, _) = l2.shape().dims2()?;
+        if l3.shape().dims1()? != n_out {
+            candle_core::bail!(
+                "dense: bias {:?} does not match weight {:?}",
+                l3.shape(),
+                l2.shape()
+            );
+        }
+        let (mut out, shape) = gemm_nt(s1, l1, s2, l2, "dense")?;
+        match (&mut out, s3) {
+            (CpuStorage::F32(z), CpuStorage::F32(_)) => {
+                self.bias_act(z, cpu_slice::<f32>(s3, l3, "dense")?)
+            }
+            (CpuStorage::F64(z), CpuStorage::F64(_)) => {
+                self.bias_act(z, cpu_slice::<f64>(s3, l3, "dense")?)
+            }
+            _ => candle_core::bail!("dense: mixed or unsupported dtypes"),
+        }
+        Ok((out, shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let gz = match self.slope {
+            Some(slope) => grad
+                .contiguous()?
+                .apply_op2_no_bwd(res, &LeakyReluGrad { slope })?,
+            None => grad.clone(),
+        };
+        let gx = gz.matmul(w)?;
+        let gw = gz.t()?.matmul(x)?;
+        let gb = gz.contiguous()?.apply_op1_no_bwd(&ColumnSums)?;
+        Ok((Some(gx), Some(gw), Some(gb)))
+    }
+}
+
+/// `Σ_rows g` of an `n × m` matrix, adding the rows in order — the same additions in the same
+/// order as candle's `sum(0)`, whose CPU kernel takes a generic strided path (a division per
+/// element) for a reduction that is not over the last dimension: 19 % of a C-network step.
+struct ColumnSums;
+
+impl Kernel for ColumnSums {
+    const NAME: &'static str = "column-sums";
+    fn shape(&self, shapes: &[&Shape]) -> Result<Shape> {
+        let (_, m) = shapes[0].dims2()?;
+        Ok(Shape::from(m))
+    }
+    fn run<T: Float>(&self, x: &[&[T]], shapes: &[&Shape]) -> Vec<T> {
+        let (_, m) = shapes[0].dims2().expect("checked by shape");
+        let mut out = vec![T::zero(); m];
+        for row in x[0].chunks_exact(m.max(1)) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+        out
+    }
+}
+
+kernel_op!(1, ColumnSums);
+
+/// `x · wᵀ` for `x` (`m × k`) and `w` (`n × k`) by candle's own CPU gemm (the call candle-nn's
+/// `Linear` makes); a width mismatch is an error naming `op`.
+fn gemm_nt(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    op: &str,
+) -> Result<(CpuStorage, Shape)> {
+    let (m, k) = l1.shape().dims2()?;
+    let (n, k2) = l2.shape().dims2()?;
+    if k != k2 {
+        candle_core::bail!("{op}: input width {k} does not match weight {n} × {k2}");
+    }
+    let out = s1.matmul(s2, (1, m, n, k), l1, &l2.transpose(0, 1)?)?;
+    Ok((out, Shape::from((m, n))))
+}
+
 struct MatmulNt;
 
 impl CustomOp2 for MatmulNt {
@@ -352,14 +529,7 @@ impl CustomOp2 for MatmulNt {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (m, k) = l1.shape().dims2()?;
-        let (n, k2) = l2.shape().dims2()?;
-        if k != k2 {
-            candle_core::bail!("linear: input width {k} does not match weight {n} × {k2}");
-        }
-        let wt = l2.transpose(0, 1)?;
-        let out = s1.matmul(s2, (1, m, n, k), l1, &wt)?;
-        Ok((out, Shape::from((m, n))))
+        gemm_nt(s1, l1, s2, l2, "linear")
     }
 
     fn bwd(
@@ -463,24 +633,10 @@ impl Kernel for Outer3 {
     }
 }
 
-impl CustomOp3 for Outer3 {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
+kernel_op!(3, Outer3, backward);
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        apply(self, &[(s1, l1), (s2, l2), (s3, l3)])
-    }
-
-    fn bwd(
+impl Outer3 {
+    fn backward(
         &self,
         a: &Tensor,
         v: &Tensor,
@@ -568,18 +724,196 @@ impl Kernel for Outer3Grad {
     }
 }
 
-impl CustomOp2 for Outer3Grad {
-    fn name(&self) -> &'static str {
-        Self::NAME
+kernel_op!(2, Outer3Grad);
+
+/// The biased or unbiased MMD² between the rows of `x` (`n × d`) and `y` (`m × d`) with the
+/// Gaussian-mixture kernel `k(a, b) = (1/B) Σ_β exp(−‖a − b‖² / (2σ_β²))`, as one op (a scalar),
+/// accumulated in f64 whatever the input dtype:
+///
+/// `MMD² = c_x Σ_{i≠j} k(x_i, x_j) + c_y Σ_{i≠j} k(y_i, y_j) − 2/(nm) Σ_{i,j} k(x_i, y_j) + a`,
+/// with `c_x = 1/(n(n−1))`, `c_y = 1/(m(m−1))`, `a = 0` (unbiased) or `c_x = 1/n²`,
+/// `c_y = 1/m²`, `a = 1/n + 1/m` (biased: the diagonal, `k(x, x) = 1`).
+///
+/// Backward, with `k'(r) = dk/d(‖a−b‖²) = −(1/B) Σ_β exp(−r/(2σ_β²)) / (2σ_β²)`:
+/// `∂x_i = 4 c_x Σ_j k'(x_i, x_j)(x_i − x_j) − (4/(nm)) Σ_j k'(x_i, y_j)(x_i − y_j)` and the same
+/// with the roles of `x` and `y` swapped. The composed candle ops ([`crate::synergy::losses`])
+/// take about 80 graph nodes for this per modality, forward, and twice that backward; here it is
+/// one node each way. Squared distances are formed from the differences (not `‖a‖² + ‖b‖² −
+/// 2aᵀb`), so no clamp at zero is needed. CPU f32/f64 only ([`mmd2_fusable`]); callers check
+/// the sample sizes (`n, m ≥ 1`; `≥ 2` unbiased) and that `sigmas` are positive.
+pub fn mmd2_gaussian(x: &Tensor, y: &Tensor, unbiased: bool, sigmas: &[f64]) -> Result<Tensor> {
+    let op = Mmd2 {
+        unbiased,
+        inv: sigmas.iter().map(|s| 0.5 / (s * s)).collect(),
+    };
+    x.contiguous()?.apply_op2(&y.contiguous()?, op)
+}
+
+/// Whether [`mmd2_gaussian`] applies (CPU, f32/f64, one dtype, fused ops on).
+pub fn mmd2_fusable(x: &Tensor, y: &Tensor) -> bool {
+    fusable(x) && y.device().is_cpu() && y.dtype() == x.dtype()
+}
+
+#[derive(Clone)]
+struct Mmd2 {
+    unbiased: bool,
+    /// `1/(2σ_β²)` per bandwidth.
+    inv: Vec<f64>,
+}
+
+impl Mmd2 {
+    fn dims(shapes: &[&Shape]) -> Result<(usize, usize, usize)> {
+        let (n, d) = shapes[0].dims2()?;
+        let (m, d2) = shapes[1].dims2()?;
+        if d != d2 || n == 0 || m == 0 {
+            candle_core::bail!("mmd2: shapes {:?} and {:?}", shapes[0], shapes[1]);
+        }
+        Ok((n, m, d))
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        apply(self, &[(s1, l1), (s2, l2)])
+    /// `(c_x, c_y, c_xy, a)`.
+    fn coefficients(&self, n: usize, m: usize) -> (f64, f64, f64, f64) {
+        let (nf, mf) = (n as f64, m as f64);
+        let cxy = 2.0 / (nf * mf);
+        if self.unbiased {
+            (1.0 / (nf * (nf - 1.0)), 1.0 / (mf * (mf - 1.0)), cxy, 0.0)
+        } else {
+            (1.0 / (nf * nf), 1.0 / (mf * mf), cxy, 1.0 / nf + 1.0 / mf)
+        }
+    }
+
+    /// `(k(r), k'(r))` at the squared distance `r`.
+    #[inline]
+    fn k(&self, r: f64) -> (f64, f64) {
+        let (mut k, mut dk) = (0.0, 0.0);
+        for &c in &self.inv {
+            let e = (-c * r).exp();
+            k += e;
+            dk -= c * e;
+        }
+        let b = self.inv.len() as f64;
+        (k / b, dk / b)
     }
 }
+
+/// `‖a − b‖²` in f64.
+#[inline]
+fn sq_dist<T: Float>(a: &[T], b: &[T]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&u, &v)| {
+            let t = u.to_f64() - v.to_f64();
+            t * t
+        })
+        .sum()
+}
+
+impl Kernel for Mmd2 {
+    const NAME: &'static str = "mmd2";
+    fn shape(&self, shapes: &[&Shape]) -> Result<Shape> {
+        Self::dims(shapes)?;
+        Ok(Shape::from(()))
+    }
+    fn run<T: Float>(&self, xs: &[&[T]], shapes: &[&Shape]) -> Vec<T> {
+        let (n, m, d) = Self::dims(shapes).expect("checked by shape");
+        let (x, y) = (xs[0], xs[1]);
+        fn row<T>(a: &[T], i: usize, d: usize) -> &[T] {
+            &a[i * d..(i + 1) * d]
+        }
+        // Σ_{i<j} k within a sample (each unordered pair once; the sums count both orders)
+        let within = |a: &[T], len: usize| {
+            let mut s = 0.0;
+            for i in 0..len {
+                for j in i + 1..len {
+                    s += self.k(sq_dist(row(a, i, d), row(a, j, d))).0;
+                }
+            }
+            2.0 * s
+        };
+        let mut kxy = 0.0;
+        for i in 0..n {
+            for j in 0..m {
+                kxy += self.k(sq_dist(row(x, i, d), row(y, j, d))).0;
+            }
+        }
+        let (cx, cy, cxy, a) = self.coefficients(n, m);
+        let v = cx * within(x, n) + cy * within(y, m) - cxy * kxy + a;
+        vec![T::from_f64(v)]
+    }
+}
+
+kernel_op!(2, Mmd2, backward);
+
+impl Mmd2 {
+    fn backward(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let n = x.dim(0)?;
+        let g = grad
+            .reshape(1)?
+            .apply_op3_no_bwd(x, y, &Mmd2Grad(self.clone()))?;
+        Ok((Some(g.narrow(0, 0, n)?), Some(g.narrow(0, n, y.dim(0)?)?)))
+    }
+}
+
+/// [`Mmd2`]'s backward: inputs `(g (1), x, y)`, output `[∂x; ∂y]` (`(n + m) × d`).
+struct Mmd2Grad(Mmd2);
+
+impl Kernel for Mmd2Grad {
+    const NAME: &'static str = "mmd2-grad";
+    fn shape(&self, shapes: &[&Shape]) -> Result<Shape> {
+        if shapes[0].elem_count() != 1 {
+            candle_core::bail!("{}: gradient of shape {:?}", Self::NAME, shapes[0]);
+        }
+        let (n, m, d) = Mmd2::dims(&shapes[1..])?;
+        Ok(Shape::from((n + m, d)))
+    }
+    fn run<T: Float>(&self, xs: &[&[T]], shapes: &[&Shape]) -> Vec<T> {
+        let (n, m, d) = Mmd2::dims(&shapes[1..]).expect("checked by shape");
+        let g = xs[0][0].to_f64();
+        let (x, y) = (xs[1], xs[2]);
+        let (cx, cy, cxy, _) = self.0.coefficients(n, m);
+        let mut out = vec![0.0f64; (n + m) * d];
+        let (ox, oy) = out.split_at_mut(n * d);
+        // adds `w (a − b)` to `ga` and `w (b − a)` to `gb`
+        let pair = |a: &[T], b: &[T], w: f64, ga: &mut [f64], gb: &mut [f64]| {
+            for k in 0..d {
+                let t = w * (a[k].to_f64() - b[k].to_f64());
+                ga[k] += t;
+                gb[k] -= t;
+            }
+        };
+        let within = |a: &[T], len: usize, c: f64, ga: &mut [f64]| {
+            for i in 0..len {
+                for j in i + 1..len {
+                    let (ri, rj) = (&a[i * d..(i + 1) * d], &a[j * d..(j + 1) * d]);
+                    let w = 4.0 * c * g * self.0.k(sq_dist(ri, rj)).1;
+                    let (lo, hi) = ga.split_at_mut(j * d);
+                    pair(ri, rj, w, &mut lo[i * d..(i + 1) * d], &mut hi[..d]);
+                }
+            }
+        };
+        within(x, n, cx, ox);
+        within(y, m, cy, oy);
+        for i in 0..n {
+            for j in 0..m {
+                let (ri, rj) = (&x[i * d..(i + 1) * d], &y[j * d..(j + 1) * d]);
+                let w = -2.0 * cxy * g * self.0.k(sq_dist(ri, rj)).1;
+                pair(
+                    ri,
+                    rj,
+                    w,
+                    &mut ox[i * d..(i + 1) * d],
+                    &mut oy[j * d..(j + 1) * d],
+                );
+            }
+        }
+        out.into_iter().map(T::from_f64).collect()
+    }
+}
+
+kernel_op!(3, Mmd2Grad);

@@ -25,13 +25,23 @@ pub struct ModelOutput {
 
 /// Scales the gradients of `vars` in `grads` so that their global L2 norm is at most `max_norm`
 /// (PyTorch's `clip_grad_norm_`); returns the norm before clipping.
+///
+/// The per-variable sums of squares stay on the gradients' device and are added there in f64,
+/// in `vars`' order, so a step reads back one scalar per parameter group instead of one per
+/// variable (on a GPU each read is a synchronising copy). On the CPU that is the same f64 sum in
+/// the same order as adding the read-back scalars on the host, so the norm is bit for bit the
+/// one of earlier builds.
 pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<f64> {
-    let mut sq = 0.0;
-    for v in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            sq += scalar(&g.sqr()?.sum_all()?)?;
-        }
-    }
+    let sums = vars
+        .iter()
+        .filter_map(|v| grads.get(v.as_tensor()))
+        .map(|g| g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let sq = if sums.is_empty() {
+        0.0
+    } else {
+        Tensor::stack(&sums, 0)?.sum_all()?.to_scalar::<f64>()?
+    };
     let norm = sq.sqrt();
     if !norm.is_finite() {
         return Err(SynergyError::NonFinite {

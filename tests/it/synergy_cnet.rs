@@ -330,6 +330,85 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The fused dense layer (`ops::dense`: gemm, bias and LeakyReLU in one op) is `linear_nt`
+    /// followed by the LeakyReLU op: the same output bit for bit, and the same gradients for `x`,
+    /// `w` and `b` (1e-12 in f64, 1e-5 relative in f32), with and without the activation.
+    #[test]
+    fn fused_dense_equals_linear_then_leaky_relu(n in 1usize..40, d_in in 1usize..70, d_out in 1usize..20, act in any::<bool>(), seed in any::<u64>(), f32_ in any::<bool>()) {
+        use neural_synergy::synergy::ops;
+        let dt = if f32_ { DType::F32 } else { DType::F64 };
+        let tol = if f32_ { 1e-5 } else { 1e-12 };
+        let slope = act.then_some(0.01);
+        let x = from_array2(&randn(n, d_in, seed), dt, &cpu()).unwrap();
+        let w = from_array2(&randn(d_out, d_in, seed ^ 1), dt, &cpu()).unwrap();
+        let b = from_array2(&randn(1, d_out, seed ^ 2), dt, &cpu()).unwrap().squeeze(0).unwrap();
+        let g = from_array2(&randn(n, d_out, seed ^ 3), dt, &cpu()).unwrap();
+        let close = |a: &[f64], c: &[f64]| a.len() == c.len() && a.iter().zip(c).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()));
+        let composed = |x: &Tensor, w: &Tensor, b: &Tensor| -> candle_core::Result<Tensor> {
+            let y = ops::linear_nt(x, w, Some(b))?;
+            match slope { Some(s) => ops::leaky_relu(&y, s), None => Ok(y) }
+        };
+        let (yf, gxf) = value_and_grad(&x, &g, |x| ops::dense(x, &w, &b, slope));
+        let (yc, gxc) = value_and_grad(&x, &g, |x| composed(x, &w, &b));
+        prop_assert_eq!(yf, yc);
+        prop_assert!(close(&gxf, &gxc));
+        let (_, gwf) = value_and_grad(&w, &g, |w| ops::dense(&x, w, &b, slope));
+        let (_, gwc) = value_and_grad(&w, &g, |w| composed(&x, w, &b));
+        prop_assert!(close(&gwf, &gwc));
+        let gb = from_array2(&randn(n, d_out, seed ^ 3), dt, &cpu()).unwrap();
+        let (_, gbf) = value_and_grad(&b, &gb, |b| ops::dense(&x, &w, b, slope));
+        let (_, gbc) = value_and_grad(&b, &gb, |b| composed(&x, &w, b));
+        prop_assert!(close(&gbf, &gbc), "{gbf:?} vs {gbc:?}");
+    }
+
+    /// The fused MMD² op equals the composed candle ops — value (1e-10 relative in f64; 1e-5
+    /// absolute in f32, where the op accumulates in f64 and the composed ops do not) and the gradients for both samples (1e-9 in f64) —
+    /// for the biased and unbiased variants, fixed and median bandwidths, unequal sample sizes.
+    #[test]
+    fn fused_mmd2_equals_the_composed_ops(n in 2usize..30, m in 2usize..30, d in 1usize..9, seed in any::<u64>(), unbiased in any::<bool>(), median in any::<bool>(), f32_ in any::<bool>()) {
+        use neural_synergy::synergy::losses::{mmd2, mmd2_composed, BandwidthSpec};
+        let dt = if f32_ { DType::F32 } else { DType::F64 };
+        let variant = if unbiased { MmdVariant::Unbiased } else { MmdVariant::Biased };
+        let bw = if median { BandwidthSpec::Median } else { BandwidthSpec::Fixed(est::Bandwidths::new(vec![0.5, 1.0, 2.5]).unwrap()) };
+        let x = from_array2(&randn(n, d, seed), dt, &cpu()).unwrap();
+        let y = from_array2(&(randn(m, d, seed ^ 1) * 1.3 + 0.4), dt, &cpu()).unwrap();
+        let one = Tensor::ones((), dt, &cpu()).unwrap();
+        let (vf, gxf) = value_and_grad(&x, &one, |x| mmd2(x, &y, variant, &bw).map_err(|e| candle_core::Error::Msg(e.to_string())));
+        let (vc, gxc) = value_and_grad(&x, &one, |x| mmd2_composed(x, &y, variant, &bw).map_err(|e| candle_core::Error::Msg(e.to_string())));
+        // MMD² is a difference of kernel means of order 1: in f32 the composed ops' own rounding
+        // (~1e-7 per term) sets the scale, so the f32 bound is absolute
+        let (vtol, floor) = if f32_ { (1e-5, 1.0) } else { (1e-10, 1e-2) };
+        prop_assert!((vf[0] - vc[0]).abs() <= vtol * vc[0].abs().max(floor), "{} vs {}", vf[0], vc[0]);
+        if !f32_ {
+            let close = |a: &[f64], c: &[f64]| a.len() == c.len() && a.iter().zip(c).all(|(x, y)| (x - y).abs() <= 1e-9 * (1e-3 + y.abs()));
+            prop_assert!(close(&gxf, &gxc), "{gxf:?} vs {gxc:?}");
+            let (_, gyf) = value_and_grad(&y, &one, |y| mmd2(&x, y, variant, &bw).map_err(|e| candle_core::Error::Msg(e.to_string())));
+            let (_, gyc) = value_and_grad(&y, &one, |y| mmd2_composed(&x, y, variant, &bw).map_err(|e| candle_core::Error::Msg(e.to_string())));
+            prop_assert!(close(&gyf, &gyc), "{gyf:?} vs {gyc:?}");
+        }
+    }
+}
+
+/// Mismatched shapes are clear errors from the fused dense and MMD² ops, not panics.
+#[test]
+fn fused_dense_and_mmd2_reject_mismatched_shapes() {
+    use neural_synergy::synergy::ops;
+    let x = from_array2(&randn(4, 5, 1), DType::F32, &cpu()).unwrap();
+    let w = from_array2(&randn(3, 5, 2), DType::F32, &cpu()).unwrap();
+    let b = from_array2(&randn(1, 4, 3), DType::F32, &cpu())
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    let e = ops::dense(&x, &w, &b, Some(0.01)).unwrap_err();
+    assert!(e.to_string().contains("does not match"), "{e}");
+    let y = from_array2(&randn(4, 6, 4), DType::F32, &cpu()).unwrap();
+    let e = ops::mmd2_gaussian(&x, &y, true, &[1.0]).unwrap_err();
+    assert!(e.to_string().contains("mmd2"), "{e}");
+}
+
 /// A weight whose width is not the input's is a clear error from `linear_nt`, not a panic.
 #[test]
 fn linear_nt_rejects_mismatched_widths() {
@@ -366,5 +445,50 @@ fn fused_coupling_gradient_matches_finite_differences() {
             (fd - gk).abs() < 1e-6,
             "entry {k}: finite difference {fd}, op {gk}"
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// `clip_grad_norm` returns the global L2 norm — bit for bit the host sum of the per-variable
+    /// f32 sums of squares, in order, as before it summed on the device — skips variables without
+    /// a gradient, rescales to `max_norm` when the norm exceeds it and leaves the gradients alone
+    /// otherwise.
+    #[test]
+    fn clip_grad_norm_is_the_global_norm_and_clips_to_max_norm(shapes in prop::collection::vec((1usize..9, 1usize..9), 1..6), seed in any::<u64>(), scale in 0.01f64..10.0, frac in 0.1f64..2.0) {
+        use candle_core::Var;
+        let vars: Vec<Var> = shapes.iter().enumerate().map(|(i, &(r, c))| {
+            Var::from_tensor(&from_array2(&randn(r, c, seed ^ i as u64), DType::F32, &cpu()).unwrap()).unwrap()
+        }).collect();
+        let unused = Var::from_tensor(&from_array2(&randn(2, 2, seed ^ 99), DType::F32, &cpu()).unwrap()).unwrap();
+        let weights: Vec<Tensor> = shapes.iter().enumerate().map(|(i, &(r, c))| {
+            from_array2(&(randn(r, c, seed ^ (i as u64 + 50)) * scale), DType::F32, &cpu()).unwrap()
+        }).collect();
+        let loss = vars.iter().zip(&weights).map(|(v, w)| (v.as_tensor() * w).unwrap().sum_all().unwrap())
+            .reduce(|a, b| (a + b).unwrap()).unwrap();
+        let mut all = vars.clone();
+        all.push(unused.clone());
+        let mut want_sq = 0.0f64;
+        for w in &weights {
+            want_sq += scalar(&w.sqr().unwrap().sum_all().unwrap()).unwrap();
+        }
+        let want = want_sq.sqrt();
+        let max_norm = want * frac;
+        let mut grads = loss.backward().unwrap();
+        let norm = neural_synergy::synergy::clip_grad_norm(&mut grads, &all, max_norm).unwrap();
+        prop_assert_eq!(norm, want);
+        prop_assert!(grads.get(unused.as_tensor()).is_none());
+        let mut after = 0.0f64;
+        for (v, w) in vars.iter().zip(&weights) {
+            let g = grads.get(v.as_tensor()).unwrap();
+            after += scalar(&g.sqr().unwrap().sum_all().unwrap()).unwrap();
+            if frac >= 1.0 {
+                prop_assert_eq!(flat_f64(g), flat_f64(w));
+            }
+        }
+        // PyTorch's factor max_norm / (norm + 1e-6)
+        let expected = if frac >= 1.0 { want } else { max_norm * want / (want + 1e-6) };
+        prop_assert!((after.sqrt() - expected).abs() <= 1e-5 * expected, "{} vs {expected}", after.sqrt());
     }
 }
