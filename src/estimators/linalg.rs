@@ -172,6 +172,13 @@ pub fn logdet_from_chol(l: &Array2<f64>) -> f64 {
     2.0 * l.diag().iter().map(|v| v.ln()).sum::<f64>()
 }
 
+/// Solves `Lᵀ W = B` for lower-triangular `L` (an upper-triangular system; `L` is not copied).
+pub fn solve_lower_transposed(l: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+    l.t()
+        .solve_triangular(UPLO::Upper, Diag::NonUnit, b)
+        .expect("triangular solve with a checked non-singular factor")
+}
+
 /// Solves `L W = B` for lower-triangular `L`.
 pub fn solve_lower(l: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
     l.solve_triangular(UPLO::Lower, Diag::NonUnit, b)

@@ -221,12 +221,19 @@ impl KurtosisLoss {
         &self.state
     }
 
-    /// `L_κ` of batch `z`; advances the buffer.
+    /// `L_κ` of batch `z`; advances the buffer. On the CPU one fused op from the buffer's
+    /// Cholesky factor ([`ops::kurtosis_fixed_factor`](super::ops::kurtosis_fixed_factor));
+    /// elsewhere [`kurtosis_loss`] with the precision matrix uploaded.
     pub fn forward(&mut self, z: &Tensor) -> Result<Tensor> {
         let host = to_array2(&z.detach())?;
         let step = self.state.prepare(&host.view())?;
-        let p = from_array2(&step.precision(), z.dtype(), z.device())?;
-        let loss = kurtosis_loss(z, &p)?;
+        let loss = if super::ops::fusable_cpu(z) {
+            // one op from the factor: no precision matrix, no candle row reductions
+            super::ops::kurtosis_fixed_factor(z, &step.chol)?
+        } else {
+            let p = from_array2(&step.precision(), z.dtype(), z.device())?;
+            kurtosis_loss(z, &p)?
+        };
         self.state.commit(step);
         Ok(loss)
     }
