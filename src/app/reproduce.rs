@@ -506,6 +506,9 @@ fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> R
         Vec::new()
     };
     let lines = cost::plan_cost(&runs, ds.train.len(), &measured);
+    // hours on one GPU over the lines measured on a GPU (null: none measured)
+    let gpu: Vec<f64> = lines.iter().filter_map(|l| l.gpu_hours).collect();
+    let gpu_hours = (!gpu.is_empty()).then(|| gpu.iter().sum::<f64>());
     if args.json {
         println!(
             "{}",
@@ -519,6 +522,7 @@ fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> R
                 "lines": lines,
                 "runs": runs.len(),
                 "cpu_hours": lines.iter().filter_map(|l| l.cpu_hours).sum::<f64>(),
+                "gpu_hours": gpu_hours,
             })
         );
     } else {

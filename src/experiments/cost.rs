@@ -7,6 +7,12 @@
 //! linearly by the number of training clips (widths and sequence lengths are ignored, so the
 //! scaling is rough for MOSEI's wider audio and vision). Projections use the epoch cap: early
 //! stopping (patience 8) ends most runs sooner, so they are upper bounds.
+//!
+//! Runs are costed per device: the CPU column uses only finished CPU runs (a GPU run's seconds
+//! would understate a CPU plan), the GPU column only finished runs that trained on a GPU
+//! (`"device": "cuda:N"` in the results file). There is no embedded GPU table — nothing has been
+//! measured on a GPU here — so the GPU column is empty until GPU runs of the same data are in
+//! the output folder.
 
 use super::RunRecord;
 use crate::train::{RunConfig, Variant};
@@ -50,6 +56,37 @@ pub struct CostLine {
     pub source: String,
     /// Σ over runs of epoch cap × seconds per epoch, in hours of one thread.
     pub cpu_hours: Option<f64>,
+    /// Seconds per epoch on one GPU, from finished GPU runs of the same data (`None`: none).
+    pub gpu_epoch_s: Option<f64>,
+    /// How many finished GPU runs `gpu_epoch_s` averages.
+    pub gpu_runs_measured: usize,
+    /// Σ over runs of epoch cap × GPU seconds per epoch, in hours of one GPU.
+    pub gpu_hours: Option<f64>,
+}
+
+/// Mean wall seconds per epoch of the finished runs of `model` × `variant` in `measured` that
+/// trained on a GPU (`gpu`) or on the CPU (`!gpu`), and how many there are.
+fn measured_epoch_s(
+    measured: &[RunRecord],
+    model: &str,
+    variant: Variant,
+    gpu: bool,
+) -> (Option<f64>, usize) {
+    let per_epoch: Vec<f64> = measured
+        .iter()
+        .map(|r| &r.result)
+        .filter(|r| {
+            r.config.model.kind().name() == model
+                && r.config.variant == variant
+                && r.device.is_some() == gpu
+                && r.epochs > 0
+                && r.wall_s.is_finite()
+        })
+        .map(|r| r.wall_s / r.epochs as f64)
+        .collect();
+    let mean =
+        (!per_epoch.is_empty()).then(|| per_epoch.iter().sum::<f64>() / per_epoch.len() as f64);
+    (mean, per_epoch.len())
 }
 
 /// The cost plan of `runs` on a dataset with `train_clips` training clips; `measured` are finished
@@ -69,30 +106,23 @@ pub fn plan_cost(runs: &[RunConfig], train_clips: usize, measured: &[RunRecord])
                 .collect();
             let epoch_cap = mine.iter().map(|c| c.max_epochs).max().unwrap_or(0);
             let epochs: usize = mine.iter().map(|c| c.max_epochs).sum();
-            let per_epoch: Vec<f64> = measured
-                .iter()
-                .map(|r| &r.result)
-                .filter(|r| {
-                    r.config.model.kind().name() == model
-                        && r.config.variant == variant
-                        && r.epochs > 0
-                        && r.wall_s.is_finite()
-                })
-                .map(|r| r.wall_s / r.epochs as f64)
-                .collect();
-            let (epoch_s, source) = if per_epoch.is_empty() {
-                let scale = train_clips as f64 / MOSI_TRAIN_CLIPS as f64;
-                let s = MOSI_EPOCH_S
-                    .iter()
-                    .find(|(m, _, _)| *m == model)
-                    .map(|&(_, nll, syn)| scale * if variant == Variant::Nll { nll } else { syn });
-                (s, "embedded (MOSI shapes, scaled)".to_string())
-            } else {
-                (
-                    Some(per_epoch.iter().sum::<f64>() / per_epoch.len() as f64),
-                    format!("measured ({} finished runs)", per_epoch.len()),
-                )
-            };
+            let (cpu, n_cpu) = measured_epoch_s(measured, &model, variant, false);
+            let (epoch_s, source) =
+                match cpu {
+                    None => {
+                        let scale = train_clips as f64 / MOSI_TRAIN_CLIPS as f64;
+                        let s = MOSI_EPOCH_S.iter().find(|(m, _, _)| *m == model).map(
+                            |&(_, nll, syn)| {
+                                scale * if variant == Variant::Nll { nll } else { syn }
+                            },
+                        );
+                        (s, "embedded (MOSI shapes, scaled)".to_string())
+                    }
+                    Some(s) => (Some(s), format!("measured ({n_cpu} finished runs)")),
+                };
+            let (gpu_epoch_s, gpu_runs_measured) =
+                measured_epoch_s(measured, &model, variant, true);
+            let hours = |s: Option<f64>| s.map(|s| s * epochs as f64 / 3600.0);
             CostLine {
                 model,
                 variant: variant.name().to_string(),
@@ -100,7 +130,10 @@ pub fn plan_cost(runs: &[RunConfig], train_clips: usize, measured: &[RunRecord])
                 epoch_cap,
                 epoch_s,
                 source,
-                cpu_hours: epoch_s.map(|s| s * epochs as f64 / 3600.0),
+                cpu_hours: hours(epoch_s),
+                gpu_epoch_s,
+                gpu_runs_measured,
+                gpu_hours: hours(gpu_epoch_s),
             }
         })
         .collect()
@@ -120,6 +153,10 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
                 l.epoch_s.map_or("—".into(), |s| format!("{s:.1}")),
                 l.source.clone(),
                 l.cpu_hours.map_or("—".into(), |h| format!("{h:.2}")),
+                l.gpu_epoch_s.map_or("—".into(), |s| {
+                    format!("{s:.2} ({} runs)", l.gpu_runs_measured)
+                }),
+                l.gpu_hours.map_or("—".into(), |h| format!("{h:.2}")),
             ]
         })
         .collect();
@@ -133,6 +170,8 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
             "s / epoch",
             "source",
             "CPU-hours (≤)",
+            "GPU s / epoch (measured)",
+            "GPU-hours (≤)",
         ],
         &rows,
     );
@@ -142,10 +181,24 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
     md += &format!(
         "\nTotal: {runs} runs, ≤ {hours:.1} hours of one thread; with --jobs {jobs} on a machine with \
          ≥ {jobs} cores: ≤ {:.1} h wall (split over N such nodes with --shard K/N: divide by N). \
-         Upper bounds: every run is costed at its epoch cap, early stopping ends most sooner. GPU: \
-         no training time measured on a GPU yet.\n",
+         Upper bounds: every run is costed at its epoch cap, early stopping ends most sooner.\n",
         hours / jobs.max(1) as f64
     );
+    let gpu: Vec<f64> = lines.iter().filter_map(|l| l.gpu_hours).collect();
+    md += &if gpu.is_empty() {
+        "GPU: no run of this data has trained on a GPU in this folder, so there is no GPU \
+         projection (train some with `--device cuda` into the same --out, e.g. one seed, and plan \
+         again).\n"
+            .to_string()
+    } else {
+        format!(
+            "GPU: ≤ {:.1} h on one GPU for the {} of {} lines measured on a GPU (one run at a \
+             time).\n",
+            gpu.iter().sum::<f64>(),
+            gpu.len(),
+            lines.len()
+        )
+    };
     if unknown > 0 {
         md += &format!("{unknown} lines have no per-epoch time (—) and are not in the total.\n");
     }

@@ -215,6 +215,11 @@ impl CNetwork {
                 dims.len()
             )));
         }
+        if dims.contains(&0) || fused_dim == 0 {
+            return Err(SynergyError::Config(format!(
+                "representation widths must be >= 1, got {dims:?} and fused {fused_dim}"
+            )));
+        }
         let vars = VarMap::new();
         let critic_vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, dtype, device);

@@ -374,13 +374,15 @@ pub fn linear_forward(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
 /// same f32/f64 operations as `linear_nt` followed by [`leaky_relu`], so the output is equal
 /// bit for bit. Backward from the output `y` (for a slope `> 0`, `y` and the pre-activation
 /// have the same sign): `∂z = g` where `y > 0`, `slope · g` where `y < 0`, `(1 + slope)/2 · g` at
-/// `y = 0` (candle's tie rule, as in [`leaky_relu`]; a pre-activation so small that
-/// `slope · z` underflows to zero, `|z| < 10⁻⁴³` in f32, counts as that tie), then
+/// `y = 0` (candle's tie rule, as in [`leaky_relu`]; a negative subnormal pre-activation whose
+/// `slope · z` underflows to zero, `|z| ≲ 10⁻⁴³` in f32, counts as that tie), then
 /// `∂x = ∂z · w`, `∂w = ∂zᵀ · x`, `∂b = Σ_rows ∂z`. A slope `≤ 0`, other devices and dtypes and
-/// `NEURAL_SYNERGY_FUSED_OPS=0` use the composed ops.
+/// `NEURAL_SYNERGY_FUSED_OPS=0` use the composed ops (as does a slope below f32's smallest
+/// normal number, which could round to 0 in f32).
 pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor, slope: Option<f64>) -> Result<Tensor> {
+    // a slope must stay positive in the element type (the backward reads the sign of `y`)
     let fused = fusable(x)
-        && slope.is_none_or(|s| s > 0.0)
+        && slope.is_none_or(|s| s >= f64::from(f32::MIN_POSITIVE))
         && [w, b]
             .iter()
             .all(|t| t.device().is_cpu() && t.dtype() == x.dtype());
@@ -403,6 +405,9 @@ impl Dense {
     /// Adds `b` to each row of `z` (`n × m`) and applies the activation, in place.
     fn bias_act<T: Float>(&self, z: &mut [T], b: &[T]) {
         let m = b.len();
+        if m == 0 {
+            return;
+        }
         let k = self.slope.map(T::from_f64);
         for row in z.chunks_exact_mut(m) {
             for (v, &bj) in row.iter_mut().zip(b) {
@@ -739,8 +744,8 @@ kernel_op!(2, Outer3Grad);
 /// with the roles of `x` and `y` swapped. The composed candle ops ([`crate::synergy::losses`])
 /// take about 80 graph nodes for this per modality, forward, and twice that backward; here it is
 /// one node each way. Squared distances are formed from the differences (not `‖a‖² + ‖b‖² −
-/// 2aᵀb`), so no clamp at zero is needed. CPU f32/f64 only ([`mmd2_fusable`]); callers check
-/// the sample sizes (`n, m ≥ 1`; `≥ 2` unbiased) and that `sigmas` are positive.
+/// 2aᵀb`), so no clamp at zero is needed. CPU f32/f64 only ([`mmd2_fusable`]); fewer than 1 row
+/// (2 unbiased) in a sample, differing widths or no/non-positive bandwidths are errors.
 pub fn mmd2_gaussian(x: &Tensor, y: &Tensor, unbiased: bool, sigmas: &[f64]) -> Result<Tensor> {
     let op = Mmd2 {
         unbiased,
@@ -762,11 +767,19 @@ struct Mmd2 {
 }
 
 impl Mmd2 {
-    fn dims(shapes: &[&Shape]) -> Result<(usize, usize, usize)> {
+    fn dims(&self, shapes: &[&Shape]) -> Result<(usize, usize, usize)> {
         let (n, d) = shapes[0].dims2()?;
         let (m, d2) = shapes[1].dims2()?;
-        if d != d2 || n == 0 || m == 0 {
-            candle_core::bail!("mmd2: shapes {:?} and {:?}", shapes[0], shapes[1]);
+        let least = if self.unbiased { 2 } else { 1 };
+        if d != d2 || n < least || m < least {
+            candle_core::bail!(
+                "mmd2: shapes {:?} and {:?} (the unbiased estimate needs 2 rows in each)",
+                shapes[0],
+                shapes[1]
+            );
+        }
+        if self.inv.is_empty() || self.inv.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
+            candle_core::bail!("mmd2: bandwidths must be finite and positive, at least one");
         }
         Ok((n, m, d))
     }
@@ -811,11 +824,11 @@ fn sq_dist<T: Float>(a: &[T], b: &[T]) -> f64 {
 impl Kernel for Mmd2 {
     const NAME: &'static str = "mmd2";
     fn shape(&self, shapes: &[&Shape]) -> Result<Shape> {
-        Self::dims(shapes)?;
+        self.dims(shapes)?;
         Ok(Shape::from(()))
     }
     fn run<T: Float>(&self, xs: &[&[T]], shapes: &[&Shape]) -> Vec<T> {
-        let (n, m, d) = Self::dims(shapes).expect("checked by shape");
+        let (n, m, d) = self.dims(shapes).expect("checked by shape");
         let (x, y) = (xs[0], xs[1]);
         fn row<T>(a: &[T], i: usize, d: usize) -> &[T] {
             &a[i * d..(i + 1) * d]
@@ -869,11 +882,11 @@ impl Kernel for Mmd2Grad {
         if shapes[0].elem_count() != 1 {
             candle_core::bail!("{}: gradient of shape {:?}", Self::NAME, shapes[0]);
         }
-        let (n, m, d) = Mmd2::dims(&shapes[1..])?;
+        let (n, m, d) = self.0.dims(&shapes[1..])?;
         Ok(Shape::from((n + m, d)))
     }
     fn run<T: Float>(&self, xs: &[&[T]], shapes: &[&Shape]) -> Vec<T> {
-        let (n, m, d) = Mmd2::dims(&shapes[1..]).expect("checked by shape");
+        let (n, m, d) = self.0.dims(&shapes[1..]).expect("checked by shape");
         let g = xs[0][0].to_f64();
         let (x, y) = (xs[1], xs[2]);
         let (cx, cy, cxy, _) = self.0.coefficients(n, m);
@@ -931,6 +944,14 @@ kernel_op!(3, Mmd2Grad);
 /// factor is a constant of the step (no gradient flows into the buffer). CPU f32/f64 only
 /// ([`fusable_cpu`]); `chol` must be the checked factor of `StreamingKurtosis::prepare`.
 pub fn kurtosis_fixed_factor(z: &Tensor, chol: &ndarray::Array2<f64>) -> Result<Tensor> {
+    let p = chol.nrows();
+    if chol.ncols() != p || (0..p).any(|i| !(chol[[i, i]].is_finite() && chol[[i, i]] > 0.0)) {
+        candle_core::bail!(
+            "kurtosis: the factor must be a square lower-triangular matrix with a positive \
+             diagonal, got {:?}",
+            chol.dim()
+        );
+    }
     z.contiguous()?.apply_op1(Kurtosis {
         chol: std::sync::Arc::new(chol.clone()),
     })

@@ -400,7 +400,58 @@ fn plan_costs_runs_from_the_embedded_table_then_from_measured_runs() {
         );
         assert!((line["epoch_s"].as_f64().unwrap() - per_epoch).abs() < 1e-9);
         assert_eq!(line["runs"], 1);
+        assert!(line["gpu_epoch_s"].is_null(), "no GPU run yet: {line}");
     }
+    assert!(v["gpu_hours"].is_null());
+    let (_, text, _) = run(&[&smoke[..], &["--plan", "--out", out]].concat());
+    assert!(
+        text.contains("no run of this data has trained on a GPU"),
+        "{text}"
+    );
+
+    // a GPU run of each (the same records, as if trained with --device cuda, 10× faster) fills
+    // the GPU column and leaves the CPU column to the CPU runs
+    let gpu_lines: Vec<String> = recs
+        .lines()
+        .map(|l| {
+            let mut r: Value = serde_json::from_str(l).unwrap();
+            r["key"] = Value::from(format!("{}-cuda", r["key"].as_str().unwrap()));
+            r["result"]["device"] = Value::from("cuda:0");
+            let w = r["result"]["wall_s"].as_f64().unwrap();
+            r["result"]["wall_s"] = Value::from(w / 10.0);
+            r.to_string()
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("results.jsonl"),
+        format!("{recs}{}\n", gpu_lines.join("\n")),
+    )
+    .unwrap();
+    let (code, stdout, err) = run(&[&smoke[..], &["--plan", "--json", "--out", out]].concat());
+    assert_eq!(code, 0, "{err}");
+    let g: Value = serde_json::from_str(&stdout).unwrap();
+    let mut gpu_total = 0.0;
+    for (line, before) in g["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(v["lines"].as_array().unwrap())
+    {
+        assert_eq!(
+            line["epoch_s"], before["epoch_s"],
+            "the CPU column ignores GPU runs"
+        );
+        let cpu = line["epoch_s"].as_f64().unwrap();
+        let gpu = line["gpu_epoch_s"].as_f64().unwrap();
+        assert!((gpu - cpu / 10.0).abs() < 1e-9, "{gpu} vs {cpu}");
+        assert_eq!(line["gpu_runs_measured"], 1);
+        let cap = line["epoch_cap"].as_f64().unwrap();
+        assert!((line["gpu_hours"].as_f64().unwrap() - gpu * cap / 3600.0).abs() < 1e-12);
+        gpu_total += line["gpu_hours"].as_f64().unwrap();
+    }
+    assert!((g["gpu_hours"].as_f64().unwrap() - gpu_total).abs() < 1e-12);
+    let (_, text, _) = run(&[&smoke[..], &["--plan", "--out", out]].concat());
+    assert!(text.contains("on one GPU for the"), "{text}");
 }
 
 /// The smoke profile covers MAGBERT and MIM on the real-text tier (real MOSI transcripts) with the

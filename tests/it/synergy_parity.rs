@@ -318,7 +318,8 @@ proptest! {
 
     /// The fused kurtosis op (triangular solves with the buffer's factor, f64 on the host) equals
     /// the composed loss with the precision matrix `L⁻ᵀL⁻¹` — value (1e-10 relative in f64,
-    /// 1e-5 in f32) and gradient (1e-9 in f64) — for buffers of one or several batches.
+    /// 1e-5 in f32) and gradient (1e-9 in f64, 1e-4 in f32, of the largest component) — for
+    /// buffers of one or several batches.
     #[test]
     fn fused_kurtosis_equals_the_composed_loss_with_the_precision_matrix(n in 2usize..40, p in 1usize..10, batches in 1usize..3, seed in any::<u64>(), ridge in 1e-3f64..0.5, f32_ in any::<bool>()) {
         use neural_synergy::synergy::ops::kurtosis_fixed_factor;
@@ -337,18 +338,18 @@ proptest! {
         let composed = losses::kurtosis_loss(&z, &prec).unwrap();
         let (a, b) = (scalar(&fused).unwrap(), scalar(&composed).unwrap());
         prop_assert!(rel(a, b) <= if f32_ { 1e-5 } else { 1e-10 }, "{a} vs {b}");
-        if !f32_ {
-            let zv = Var::from_tensor(&z).unwrap();
-            let gf = to_array2(kurtosis_fixed_factor(zv.as_tensor(), &step.chol).unwrap().backward().unwrap().get(zv.as_tensor()).unwrap()).unwrap();
-            let gc = to_array2(losses::kurtosis_loss(zv.as_tensor(), &prec).unwrap().backward().unwrap().get(zv.as_tensor()).unwrap()).unwrap();
-            let scale = gc.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-            let err = (&gf - &gc).iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            prop_assert!(err <= 1e-9 * scale, "max gradient difference {err} (scale {scale})");
-        }
+        let zv = Var::from_tensor(&z).unwrap();
+        let gf = to_array2(kurtosis_fixed_factor(zv.as_tensor(), &step.chol).unwrap().backward().unwrap().get(zv.as_tensor()).unwrap()).unwrap();
+        let gc = to_array2(losses::kurtosis_loss(zv.as_tensor(), &prec).unwrap().backward().unwrap().get(zv.as_tensor()).unwrap()).unwrap();
+        let scale = gc.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+        let err = (&gf - &gc).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let tol = if f32_ { 1e-4 } else { 1e-9 };
+        prop_assert!(err <= tol * scale, "max gradient difference {err} (scale {scale})");
     }
 }
 
-/// A batch whose width is not the buffer's is a clear error from the fused kurtosis op.
+/// A batch whose width is not the buffer's, or a factor that is not one, is a clear error from
+/// the fused kurtosis op.
 #[test]
 fn fused_kurtosis_rejects_a_batch_of_another_width() {
     let state = StreamingKurtosisParams::default().init().unwrap();
@@ -356,4 +357,14 @@ fn fused_kurtosis_rejects_a_batch_of_another_width() {
     let z = t(&randn(5, 4, 2), DType::F32);
     let e = neural_synergy::synergy::ops::kurtosis_fixed_factor(&z, &step.chol).unwrap_err();
     assert!(e.to_string().contains("3-wide buffer"), "{e}");
+    // a factor that is not square or has a zero pivot is an error, not a panic in LAPACK's solve
+    let z3 = t(&randn(5, 3, 2), DType::F64);
+    let bad = ndarray::Array2::<f64>::eye(3)
+        .slice(ndarray::s![.., ..2])
+        .to_owned();
+    assert!(neural_synergy::synergy::ops::kurtosis_fixed_factor(&z3, &bad).is_err());
+    let mut singular = ndarray::Array2::<f64>::eye(3);
+    singular[[1, 1]] = 0.0;
+    let e = neural_synergy::synergy::ops::kurtosis_fixed_factor(&z3, &singular).unwrap_err();
+    assert!(e.to_string().contains("positive"), "{e}");
 }
