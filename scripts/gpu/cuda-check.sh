@@ -35,3 +35,7 @@ cat "$OUT/compare-train-cuda.md" | tee -a "$OUT/summary.txt"
 timeout 120 "$RP" --profile quick --models flstm,tfn,lmf,mfn,misa --variants nll,nll-smmd --max-epochs 1 --device cuda --quiet --out "$OUT/epoch-cuda" > "$OUT/epoch-cuda.md" 2> "$OUT/epoch-cuda.err"
 echo "one-epoch cuda rc=$?" | tee -a "$OUT/summary.txt"
 grep -A 20 "s / epoch" "$OUT/epoch-cuda.md" | head -n 14 | tee -a "$OUT/summary.txt"
+# 4. the paper profile's cost plan, its GPU column filled from the one-epoch CUDA runs of part 3
+timeout 60 "$RP" --profile paper --models flstm,tfn,lmf,mfn,misa --plan --out "$OUT/epoch-cuda" > "$OUT/plan-paper.md" 2> "$OUT/plan-paper.err"
+echo "plan rc=$?" | tee -a "$OUT/summary.txt"
+cat "$OUT/plan-paper.md" | tee -a "$OUT/summary.txt"
