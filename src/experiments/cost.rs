@@ -25,21 +25,19 @@ pub const MOSI_TRAIN_CLIPS: usize = 1284;
 /// `(model, NLL s/epoch, synergy s/epoch)` at MOSI's shapes (1,284 training and 229 validation
 /// clips, 50 steps, widths 300/74/35, batch 32), one thread per run: the wall time of a one-epoch
 /// run, which includes validation and the four test passes (clean and Table 4's three
-/// corruptions), so it over-counts later epochs. Measured 2026-11-28 on this project's 2-core
-/// machine (nothing else running, one run each) with `reproduce-paper --profile quick --models
-/// flstm,tfn,lmf,mfn,misa --variants nll,nll-skl,nll-smmd --max-epochs 1 --jobs 1` (README, "Cost
-/// plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD. MFN re-measured after its
-/// whole-sequence rewrite on a loaded machine as the process's CPU seconds (an upper bound: it
-/// includes generating the data), NLL and NLL+SMMD, `--variants V --max-epochs 1 --models mfn`.
-/// TFN re-measured after its post-fusion layer's contiguous-gradient op and the faster dropout
-/// masks, with one other training run on the second core: one-epoch runs NLL 10.4/10.8 s (two
-/// runs), NLL+SMMD 12.9/11.9 s, NLL+SKL 8.8 s (`--models tfn --variants V --max-epochs 1`).
+/// corruptions), so it over-counts later epochs. Measured 2026-11-29 on this project's 2-core
+/// machine (nothing else running, one run each, commit 1894ba8, 81 s for all 15) with
+/// `reproduce-paper --profile quick --models flstm,tfn,lmf,mfn,misa --variants
+/// nll,nll-skl,nll-smmd --max-epochs 1 --jobs 1 --out DIR`, read back with `--plan --json --out
+/// DIR` (README, "Cost plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD. The
+/// previous table (2026-11-28, partly on a loaded machine) had FLSTM 3.0/4.3, TFN 10.6/10.6, LMF
+/// 2.4/2.8, MFN 7.9/9.1, MISA 12.3/13.2.
 pub const MOSI_EPOCH_S: &[(&str, f64, f64)] = &[
-    ("FLSTM", 3.0, 4.3),
-    ("TFN", 10.6, 10.6),
-    ("LMF", 2.4, 2.8),
-    ("MFN", 7.9, 9.1),
-    ("MISA", 12.3, 13.2),
+    ("FLSTM", 2.2, 2.2),
+    ("TFN", 5.8, 5.8),
+    ("LMF", 1.5, 1.7),
+    ("MFN", 6.0, 6.2),
+    ("MISA", 10.4, 11.0),
 ];
 
 /// One line of the cost plan.
