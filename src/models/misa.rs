@@ -102,7 +102,7 @@ use super::{
     SeededDropout,
 };
 use crate::data::{Dataset, SeqBatch};
-use candle_core::{Module, Tensor, D};
+use candle_core::{Tensor, D};
 use candle_nn::{linear, Init, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
@@ -289,6 +289,12 @@ pub fn diff_loss(x1: &Tensor, x2: &Tensor) -> candle_core::Result<Tensor> {
     a.t()?.matmul(&b)?.sqr()?.mean_all()
 }
 
+/// A linear layer through the fused row op (same values; the bias gradient without candle's
+/// strided reduction): see [`crate::synergy::ops::linear_rows`].
+fn lin(layer: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+    crate::synergy::ops::linear_rows(layer, x)
+}
+
 /// Layer normalisation over the last dimension, `γ ⊙ (x − mean) / sqrt(var + 1e-5) + β`
 /// (PyTorch's `nn.LayerNorm`; written with plain tensor ops so that it runs in f32 and f64 —
 /// candle-nn's fused kernel has no f64 version).
@@ -308,9 +314,8 @@ impl LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let c = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let var = c.sqr()?.mean_keepdim(D::Minus1)?;
-        c.broadcast_div(&(var + 1e-5)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        let normed = c.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        crate::synergy::ops::scale_shift(&normed, &self.weight, &self.bias)
     }
 }
 
@@ -432,7 +437,7 @@ impl Projection {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.norm.forward(&self.lin.forward(x)?.relu()?)
+        self.norm.forward(&lin(&self.lin, x)?.relu()?)
     }
 }
 
@@ -482,9 +487,9 @@ impl EncoderLayer {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split(self.q.forward(x)?)?;
-        let k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
+        let q = split(lin(&self.q, x)?)?;
+        let k = split(lin(&self.k, x)?)?;
+        let v = split(lin(&self.v, x)?)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?;
         let w = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let w = self.drop_attn.forward(&w, train)?;
@@ -493,10 +498,10 @@ impl EncoderLayer {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, s, h))?;
-        let a = self.drop1.forward(&self.o.forward(&a)?, train)?;
+        let a = self.drop1.forward(&lin(&self.o, &a)?, train)?;
         let x = self.ln1.forward(&(x + a)?)?;
-        let f = self.ff1.forward(&x)?.relu()?;
-        let f = self.ff2.forward(&self.drop_ff.forward(&f, train)?)?;
+        let f = lin(&self.ff1, &x)?.relu()?;
+        let f = lin(&self.ff2, &self.drop_ff.forward(&f, train)?)?;
         let f = self.drop2.forward(&f, train)?;
         self.ln2.forward(&(x + f)?)
     }
@@ -617,9 +622,9 @@ impl Misa {
         };
         for (m, u) in [utt_t, &utt_a, &utt_v].into_iter().enumerate() {
             let z = self.project[m].forward(u)?;
-            let pm = candle_nn::ops::sigmoid(&self.private[m].forward(&z)?)?;
-            let sm = candle_nn::ops::sigmoid(&self.shared.forward(&z)?)?;
-            parts.recon.push(self.recon[m].forward(&(&pm + &sm)?)?);
+            let pm = candle_nn::ops::sigmoid(&lin(&self.private[m], &z)?)?;
+            let sm = candle_nn::ops::sigmoid(&lin(&self.shared, &z)?)?;
+            parts.recon.push(lin(&self.recon[m], &(&pm + &sm)?)?);
             parts.projected.push(z);
             parts.private.push(pm);
             parts.shared.push(sm);
@@ -635,9 +640,9 @@ impl Misa {
         let h = self.encoder.forward(&seq, train)?;
         let bsz = h.dim(0)?;
         let h = h.reshape((bsz, 6 * self.cfg.hidden))?;
-        let fused = self.fusion1.forward(&h)?.relu()?;
+        let fused = lin(&self.fusion1, &h)?.relu()?;
         let x = self.dropout.forward(&fused, train)?;
-        let prediction = self.fusion2.forward(&x)?.squeeze(1)?;
+        let prediction = lin(&self.fusion2, &x)?.squeeze(1)?;
         let aux_loss = if train {
             Some(self.aux_loss(&parts)?)
         } else {

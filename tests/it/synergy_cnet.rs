@@ -408,6 +408,67 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// `scale_shift` (a normalisation's `x ⊙ w + b` as one op) is the composed
+    /// `broadcast_mul`/`broadcast_add` bit for bit: value and the gradients of `x`, `w` and `b`,
+    /// in f32 and f64, for 2-D and 3-D inputs.
+    #[test]
+    fn scale_shift_equals_broadcast_mul_add_bit_for_bit(a in 1usize..6, n in 1usize..12, m in 1usize..20, three_d in any::<bool>(), seed in any::<u64>(), f32_ in any::<bool>()) {
+        use neural_synergy::synergy::ops::scale_shift;
+        let dt = if f32_ { DType::F32 } else { DType::F64 };
+        let shape: Vec<usize> = if three_d { vec![a, n, m] } else { vec![a * n, m] };
+        let x = from_array2(&randn(a * n, m, seed), dt, &cpu()).unwrap().reshape(shape.clone()).unwrap();
+        let g = from_array2(&randn(a * n, m, seed ^ 3), dt, &cpu()).unwrap().reshape(shape).unwrap();
+        let w = from_array2(&randn(1, m, seed ^ 1), dt, &cpu()).unwrap().squeeze(0).unwrap();
+        let b = from_array2(&randn(1, m, seed ^ 2), dt, &cpu()).unwrap().squeeze(0).unwrap();
+        let composed = |x: &Tensor, w: &Tensor, b: &Tensor| x.broadcast_mul(w)?.broadcast_add(b);
+        let (yf, gxf) = value_and_grad(&x, &g, |x| scale_shift(x, &w, &b));
+        let (yc, gxc) = value_and_grad(&x, &g, |x| composed(x, &w, &b));
+        prop_assert_eq!(yf, yc);
+        prop_assert_eq!(gxf, gxc);
+        let (_, gwf) = value_and_grad(&w, &g, |w| scale_shift(&x, w, &b));
+        let (_, gwc) = value_and_grad(&w, &g, |w| composed(&x, w, &b));
+        prop_assert_eq!(gwf, gwc);
+        let (_, gbf) = value_and_grad(&b, &g, |b| scale_shift(&x, &w, b));
+        let (_, gbc) = value_and_grad(&b, &g, |b| composed(&x, &w, b));
+        prop_assert_eq!(gbf, gbc);
+    }
+
+    /// `linear_rows` is candle-nn's `Linear` on 2-D and 3-D inputs: values and the gradients of
+    /// the input, weight and bias to 1e-12 in f64 and 1e-5 (relative to the largest) in f32 —
+    /// the gemm runs over all rows at once instead of per batch, so the last bits may differ.
+    #[test]
+    fn linear_rows_equals_candle_nn_linear(a in 1usize..5, n in 1usize..10, d_in in 1usize..40, d_out in 1usize..12, three_d in any::<bool>(), seed in any::<u64>(), f32_ in any::<bool>()) {
+        use candle_nn::Module;
+        use neural_synergy::synergy::ops::linear_rows;
+        let dt = if f32_ { DType::F32 } else { DType::F64 };
+        let tol = if f32_ { 1e-5 } else { 1e-12 };
+        let (xs, gs): (Vec<usize>, Vec<usize>) = if three_d { (vec![a, n, d_in], vec![a, n, d_out]) } else { (vec![a * n, d_in], vec![a * n, d_out]) };
+        let x = from_array2(&randn(a * n, d_in, seed), dt, &cpu()).unwrap().reshape(xs).unwrap();
+        let g = from_array2(&randn(a * n, d_out, seed ^ 3), dt, &cpu()).unwrap().reshape(gs).unwrap();
+        let w = from_array2(&randn(d_out, d_in, seed ^ 1), dt, &cpu()).unwrap();
+        let b = from_array2(&randn(1, d_out, seed ^ 2), dt, &cpu()).unwrap().squeeze(0).unwrap();
+        let close = |p: &[f64], q: &[f64]| {
+            let scale = q.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            p.len() == q.len() && p.iter().zip(q).all(|(u, v)| (u - v).abs() <= tol * scale)
+        };
+        let fused = |x: &Tensor, w: &Tensor, b: &Tensor| linear_rows(&candle_nn::Linear::new(w.clone(), Some(b.clone())), x);
+        let composed = |x: &Tensor, w: &Tensor, b: &Tensor| candle_nn::Linear::new(w.clone(), Some(b.clone())).forward(x);
+        let (yf, gxf) = value_and_grad(&x, &g, |x| fused(x, &w, &b));
+        let (yc, gxc) = value_and_grad(&x, &g, |x| composed(x, &w, &b));
+        prop_assert!(close(&yf, &yc));
+        prop_assert!(close(&gxf, &gxc));
+        let (_, gwf) = value_and_grad(&w, &g, |w| fused(&x, w, &b));
+        let (_, gwc) = value_and_grad(&w, &g, |w| composed(&x, w, &b));
+        prop_assert!(close(&gwf, &gwc));
+        let (_, gbf) = value_and_grad(&b, &g, |b| fused(&x, &w, b));
+        let (_, gbc) = value_and_grad(&b, &g, |b| composed(&x, &w, b));
+        prop_assert!(close(&gbf, &gbc));
+    }
+}
+
 /// Mismatched shapes, too few rows and missing bandwidths are clear errors from the fused dense
 /// and MMD² ops, not panics or NaNs.
 #[test]
