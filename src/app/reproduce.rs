@@ -507,8 +507,7 @@ fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> R
     };
     let lines = cost::plan_cost(&runs, ds.train.len(), &measured);
     // hours on one GPU over the lines measured on a GPU (null: none measured)
-    let gpu: Vec<f64> = lines.iter().filter_map(|l| l.gpu_hours).collect();
-    let gpu_hours = (!gpu.is_empty()).then(|| gpu.iter().sum::<f64>());
+    let gpu_hours = cost::gpu_total(&lines).map(|(hours, _)| hours);
     if args.json {
         println!(
             "{}",

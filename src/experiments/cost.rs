@@ -137,6 +137,13 @@ pub fn plan_cost(runs: &[RunConfig], train_clips: usize, measured: &[RunRecord])
         .collect()
 }
 
+/// Hours on one GPU summed over the lines measured on a GPU, and how many lines those are;
+/// `None` when no line has a GPU measurement.
+pub fn gpu_total(lines: &[CostLine]) -> Option<(f64, usize)> {
+    let gpu: Vec<f64> = lines.iter().filter_map(|l| l.gpu_hours).collect();
+    (!gpu.is_empty()).then(|| (gpu.iter().sum(), gpu.len()))
+}
+
 /// The plan as markdown: one line per model × variant, the total, and the wall time with `jobs`
 /// runs in parallel.
 pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
@@ -182,20 +189,16 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
          Upper bounds: every run is costed at its epoch cap, early stopping ends most sooner.\n",
         hours / jobs.max(1) as f64
     );
-    let gpu: Vec<f64> = lines.iter().filter_map(|l| l.gpu_hours).collect();
-    md += &if gpu.is_empty() {
-        "GPU: no run of this data has trained on a GPU in this folder, so there is no GPU \
-         projection (train some with `--device cuda` into the same --out, e.g. one seed, and plan \
-         again).\n"
-            .to_string()
-    } else {
-        format!(
-            "GPU: ≤ {:.1} h on one GPU for the {} of {} lines measured on a GPU (one run at a \
-             time).\n",
-            gpu.iter().sum::<f64>(),
-            gpu.len(),
+    md += &match gpu_total(lines) {
+        None => "GPU: no run of this data has trained on a GPU in this folder, so there is no GPU \
+                 projection (train some with `--device cuda` into the same --out, e.g. one seed, \
+                 and plan again).\n"
+            .to_string(),
+        Some((hours, measured)) => format!(
+            "GPU: ≤ {hours:.1} h on one GPU for the {measured} of {} lines measured on a GPU (one \
+             run at a time).\n",
             lines.len()
-        )
+        ),
     };
     if unknown > 0 {
         md += &format!("{unknown} lines have no per-epoch time (—) and are not in the total.\n");

@@ -162,8 +162,8 @@ pub fn tensor_fusion_dropout(
     drop: &SeededDropout,
     train: bool,
 ) -> candle_core::Result<Tensor> {
-    use crate::synergy::ops::{fusion_fusable, outer3};
-    if !fusion_fusable(a, v, t) {
+    use crate::synergy::ops::{fusable_with, outer3};
+    if !fusable_with(a, &[v, t]) {
         return drop.forward(&tensor_fusion(a, v, t)?, train);
     }
     let (a, v, t) = (extend_one(a)?, extend_one(v)?, extend_one(t)?);

@@ -115,7 +115,7 @@ fn mmd2_impl(
                 }
                 .into());
             }
-            if fused && super::ops::mmd2_fusable(x, y) {
+            if fused && super::ops::fusable_with(x, &[y]) {
                 let unbiased = variant == MmdVariant::Unbiased;
                 return Ok(super::ops::mmd2_gaussian(x, y, unbiased, b.as_slice())?);
             }
@@ -227,7 +227,7 @@ impl KurtosisLoss {
     pub fn forward(&mut self, z: &Tensor) -> Result<Tensor> {
         let host = to_array2(&z.detach())?;
         let step = self.state.prepare(&host.view())?;
-        let loss = if super::ops::fusable_cpu(z) {
+        let loss = if super::ops::fusable_with(z, &[]) {
             // one op from the factor: no precision matrix, no candle row reductions
             super::ops::kurtosis_fixed_factor(z, &step.chol)?
         } else {

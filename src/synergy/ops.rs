@@ -24,6 +24,17 @@ fn fusable(x: &Tensor) -> bool {
     fused_ops_enabled() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
+/// Whether the fused CPU ops apply to `x` together with `others`: `x` is a CPU f32/f64 tensor,
+/// the fused ops are on, and every other input is on the CPU with `x`'s dtype. The one check
+/// behind every fused op here and their callers ([`outer3`], [`mmd2_gaussian`],
+/// [`kurtosis_fixed_factor`]).
+pub fn fusable_with(x: &Tensor, others: &[&Tensor]) -> bool {
+    fusable(x)
+        && others
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == x.dtype())
+}
+
 /// Element type of the fused ops (f32 and f64; candle's own `tanh` and `exp`, i.e. std's).
 trait Float: WithDType {
     fn tanh(self) -> Self;
@@ -347,7 +358,7 @@ kernel_op!(3, AffineCouple);
 /// the order of the batch sum in the gemm). Other devices, dtypes and `NEURAL_SYNERGY_FUSED_OPS=0`
 /// use candle's composed ops.
 pub fn linear_nt(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    let y = if fusable(x) && w.device().is_cpu() && w.dtype() == x.dtype() {
+    let y = if fusable_with(x, &[w]) {
         x.apply_op2(w, MatmulNt)?
     } else {
         x.matmul(&w.t()?)?
@@ -381,11 +392,7 @@ pub fn linear_forward(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
 /// normal number, which could round to 0 in f32).
 pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor, slope: Option<f64>) -> Result<Tensor> {
     // a slope must stay positive in the element type (the backward reads the sign of `y`)
-    let fused = fusable(x)
-        && slope.is_none_or(|s| s >= f64::from(f32::MIN_POSITIVE))
-        && [w, b]
-            .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == x.dtype());
+    let fused = fusable_with(x, &[w, b]) && slope.is_none_or(|s| s >= f64::from(f32::MIN_POSITIVE));
     if !fused {
         let y = linear_nt(x, w, Some(b))?;
         return match slope {
@@ -561,21 +568,13 @@ impl CustomOp2 for MatmulNt {
 /// `∂t[b,k] = Σ_{i,j} a[b,i] v[b,j] gm[b,i,j,k]`.
 /// The forward multiplies in the composed path's order (same values); the gradients equal its up to
 /// the order of the sums (tested). Only for f32/f64 CPU tensors of one dtype: callers check
-/// [`fusion_fusable`] and use the composed ops otherwise.
+/// [`fusable_with`] and use the composed ops otherwise.
 pub fn outer3(a: &Tensor, v: &Tensor, t: &Tensor, mask: Option<Vec<f32>>) -> Result<Tensor> {
     let op = Outer3 {
         mask: mask.map(std::sync::Arc::new),
     };
     a.contiguous()?
         .apply_op3(&v.contiguous()?, &t.contiguous()?, op)
-}
-
-/// Whether [`outer3`] applies to these inputs (CPU, f32/f64, one dtype, fused ops on).
-pub fn fusion_fusable(a: &Tensor, v: &Tensor, t: &Tensor) -> bool {
-    fusable(a)
-        && [v, t]
-            .iter()
-            .all(|x| x.device().is_cpu() && x.dtype() == a.dtype())
 }
 
 #[derive(Clone)]
@@ -744,7 +743,7 @@ kernel_op!(2, Outer3Grad);
 /// with the roles of `x` and `y` swapped. The composed candle ops ([`crate::synergy::losses`])
 /// take about 80 graph nodes for this per modality, forward, and twice that backward; here it is
 /// one node each way. Squared distances are formed from the differences (not `‖a‖² + ‖b‖² −
-/// 2aᵀb`), so no clamp at zero is needed. CPU f32/f64 only ([`mmd2_fusable`]); fewer than 1 row
+/// 2aᵀb`), so no clamp at zero is needed. CPU f32/f64 only ([`fusable_with`]); fewer than 1 row
 /// (2 unbiased) in a sample, differing widths or no/non-positive bandwidths are errors.
 pub fn mmd2_gaussian(x: &Tensor, y: &Tensor, unbiased: bool, sigmas: &[f64]) -> Result<Tensor> {
     let op = Mmd2 {
@@ -752,11 +751,6 @@ pub fn mmd2_gaussian(x: &Tensor, y: &Tensor, unbiased: bool, sigmas: &[f64]) -> 
         inv: sigmas.iter().map(|s| 0.5 / (s * s)).collect(),
     };
     x.contiguous()?.apply_op2(&y.contiguous()?, op)
-}
-
-/// Whether [`mmd2_gaussian`] applies (CPU, f32/f64, one dtype, fused ops on).
-pub fn mmd2_fusable(x: &Tensor, y: &Tensor) -> bool {
-    fusable(x) && y.device().is_cpu() && y.dtype() == x.dtype()
 }
 
 #[derive(Clone)]
@@ -942,7 +936,7 @@ kernel_op!(3, Mmd2Grad);
 /// right-hand sides; backward `∂κ/∂d_j = (4/N) m_j (LLᵀ)⁻¹ d_j` with `(LLᵀ)⁻¹ d_j = L⁻ᵀ y_j` (a
 /// second solve), then `∂z_k = ∂d_k − (1/N) Σ_j ∂d_j` (the batch mean depends on every row). The
 /// factor is a constant of the step (no gradient flows into the buffer). CPU f32/f64 only
-/// ([`fusable_cpu`]); `chol` must be the checked factor of `StreamingKurtosis::prepare`.
+/// ([`fusable_with`]); `chol` must be the checked factor of `StreamingKurtosis::prepare`.
 pub fn kurtosis_fixed_factor(z: &Tensor, chol: &ndarray::Array2<f64>) -> Result<Tensor> {
     let p = chol.nrows();
     if chol.ncols() != p || (0..p).any(|i| !(chol[[i, i]].is_finite() && chol[[i, i]] > 0.0)) {
@@ -955,11 +949,6 @@ pub fn kurtosis_fixed_factor(z: &Tensor, chol: &ndarray::Array2<f64>) -> Result<
     z.contiguous()?.apply_op1(Kurtosis {
         chol: std::sync::Arc::new(chol.clone()),
     })
-}
-
-/// Whether the fused CPU ops apply to `x` (CPU, f32/f64, fused ops on).
-pub fn fusable_cpu(x: &Tensor) -> bool {
-    fusable(x)
 }
 
 #[derive(Clone)]
@@ -1075,11 +1064,7 @@ pub fn linear_rows(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
 /// but in one pass each instead of candle's strided reduction (a division per element). Other
 /// devices and dtypes use the composed ops.
 pub fn scale_shift(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let fused = fusable(x)
-        && x.rank() >= 1
-        && [w, b]
-            .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == x.dtype() && t.rank() == 1);
+    let fused = fusable_with(x, &[w, b]) && x.rank() >= 1 && w.rank() == 1 && b.rank() == 1;
     if !fused {
         return x.broadcast_mul(w)?.broadcast_add(b);
     }
