@@ -250,9 +250,18 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         return Ok(());
     }
     let (profile, tier) = (args.profile, args.tier);
-    let seeds = args.seeds.clone().unwrap_or_else(|| profile.seeds());
+    let mut seeds = args.seeds.clone().unwrap_or_else(|| profile.seeds());
     if seeds.is_empty() {
         bail!("--seeds is empty");
+    }
+    let given = seeds.len();
+    let mut seen = std::collections::BTreeSet::new();
+    seeds.retain(|s| seen.insert(*s));
+    if seeds.len() < given {
+        eprintln!(
+            "reproduce-paper: note: --seeds repeats a seed; each runs once ({:?})",
+            seeds
+        );
     }
     if profile == Profile::Paper && seeds.len() < 5 {
         eprintln!(
@@ -315,8 +324,23 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         let p: Vec<_> = p
             .into_iter()
             .filter(|(k, _)| args.models.as_ref().is_none_or(|m| m.contains(k)))
+            .collect();
+        let mut models: Vec<ModelKind> = p.iter().map(|(k, _)| *k).collect();
+        models.sort();
+        models.dedup();
+        let mut p: Vec<_> = p
+            .into_iter()
             .filter(|(_, v)| args.variants.as_ref().is_none_or(|vs| vs.contains(v)))
             .collect();
+        // a control (e.g. nll-text-only) asked for with --variants runs beside every model of
+        // the tables (no table has a row for it)
+        for v in args.variants.iter().flatten().filter(|v| v.is_control()) {
+            for k in &models {
+                if !p.contains(&(*k, *v)) {
+                    p.push((*k, *v));
+                }
+            }
+        }
         if p.is_empty() {
             bail!("--tables with these --models/--variants leaves nothing to run");
         }
@@ -396,6 +420,15 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         args.shard
             .map_or_else(|| "results.jsonl".to_string(), |s| s.file_name()),
     );
+    // one writer per results file: a second training into the same file fails here, naming the
+    // first, before it touches anything (Slurm shards each lock their own file)
+    let writer = crate::experiments::store::ResultsWriter::open(&results)?;
+    // run.json first, so `report --from` works on a folder still training (or killed early)
+    let ctx = tables::RunContext::new(&plan, &ds);
+    write_atomically(
+        &args.out.join("run.json"),
+        serde_json::to_string_pretty(&ctx)?.as_bytes(),
+    )?;
     let hidden = args.quiet || !console_is_tty();
     let grid_bar = if hidden {
         ProgressBar::hidden()
@@ -416,7 +449,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     let (records, selected) = run_plan(
         &plan,
         &ds,
-        &results,
+        &writer,
         |p| {
             grid_bar.set_length(p.total as u64);
             grid_bar.set_position(p.done as u64);
@@ -442,11 +475,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     )?;
     grid_bar.finish_and_clear();
     epoch_bar.finish_and_clear();
-    let ctx = tables::RunContext::new(&plan, &ds);
-    write_atomically(
-        &args.out.join("run.json"),
-        serde_json::to_string_pretty(&ctx)?.as_bytes(),
-    )?;
+    drop(writer);
     if let Some(shard) = args.shard {
         // a shard holds part of the grid: the tables come from the merge of all shards
         let failed = records
@@ -597,6 +626,11 @@ fn render(
     let cells = tables::cell_runs(records);
     md += &tables::markdown(ctx, &rows, &binary, &claims, &cells);
     md += &crate::report::tables::weights_markdown(records, selected);
+    let controls = crate::report::claims::text_only_controls(selected, Some(&ctx.test_labels));
+    if !controls.is_empty() {
+        md += "\n";
+        md += &crate::report::claims::controls_markdown(&controls);
+    }
     let mut devices: Vec<&str> = records
         .iter()
         .filter_map(|r| r.result.device.as_deref())
@@ -693,6 +727,9 @@ fn render(
     if !sources.is_empty() {
         json["sources"] = serde_json::json!(sources);
     }
+    if !controls.is_empty() {
+        json["text_only_control"] = serde_json::json!(controls);
+    }
     std::fs::write(out.join("table.md"), &md)?;
     std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows, &binary))?;
@@ -754,6 +791,31 @@ pub fn report_from(
                 dir.display()
             );
         }
+        // a record whose saved predictions do not match the test split is corrupt (truncated or
+        // edited): refused by name, never silently left out of the analyses that use them
+        let n = ctx.test_labels.len();
+        for r in &mine {
+            let lens = r
+                .result
+                .test_predictions
+                .iter()
+                .map(|p| ("test", p.len()))
+                .chain(r.result.dropped.iter().filter_map(|d| {
+                    d.predictions
+                        .as_ref()
+                        .map(|p| (d.condition.as_str(), p.len()))
+                }));
+            for (what, len) in lens {
+                if len != n {
+                    bail!(
+                        "{}: run {} has {len} saved {what} predictions for the {n} test labels of run.json; \
+                         the record is corrupt (delete its line and resume the training to redo that run)",
+                        dir.display(),
+                        r.key
+                    );
+                }
+            }
+        }
         records.extend(mine);
         contexts.push(ctx);
     }
@@ -779,7 +841,7 @@ pub fn report_from(
     if let Some(planned) = ctx.planned_runs {
         if records.len() < planned {
             let w = format!(
-                "incomplete: {} of the {planned} planned runs are present (shards still running, failed or unreadable); the table covers those",
+                "incomplete: {} of the {planned} planned runs are present (a training or shards still running, failed or unreadable); the table covers those",
                 records.len()
             );
             eprintln!("reproduce-paper: warning: {w}");

@@ -77,35 +77,49 @@ pub struct Compacted {
 }
 
 /// Rewrites the results files of `dir` (`results.jsonl` and the shards') without the predictions
-/// of the [`prunable`] runs, each file atomically (every file is read before any is written; a
-/// file that cannot be read stops it with nothing changed). Must not run while a training writes
-/// into `dir` (its appends could be lost).
+/// of the [`prunable`] runs, each file atomically and under its writer lock (a training writing
+/// into the folder makes it fail, naming the training; see [`super::store`]). Every file is read
+/// before any is written (a file that cannot be read stops it with nothing changed). Only the
+/// lines that lose predictions change, and they keep every other field, known to this build or
+/// not; the others are copied byte for byte.
 pub fn compact_dir(dir: &Path) -> anyhow::Result<Compacted> {
     let merged = super::shard::read_dir(dir)?;
     if let Some(u) = merged.unreadable.first() {
         anyhow::bail!("{u}; nothing was compacted");
     }
     let drop = prunable(&merged.records);
-    let files = merged
-        .files
-        .iter()
-        .map(|f| Ok((f, super::read_results(f)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut done = Compacted::default();
-    for (f, mut recs) in files {
-        let mut changed = 0;
-        for r in &mut recs {
-            if drop.contains(&r.key) && has_predictions(r) {
-                strip_predictions(r);
-                changed += 1;
+    for f in &merged.files {
+        let changed = super::store::edit_lines(f, |r, v| {
+            if !(drop.contains(&r.key) && has_predictions(r)) {
+                return false;
             }
-        }
+            strip_prediction_fields(v);
+            true
+        })?;
         if changed > 0 {
-            super::rewrite(f, &recs)?;
             done.runs += changed;
             done.files
                 .push((f.to_path_buf(), std::fs::metadata(f)?.len()));
         }
     }
     Ok(done)
+}
+
+/// [`strip_predictions`] on a record's JSON: `result.test_predictions` becomes null and each
+/// `result.dropped[].predictions` goes (as this build writes a record without them); every other
+/// field stays.
+fn strip_prediction_fields(v: &mut serde_json::Value) {
+    if let Some(result) = v.get_mut("result").and_then(|r| r.as_object_mut()) {
+        if result.contains_key("test_predictions") {
+            result.insert("test_predictions".into(), serde_json::Value::Null);
+        }
+        if let Some(dropped) = result.get_mut("dropped").and_then(|d| d.as_array_mut()) {
+            for d in dropped {
+                if let Some(o) = d.as_object_mut() {
+                    o.remove("predictions");
+                }
+            }
+        }
+    }
 }

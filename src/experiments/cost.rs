@@ -111,7 +111,7 @@ pub fn plan_cost(runs: &[RunConfig], train_clips: usize, measured: &[RunRecord])
                         let scale = train_clips as f64 / MOSI_TRAIN_CLIPS as f64;
                         let s = MOSI_EPOCH_S.iter().find(|(m, _, _)| *m == model).map(
                             |&(_, nll, syn)| {
-                                scale * if variant == Variant::Nll { nll } else { syn }
+                                scale * if variant.has_regulariser() { syn } else { nll }
                             },
                         );
                         (s, "embedded (MOSI shapes, scaled)".to_string())

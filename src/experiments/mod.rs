@@ -6,6 +6,7 @@ pub mod compact;
 pub mod cost;
 pub mod expected;
 pub mod shard;
+pub mod store;
 pub mod tables;
 
 use crate::data::{self, Dataset, DatasetName, Tier};
@@ -13,8 +14,7 @@ use crate::models::{ModelConfig, ModelKind};
 use crate::synergy::SynergyConfig;
 use crate::train::{select_best, train_run_on, RunConfig, RunResult, TaskLoss, Variant};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How much of the protocol to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -399,64 +399,7 @@ pub fn run_key(tier: Tier, profile: Profile, data: &str, c: &RunConfig) -> Strin
     c.key(&format!("{}|{}|{}", tier.name(), profile.name(), data))
 }
 
-/// Reads a results file (JSON lines). A truncated or corrupt **last** line (a run killed while
-/// writing) is dropped with a warning on stderr; a corrupt line elsewhere is an error.
-pub fn read_results(path: &Path) -> anyhow::Result<Vec<RunRecord>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let f = std::fs::File::open(path)?;
-    let lines: Vec<String> = std::io::BufReader::new(f)
-        .lines()
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        if l.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<RunRecord>(l) {
-            Ok(r) => out.push(r),
-            Err(e) if i + 1 == lines.len() => {
-                eprintln!(
-                    "reproduce-paper: warning: {}: discarding the truncated last line {} ({e}); that run will be redone",
-                    path.display(),
-                    i + 1
-                );
-            }
-            Err(e) => anyhow::bail!(
-                "{}: line {} is not a run record: {e}",
-                path.display(),
-                i + 1
-            ),
-        }
-    }
-    Ok(out)
-}
-
-/// Rewrites the results file without a truncated tail, so appends start on a fresh line.
-pub(crate) fn rewrite(path: &Path, recs: &[RunRecord]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("jsonl.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        for r in recs {
-            writeln!(f, "{}", serde_json::to_string(r)?)?;
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// Appends one record and flushes it to disk.
-fn append(path: &Path, rec: &RunRecord) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(f, "{}", serde_json::to_string(rec)?)?;
-    f.sync_data()?;
-    Ok(())
-}
+pub use store::read_results;
 
 /// Selected result per (model, variant, seed): the grid point with the best validation score.
 #[derive(Debug, Clone, Serialize)]
@@ -479,13 +422,13 @@ pub struct Progress<'a> {
 }
 
 /// Runs (or resumes) every run of the plan — only its shard's runs when [`Plan::shard`] is set —
-/// appending each finished run to `results`; returns all records of this plan (shard) and the
+/// appending each finished run to the results file that `results` holds locked; returns all records of this plan (shard) and the
 /// selected run per (model, variant, seed). A run that fails inside
 /// (see [`crate::train`]) is recorded with its cause and the plan goes on.
 pub fn run_plan(
     plan: &Plan,
     ds: &Dataset,
-    results: &Path,
+    results: &store::ResultsWriter,
     progress: impl FnMut(Progress<'_>) + Send,
     on_epoch: impl FnMut(usize, f64) + Send,
 ) -> anyhow::Result<(Vec<RunRecord>, Vec<Selected>)> {
@@ -505,8 +448,8 @@ pub fn run_plan(
         configs = mine.iter().map(|&i| configs[i].clone()).collect();
         keys = mine.iter().map(|&i| keys[i].clone()).collect();
     }
-    let existing = read_results(results)?;
-    rewrite(results, &existing)?;
+    // the writer holds the file's lock: nothing is rewritten, finished runs are appended
+    let existing = results.records()?;
     let done: std::collections::HashMap<&str, &RunRecord> =
         existing.iter().map(|r| (r.key.as_str(), r)).collect();
     let total = configs.len();
@@ -579,8 +522,8 @@ pub fn run_plan(
                 };
                 {
                     let _guard = file.lock().expect("file");
-                    if let Err(e) = append(results, &rec) {
-                        *error.lock().expect("error") = Some(e);
+                    if let Err(e) = results.append(&rec) {
+                        *error.lock().expect("error") = Some(e.into());
                         return;
                     }
                 }

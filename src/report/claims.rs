@@ -156,7 +156,7 @@ pub fn claims(
         }
         for variant in Variant::TABLE_ORDER
             .into_iter()
-            .filter(|v| *v != Variant::Nll)
+            .filter(|v| *v != Variant::Nll && !v.is_control())
         {
             let var: Vec<&Selected> = selected
                 .iter()
@@ -279,6 +279,125 @@ fn claim(
             _ => None,
         },
     }
+}
+
+/// The text-only control of every model that ran both NLL and [`Variant::NllTextOnly`]: the
+/// multimodal − text-only delta (NLL with every modality minus NLL with audio and vision zeroed at
+/// training and test) on the table's metrics, paired by seed like the claims. Not a paper claim
+/// (no verdict, outside Holm's family): it says whether audio and vision carry anything the
+/// model uses on this tier. The interval says "multimodal better" when it excludes 0 on the good
+/// side of the metric (above for Acc2/accuracy, below for MAE).
+pub fn text_only_controls(selected: &[Selected], labels: Labels<'_>) -> Vec<Claim> {
+    let binary = selected
+        .iter()
+        .any(|s| s.result.selection == crate::train::Selection::Accuracy);
+    let metrics: &[ClaimMetric] = if binary {
+        &[ClaimMetric::Accuracy]
+    } else {
+        &[ClaimMetric::Acc2, ClaimMetric::Mae]
+    };
+    let mut out = Vec::new();
+    for &kind in ModelKind::ALL {
+        let of = |v: Variant| -> Vec<&Selected> {
+            selected
+                .iter()
+                .filter(|s| s.model == kind && s.variant == v)
+                .collect()
+        };
+        let (text_only, multimodal) = (of(Variant::NllTextOnly), of(Variant::Nll));
+        if text_only.is_empty() || multimodal.is_empty() {
+            continue;
+        }
+        for &metric in metrics {
+            let mut c = claim(
+                kind,
+                Variant::Nll,
+                metric,
+                &text_only,
+                &multimodal,
+                None,
+                labels,
+            );
+            c.variant = "NLL − NLL text-only".into();
+            if c.measured.is_some() {
+                c.note = None;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How a control's interval reads: which side of 0 it excludes, for a metric.
+pub fn control_reading(c: &Claim) -> &'static str {
+    let Some(m) = c.measured else {
+        return "—";
+    };
+    let better = if c.metric == ClaimMetric::Mae {
+        m.hi < 0.0
+    } else {
+        m.lo > 0.0
+    };
+    let worse = if c.metric == ClaimMetric::Mae {
+        m.lo > 0.0
+    } else {
+        m.hi < 0.0
+    };
+    match (better, worse) {
+        (true, _) => "multimodal better",
+        (_, true) => "text-only better",
+        _ => "no difference shown",
+    }
+}
+
+/// The text-only controls as a markdown section (empty without any).
+pub fn controls_markdown(controls: &[Claim]) -> String {
+    if controls.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = controls
+        .iter()
+        .map(|c| {
+            let digits = if c.metric == ClaimMetric::Mae { 3 } else { 1 };
+            vec![
+                c.model.clone(),
+                c.metric.name().into(),
+                c.measured.map_or_else(
+                    || c.note.clone().unwrap_or_else(|| "—".into()),
+                    |m| {
+                        format!(
+                            "{:+.*} [{:+.*}, {:+.*}] ({}, n = {}, {})",
+                            digits,
+                            m.mean,
+                            digits,
+                            m.lo,
+                            digits,
+                            m.hi,
+                            m.method,
+                            m.n,
+                            super::stats::p_text(m.p)
+                        )
+                    },
+                ),
+                control_reading(c).into(),
+            ]
+        })
+        .collect();
+    let mut s = String::from(
+        "Text-only control (NLL − NLL text-only: the same model and protocol with audio and vision \
+         zeroed at training, validation and test; paired by seed; not a paper claim):\n\n",
+    );
+    s += &super::markdown_table(
+        &[
+            "Model",
+            "Metric",
+            "multimodal − text-only [95 % CI]",
+            "reading",
+        ],
+        &rows,
+    );
+    s += "\n";
+    s
 }
 
 /// The claims as a markdown table with a summary line counting verdicts.

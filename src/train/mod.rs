@@ -69,6 +69,11 @@ pub enum Variant {
     /// Table 5's ablation: the kurtosis penalty `L_κ` alone (γ_L2 = γ_d = 0).
     #[serde(rename = "+Lk")]
     NllLk,
+    /// A control, not a paper row: NLL with audio and vision zeroed at training, validation and
+    /// test, so a report shows whether the other modalities carry anything on its tier
+    /// (multimodal NLL − text-only, [`crate::report::claims::text_only_controls`]).
+    #[serde(rename = "NLL text-only")]
+    NllTextOnly,
 }
 
 impl Variant {
@@ -88,8 +93,9 @@ impl Variant {
     /// labels (+L_L2, +L_d, +L_κ) add one term to MLE, which is what these are.
     pub const ABLATION: [Variant; 3] = [Variant::NllL2, Variant::NllLd, Variant::NllLk];
 
-    /// Every variant of every table, in table order (what reports iterate over).
-    pub const TABLE_ORDER: [Variant; 7] = [
+    /// Every variant of every table, in table order (what reports iterate over), then the
+    /// text-only control.
+    pub const TABLE_ORDER: [Variant; 8] = [
         Variant::Nll,
         Variant::NllSkl,
         Variant::NllSmmd,
@@ -97,6 +103,7 @@ impl Variant {
         Variant::NllL2,
         Variant::NllLd,
         Variant::NllLk,
+        Variant::NllTextOnly,
     ];
 
     /// The paper's name.
@@ -109,7 +116,27 @@ impl Variant {
             Variant::NllL2 => "+LL2",
             Variant::NllLd => "+Ld/MMD",
             Variant::NllLk => "+Lk",
+            Variant::NllTextOnly => "NLL text-only",
         }
+    }
+
+    /// Whether this is a control of the harness (no paper row, no paper claim).
+    pub fn is_control(self) -> bool {
+        self == Variant::NllTextOnly
+    }
+
+    /// The modalities this variant zeroes everywhere (0 = text, 1 = audio, 2 = vision): audio and
+    /// vision for the text-only control, none otherwise.
+    pub fn zeroed_modalities(self) -> &'static [usize] {
+        match self {
+            Variant::NllTextOnly => &[1, 2],
+            _ => &[],
+        }
+    }
+
+    /// Whether this variant trains with the C-network or IWas (else at the cost of NLL).
+    pub fn has_regulariser(self) -> bool {
+        self.divergence().is_some() || self == Variant::NllIwas
     }
 
     /// Whether this is one of Table 5's single-term ablations.
@@ -129,7 +156,7 @@ impl Variant {
     /// The divergence of `L_d` (None: no C-network).
     pub fn divergence(self) -> Option<Divergence> {
         match self {
-            Variant::Nll | Variant::NllIwas => None,
+            Variant::Nll | Variant::NllIwas | Variant::NllTextOnly => None,
             Variant::NllSkl => Some(Divergence::Kl),
             Variant::NllSmmd | Variant::NllL2 | Variant::NllLd | Variant::NllLk => {
                 Some(Divergence::Mmd)
@@ -667,7 +694,7 @@ fn train_step<M: FusionModel>(
     chunk: &[usize],
     cfg: &RunConfig,
 ) -> crate::synergy::Result<()> {
-    let b = batcher.batch(&batcher.ds.train, chunk, &[])?;
+    let b = batcher.batch(&batcher.ds.train, chunk, cfg.variant.zeroed_modalities())?;
     let out = model.forward(&b, true)?;
     let mut loss = cfg.loss.loss(&out.prediction, &b.label)?;
     if let Some(aux) = &out.aux_loss {
@@ -843,6 +870,8 @@ pub fn train_model<M: FusionModel>(
         };
         selection.score(&vec![constant; valid_labels.len()], &valid_labels)
     };
+    // the modalities the variant zeroes at training, validation and test (the text-only control)
+    let zeroed = cfg.variant.zeroed_modalities();
     let mut result = RunResult {
         config: cfg.clone(),
         epochs: 0,
@@ -892,7 +921,7 @@ pub fn train_model<M: FusionModel>(
                     if chunk.len() < 2 {
                         continue;
                     }
-                    let b = batcher.batch(&ds.train, chunk, &[])?;
+                    let b = batcher.batch(&ds.train, chunk, zeroed)?;
                     step_x.step(&model.extra_stage_loss(&b)?)?;
                 }
             }
@@ -905,7 +934,7 @@ pub fn train_model<M: FusionModel>(
             }
             at = (epoch, usize::MAX);
             let v = selection.score(
-                &predict_with(&model, &ds.valid, &[], &batcher)?,
+                &predict_with(&model, &ds.valid, zeroed, &batcher)?,
                 &valid_labels,
             );
             on_epoch(epoch, v);
@@ -939,10 +968,15 @@ pub fn train_model<M: FusionModel>(
     if let Some(s) = &best_snap {
         let tested = (|| -> crate::synergy::Result<(TestMetrics, Vec<f64>, Vec<DroppedEval>)> {
             restore(s)?;
-            let (m, p) = evaluate(&model, ds, &[], &batcher)?;
+            let (m, p) = evaluate(&model, ds, zeroed, &batcher)?;
             let mut dropped = Vec::with_capacity(DROP_CONDITIONS.len());
             for (condition, drop) in DROP_CONDITIONS {
-                let (test, p) = evaluate(&model, ds, drop, &batcher)?;
+                // the variant's own zeroed modalities stay zeroed under every corruption
+                let mut drop = drop.to_vec();
+                drop.extend_from_slice(zeroed);
+                drop.sort_unstable();
+                drop.dedup();
+                let (test, p) = evaluate(&model, ds, &drop, &batcher)?;
                 dropped.push(DroppedEval {
                     condition: condition.into(),
                     test,

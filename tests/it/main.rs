@@ -24,6 +24,7 @@ mod reproduce;
 mod shard;
 mod slurm;
 mod stats;
+mod store;
 mod synergy_cnet;
 mod synergy_iwas;
 mod synergy_parity;
