@@ -195,6 +195,20 @@ pub enum ReproduceCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// One page of every claim of the paper (Tables 2-6) against the best measurement of it in
+    /// the results folders under a root, per tier, with counts, the text-only controls and the
+    /// paper's NLL baselines beside the community's; no training.
+    Scoreboard {
+        /// The folder holding the results folders (each with a run.json), e.g. results.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the page goes (default: FROM/SCOREBOARD.md).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// JSON on stdout (the page is still written).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Entry point of the binary.
@@ -208,6 +222,9 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     }
     if let Some(ReproduceCommand::Compact { from }) = &args.command {
         return compact(from);
+    }
+    if let Some(ReproduceCommand::Scoreboard { from, out, json }) = &args.command {
+        return scoreboard(from, out.as_deref(), *json);
     }
     if args.jobs == 0 {
         bail!("--jobs must be >= 1");
@@ -858,6 +875,29 @@ pub fn report_from(
     render(
         &out, &ctx, &records, &selected, None, &warnings, &sources, json,
     )
+}
+
+/// `reproduce-paper scoreboard --from DIR`.
+fn scoreboard(from: &std::path::Path, out: Option<&std::path::Path>, json: bool) -> Result<()> {
+    use crate::report::scoreboard as sb;
+    let (sources, skipped) = sb::read_sources(from)?;
+    let board = sb::scoreboard(&sources, skipped, &expected(), &sb::community());
+    let root = from.display().to_string();
+    let md = sb::markdown(&board, root.trim_end_matches('/'));
+    let path = out.map_or_else(|| from.join("SCOREBOARD.md"), |o| o.to_path_buf());
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    if json {
+        println!("{}", serde_json::to_string(&board)?);
+    } else {
+        for c in &board.counts {
+            println!(
+                "{}: {} of {} claims with a verdict ({} supported, {} contradicted, {} inconclusive; {} survive Holm)",
+                c.tier, c.with_verdict, c.claims, c.supported, c.contradicted, c.inconclusive, c.survive_holm
+            );
+        }
+        eprintln!("reproduce-paper: wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// `reproduce-paper compact --from DIR`.

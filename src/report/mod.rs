@@ -4,6 +4,7 @@ pub mod claims;
 pub mod corruption;
 pub mod forest;
 pub mod paper_tables;
+pub mod scoreboard;
 pub mod stats;
 pub mod subsets;
 pub mod tables;

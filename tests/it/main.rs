@@ -21,6 +21,7 @@ mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
 mod reproduce;
+mod scoreboard;
 mod shard;
 mod slurm;
 mod stats;
