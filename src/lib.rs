@@ -26,13 +26,30 @@ pub mod train;
 
 pub use error::{EstimatorError, Result};
 
-/// Fixes the worker-thread count for rayon and Candle's CPU kernels once, at start-up.
+/// Why the worker threads could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot start {threads} worker threads ({reason}); ask for fewer with --threads (or \
+     RAYON_NUM_THREADS), or raise the process's memory or thread limits"
+)]
+pub struct ThreadsError {
+    /// The thread count asked for.
+    pub threads: usize,
+    /// What the thread pool reported (e.g. the operating system refusing a thread's stack).
+    pub reason: String,
+}
+
+/// Fixes the worker-thread count for rayon and Candle's CPU kernels once, at start-up, and
+/// starts rayon's global pool; returns the count.
 ///
 /// Candle re-reads the CPU topology from `/proc` on every CPU matmul unless `RAYON_NUM_THREADS`
 /// is set (measured: ~400 file opens per training step of the demo model), so the binaries call
 /// this before any work: `threads` wins, then an existing `RAYON_NUM_THREADS`, then the number of
-/// available cores.
-pub fn init_threads(threads: Option<usize>) {
+/// available cores. A pool that cannot start (`--threads 3000` under a memory limit: each thread
+/// needs its stack) is a [`ThreadsError`] for the caller to print — not a panic at the first
+/// parallel operation, which is what ignoring the error led to. `RAYON_NUM_THREADS` is set only
+/// once the pool runs.
+pub fn try_init_threads(threads: Option<usize>) -> std::result::Result<usize, ThreadsError> {
     let n = threads
         .filter(|t| *t > 0)
         .or_else(|| {
@@ -42,11 +59,44 @@ pub fn init_threads(threads: Option<usize>) {
                 .filter(|t: &usize| *t > 0)
         })
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    // SAFETY (edition 2021: safe fn): called at the top of `main`, before any thread exists.
-    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    let _ = rayon::ThreadPoolBuilder::new()
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
-        .build_global();
+        .build_global()
+    {
+        // only a failure to start threads is an error: a pool already running (a second call)
+        // is kept, and a platform without threads runs rayon's work in the calling thread
+        let io = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .filter(|io| io.kind() != std::io::ErrorKind::Unsupported);
+        if let Some(io) = io {
+            return Err(ThreadsError {
+                threads: n,
+                reason: io.to_string(),
+            });
+        }
+    }
+    // SAFETY (edition 2021: safe fn): called at the top of `main`, before other threads than
+    // rayon's (which do not read the environment) exist.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    Ok(n)
+}
+
+/// [`try_init_threads`] for callers without an error path: on failure it prints the error on
+/// stderr, prefixed with the program's name, and exits with status 1 (no panic). Prefer
+/// `try_init_threads(..)?` where the error can be returned.
+pub fn init_threads(threads: Option<usize>) {
+    if let Err(e) = try_init_threads(threads) {
+        let prog = std::env::args_os()
+            .next()
+            .and_then(|a| {
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "neural-synergy".into());
+        eprintln!("{prog}: error: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Makes OpenBLAS run every call in the calling thread. Training calls LAPACK only for small

@@ -215,7 +215,7 @@ pub enum ReproduceCommand {
 pub fn main_with(args: ReproduceArgs) -> Result<()> {
     // one thread by default: Candle's small per-step LSTM ops run faster without thread
     // hand-offs (measured: smoke profile 43 s with 1 thread, 87 s with 2, same numbers)
-    crate::init_threads(Some(args.threads.unwrap_or(1)));
+    crate::try_init_threads(Some(args.threads.unwrap_or(1)))?;
     crate::single_threaded_blas();
     if let Some(ReproduceCommand::Report { from, out, json }) = &args.command {
         return report_from(from, out.as_deref(), *json);

@@ -41,12 +41,103 @@
 //! * NaN and ±inf features become 0; padding is at the end; `t_max` = the longest kept segment
 //!   (≤ 50).
 //!
+//! Untrusted files ([`read`]): every interval must be finite with start ≤ end
+//! ([`DataError::BadInterval`]: a NaN bound made a segment take every row of its video, an end
+//! before the start emptied a modality), `intervals` must be (rows × 2), each dataset's declared
+//! shape × element size must fit in the file (deflate-compressed chunks: 1032 × the file, the
+//! format's largest ratio) and in the memory budget before it is read. In a set, labels must be in
+//! [−3, 3] and `label.csv` may name an id once ([`super::realtext::load_labels`]).
+//!
 //! The dataset is `csd-mosi` / `csd-mosei` when the labels file's `dataset name` metadata names
 //! CMU-MOSI / CMU-MOSEI, else `csd-custom`; the task is regression.
 
-use super::{DataError, Dataset, Split, Task, Tier};
+use super::{charge, split_bytes, DataError, Dataset, Split, Task, Tier};
+use crate::io::{bytes_of, MemoryBudget};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+/// The largest expansion of deflate (zlib) data: 1032:1. A compressed dataset cannot hold more
+/// than this many times the file's bytes.
+pub const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// Checks what `ds` declares (shape × element size) against the file's length, charges
+/// `per_elem` bytes per element to `budget` and reads it as f64; returns the values and shape.
+fn read_f64_checked(
+    ds: &hdf5_pure::Dataset,
+    what: &str,
+    path: &Path,
+    file_len: u64,
+    budget: &mut MemoryBudget,
+    per_elem: usize,
+) -> Result<(Vec<f64>, Vec<u64>), DataError> {
+    let e = |reason: String| DataError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let shape = ds.shape().map_err(|x| e(format!("'{what}' shape: {x}")))?;
+    let elem = ds
+        .element_size()
+        .map_err(|x| e(format!("'{what}' datatype: {x}")))?;
+    let layout = ds
+        .layout()
+        .map_err(|x| e(format!("'{what}' layout: {x}")))?;
+    let (offset, factor, how) = match layout {
+        hdf5_pure::Layout::Contiguous { address, .. } => (address.unwrap_or(0), 1, ""),
+        hdf5_pure::Layout::Compact { .. } => (0, 1, ""),
+        hdf5_pure::Layout::Chunked { .. } => {
+            let first = ds
+                .chunks()
+                .ok()
+                .and_then(|c| c.iter().map(|c| c.address).min())
+                .unwrap_or(0);
+            if ds.filters().is_empty() {
+                (first, 1, " (chunked)")
+            } else {
+                (
+                    first,
+                    DEFLATE_MAX_RATIO,
+                    " (compressed: at most 1032 × the file's bytes)",
+                )
+            }
+        }
+        _ => return Err(e(format!("'{what}': unsupported storage layout"))),
+    };
+    let count = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+    let stored = count.and_then(|c| c.checked_mul(elem));
+    let available = file_len.saturating_sub(offset);
+    match stored {
+        Some(b) if b <= available.saturating_mul(factor) => {}
+        _ => {
+            return Err(DataError::BeyondFile {
+                path: path.display().to_string(),
+                offset,
+                what: format!("'{what}' of shape {shape:?} × {elem}-byte elements{how}"),
+                size: stored.unwrap_or(u64::MAX),
+                available,
+            })
+        }
+    }
+    let n = usize::try_from(count.unwrap_or(u64::MAX)).map_err(|_| {
+        e(format!(
+            "'{what}' of shape {shape:?} does not fit in memory"
+        ))
+    })?;
+    charge(budget, bytes_of(n, per_elem), path, offset, || {
+        format!("'{what}' of shape {shape:?}")
+    })?;
+    let v = ds.read_f64().map_err(|x| DataError::File {
+        path: path.display().to_string(),
+        reason: format!("'{what}' (numeric data expected): {x}"),
+    })?;
+    if v.len() != n {
+        return Err(DataError::Mismatch {
+            path: path.display().to_string(),
+            place: format!("'{what}'"),
+            what: format!("{} values for shape {shape:?}", v.len()),
+        });
+    }
+    Ok((v, shape))
+}
 
 /// One video's rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,14 +161,24 @@ pub struct Csd {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Reads a `.csd` file.
+/// Reads a `.csd` file (memory budget: [`crate::io::memory_budget`]).
 pub fn read(path: &Path) -> Result<Csd, DataError> {
+    let mut budget = MemoryBudget::from_env()?;
+    read_with(path, &mut budget)
+}
+
+/// [`read`] charging `budget` (the file is read whole into memory, then each dataset).
+pub fn read_with(path: &Path, budget: &mut MemoryBudget) -> Result<Csd, DataError> {
     let p = path.display().to_string();
     let e = |reason: String| DataError::File {
         path: p.clone(),
         reason,
     };
     let h5 = |what: &str, err: hdf5_pure::Error| e(format!("{what}: {err}"));
+    let file_len = std::fs::metadata(path).map_err(|x| e(x.to_string()))?.len();
+    charge(budget, file_len, path, 0, || {
+        "the HDF5 file (read whole)".into()
+    })?;
     let file = hdf5_pure::File::open(path).map_err(|x| h5("not a readable HDF5 file", x))?;
     let tops = file
         .root()
@@ -105,9 +206,12 @@ pub fn read(path: &Path) -> Result<Csd, DataError> {
         let f = v
             .dataset("features")
             .map_err(|x| h5(&format!("'{id}/features'"), x))?;
-        let shape = f
-            .shape()
-            .map_err(|x| h5(&format!("'{id}/features' shape"), x))?;
+        let fname = format!("{id}/features");
+        // the f64 read and its f32 copy; the f64 buffer is credited back once converted
+        let (f64s, shape) = read_f64_checked(&f, &fname, path, file_len, budget, 12)?;
+        let features: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
+        drop(f64s);
+        budget.release(bytes_of(features.len(), 8));
         let (rows, width) = match shape.as_slice() {
             [n, d] => (*n as usize, *d as usize),
             [n] => (*n as usize, 1),
@@ -117,29 +221,37 @@ pub fn read(path: &Path) -> Result<Csd, DataError> {
                 )))
             }
         };
-        let features: Vec<f32> = f
-            .read_f64()
-            .map_err(|x| h5(&format!("'{id}/features' (numeric features expected)"), x))?
-            .into_iter()
-            .map(|x| x as f32)
-            .collect();
-        if features.len() != rows * width {
-            return Err(e(format!(
-                "'{id}/features' holds {} values for shape {shape:?}",
-                features.len()
-            )));
-        }
         let iv = v
             .dataset("intervals")
             .map_err(|x| h5(&format!("'{id}/intervals'"), x))?;
-        let intervals = iv
-            .read_f64()
-            .map_err(|x| h5(&format!("'{id}/intervals'"), x))?;
-        if intervals.len() != rows * 2 {
-            return Err(e(format!(
-                "'{id}/intervals' holds {} values for {rows} feature rows (expected {rows} × 2)",
-                intervals.len()
-            )));
+        let iname = format!("{id}/intervals");
+        let (intervals, ishape) = read_f64_checked(&iv, &iname, path, file_len, budget, 8)?;
+        if ishape.as_slice() != [rows as u64, 2] || intervals.len() != rows * 2 {
+            return Err(DataError::Mismatch {
+                path: p.clone(),
+                place: format!("video '{id}'"),
+                what: format!(
+                    "'intervals' has shape {ishape:?} for {rows} feature rows (expected ({rows}, 2))"
+                ),
+            });
+        }
+        for r in 0..rows {
+            let (s, t) = (intervals[2 * r], intervals[2 * r + 1]);
+            let reason = if !(s.is_finite() && t.is_finite()) {
+                "has a non-finite bound"
+            } else if t < s {
+                "ends before it starts"
+            } else {
+                continue;
+            };
+            return Err(DataError::BadInterval {
+                path: p.clone(),
+                video: id.clone(),
+                row: r,
+                start: s,
+                end: t,
+                reason,
+            });
         }
         videos.push(CsdVideo {
             id,
@@ -152,16 +264,41 @@ pub fn read(path: &Path) -> Result<Csd, DataError> {
     let mut metadata = BTreeMap::new();
     if let Ok(md) = g.group("metadata") {
         for k in md.datasets().unwrap_or_default() {
-            if let Ok(s) = md.dataset(&k).and_then(|d| d.read_string()) {
+            if let Some(s) = md.dataset(&k).ok().and_then(|d| read_meta(&d, file_len)) {
                 metadata.insert(k, s.join("\n"));
             }
         }
     }
+    // the file's bytes are freed with `file`
+    drop(file);
+    budget.release(file_len);
     Ok(Csd {
         root,
         videos,
         metadata,
     })
+}
+
+/// A metadata entry's strings, bounded by the file (`None` when unreadable or too large: the
+/// metadata is informative only).
+fn read_meta(d: &hdf5_pure::Dataset, file_len: u64) -> Option<Vec<String>> {
+    let count = d
+        .shape()
+        .ok()?
+        .iter()
+        .try_fold(1u64, |a, &x| a.checked_mul(x))?;
+    let stored = count.checked_mul(d.element_size().ok()?)?;
+    if stored > file_len || count > 4096 {
+        return None;
+    }
+    if matches!(d.dtype().ok()?, hdf5_pure::DType::VariableLengthString) {
+        let limits = hdf5_pure::VlenStringReadOptions::new()
+            .with_max_elements(count as usize)
+            .with_max_payload_bytes(usize::try_from(file_len).ok()?);
+        d.read_vlen_strings(limits).ok()
+    } else {
+        d.read_string().ok()
+    }
 }
 
 /// Minimum overlap (seconds) of a feature row's interval with a label segment's.
@@ -294,6 +431,12 @@ fn width(c: &Csd, path: &Path) -> Result<usize, DataError> {
 /// Loads a folder of `.csd` files with a `label.csv` as a regression [`Dataset`] of the `full`
 /// tier, by the rule in the module docs.
 pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
+    let mut budget = MemoryBudget::from_env()?;
+    load_set_with(dir, &mut budget)
+}
+
+/// [`load_set`] charging `budget` for the four files and the dataset built from them.
+pub fn load_set_with(dir: &Path, budget: &mut MemoryBudget) -> Result<Dataset, DataError> {
     let set = find_set(dir)?;
     let csv = dir.join("label.csv");
     if !csv.exists() {
@@ -306,8 +449,12 @@ pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
         .into_iter()
         .map(|r| (r.id, r.split))
         .collect();
-    let labels = read(&set.labels)?;
-    let feats = [read(&set.text)?, read(&set.audio)?, read(&set.vision)?];
+    let labels = read_with(&set.labels, budget)?;
+    let feats = [
+        read_with(&set.text, budget)?,
+        read_with(&set.audio, budget)?,
+        read_with(&set.vision, budget)?,
+    ];
     let paths = [&set.text, &set.audio, &set.vision];
     let mut dims = [0usize; 3];
     for m in 0..3 {
@@ -343,10 +490,14 @@ pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
                 continue;
             };
             let label = v.features[k];
-            if !label.is_finite() {
-                return Err(DataError::File {
+            let [lo, hi] = super::mmsa::LABEL_RANGE;
+            if !(label.is_finite() && (lo..=hi).contains(&f64::from(label))) {
+                return Err(DataError::LabelOutOfRange {
                     path: set.labels.display().to_string(),
-                    reason: format!("segment {id}: label {label} is not finite"),
+                    place: format!("segment {id} (video '{}' row {k})", v.id),
+                    value: f64::from(label),
+                    lo,
+                    hi,
                 });
             }
             let (s, e) = (v.intervals[2 * k], v.intervals[2 * k + 1]);
@@ -365,16 +516,27 @@ pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
             }
             let n = text_rows.len();
             let len = n.min(T_MAX);
+            let other_rows = [rows_in(vids[1], s, e), rows_in(vids[2], s, e)];
+            // text steps, and each other modality's rows plus their averages onto the steps
+            let need = (len as u64)
+                .saturating_mul(dims[0] as u64)
+                .saturating_add((1..3).fold(0u64, |a, m| {
+                    a.saturating_add(bytes_of(other_rows[m - 1].len() + n, dims[m]))
+                }))
+                .saturating_mul(4);
+            charge(budget, need, &set.labels, 0, || {
+                format!("segment {id} ({n} text rows, widths {dims:?})")
+            })?;
             let mut x: [Vec<f32>; 3] = Default::default();
             x[0] = gather(vids[0], &text_rows[..len]);
             for m in 1..3 {
-                let rows = rows_in(vids[m], s, e);
+                let rows = &other_rows[m - 1];
                 let d = dims[m];
                 let mut f = if rows.len() == n {
-                    gather(vids[m], &rows)
+                    gather(vids[m], rows)
                 } else {
                     super::mmsa::chunk_average(
-                        &gather(vids[m], &rows),
+                        &gather(vids[m], rows),
                         [1, rows.len(), d],
                         &[rows.len()],
                         &[n],
@@ -408,6 +570,9 @@ pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
     for s in &segs {
         counts[s.split] += 1;
     }
+    charge(budget, split_bytes(segs.len(), t, dims), dir, 0, || {
+        format!("{} segments × {t} steps × widths {dims:?}", segs.len())
+    })?;
     let mut splits: Vec<Split> = counts
         .iter()
         .map(|&n| Split::with_capacity(n, t, dims))
@@ -448,7 +613,7 @@ pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    Ok(Dataset {
+    let ds = Dataset {
         name: format!("csd-{corpus}"),
         tier: Tier::Full,
         task: Task::Regression,
@@ -472,5 +637,7 @@ pub fn load_set(dir: &Path) -> Result<Dataset, DataError> {
         test,
         ceilings: Vec::new(),
         test_subsets: Vec::new(),
-    })
+    };
+    ds.check(dir)?;
+    Ok(ds)
 }

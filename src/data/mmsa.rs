@@ -22,7 +22,8 @@
 //! * `need_normalized` (time-averaging for TFN/MFN) is a model-side choice and is not applied.
 
 use super::pickle::{self, Array, ArrayData, Obj};
-use super::{DataError, Dataset, Split, Task, Tier};
+use super::{charge, DataError, Dataset, Split, Task, Tier};
+use crate::io::{bytes_of, MemoryBudget};
 use std::path::Path;
 
 /// Which array becomes the text modality.
@@ -38,14 +39,39 @@ pub enum TextFeatures {
 /// The split names of an MMSA pickle, in order.
 pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
 
-/// Loads an MMSA pickle as a regression [`Dataset`] of the `full` tier.
+/// The valid range of `regression_labels` (MOSI/MOSEI sentiment; SIMS's [−1, 1] is inside it).
+pub const LABEL_RANGE: [f64; 2] = [-3.0, 3.0];
+
+/// Loads an MMSA pickle as a regression [`Dataset`] of the `full` tier (memory budget:
+/// [`crate::io::memory_budget`]).
 pub fn load(path: &Path, which: TextFeatures) -> Result<Dataset, DataError> {
-    let obj = pickle::load_file(path)?;
-    from_obj(obj, path, which)
+    let mut budget = MemoryBudget::from_env()?;
+    load_with(path, which, &mut budget)
+}
+
+/// [`load`] charging `budget` for the pickle and the dataset built from it.
+pub fn load_with(
+    path: &Path,
+    which: TextFeatures,
+    budget: &mut MemoryBudget,
+) -> Result<Dataset, DataError> {
+    let obj = pickle::load_file_with(path, budget)?;
+    from_obj_with(obj, path, which, budget)
 }
 
 /// Builds the dataset from an already loaded pickle (`path` names it in errors).
-pub fn from_obj(mut obj: Obj, path: &Path, which: TextFeatures) -> Result<Dataset, DataError> {
+pub fn from_obj(obj: Obj, path: &Path, which: TextFeatures) -> Result<Dataset, DataError> {
+    let mut budget = MemoryBudget::from_env()?;
+    from_obj_with(obj, path, which, &mut budget)
+}
+
+/// [`from_obj`] charging what it allocates to `budget`.
+pub fn from_obj_with(
+    mut obj: Obj,
+    path: &Path,
+    which: TextFeatures,
+    budget: &mut MemoryBudget,
+) -> Result<Dataset, DataError> {
     let p = path.display().to_string();
     let e = |reason: String| DataError::File {
         path: p.clone(),
@@ -65,14 +91,20 @@ pub fn from_obj(mut obj: Obj, path: &Path, which: TextFeatures) -> Result<Datase
                 "no '{name}' split (MMSA pickles have train/valid/test)"
             ))
         })?;
-        let (split, dims, t, unaligned) =
-            split_from(d, which).map_err(|r| e(format!("{name}: {r}")))?;
+        let mut ctx = Ctx {
+            path,
+            split: name,
+            budget: &mut *budget,
+        };
+        let (split, dims, t, unaligned) = split_from(d, which, &mut ctx)?;
         match shape {
             None => shape = Some((dims, t, unaligned)),
             Some((d0, t0, _)) if d0 != dims || t0 != t => {
-                return Err(e(format!(
-                    "{name}: widths {dims:?} × {t} steps differ from train's {d0:?} × {t0}"
-                )))
+                return Err(DataError::Mismatch {
+                    path: p.clone(),
+                    place: name.into(),
+                    what: format!("widths {dims:?} × {t} steps differ from train's {d0:?} × {t0}"),
+                })
             }
             _ => {}
         }
@@ -90,7 +122,7 @@ pub fn from_obj(mut obj: Obj, path: &Path, which: TextFeatures) -> Result<Datase
         .unwrap_or_default();
     let mut it = splits.into_iter();
     let (train, valid, test) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
-    Ok(Dataset {
+    let ds = Dataset {
         name: format!("mmsa-{corpus}"),
         tier: Tier::Full,
         task: Task::Regression,
@@ -114,7 +146,43 @@ pub fn from_obj(mut obj: Obj, path: &Path, which: TextFeatures) -> Result<Datase
         test,
         ceilings: Vec::new(),
         test_subsets: Vec::new(),
-    })
+    };
+    ds.check(path)?;
+    Ok(ds)
+}
+
+/// Where a split is read from, for errors and the budget.
+struct Ctx<'p, 'b> {
+    path: &'p Path,
+    split: &'static str,
+    budget: &'b mut MemoryBudget,
+}
+
+impl Ctx<'_, '_> {
+    /// A [`DataError::File`] about this split.
+    fn file(&self, reason: String) -> DataError {
+        DataError::File {
+            path: self.path.display().to_string(),
+            reason: format!("{}: {reason}", self.split),
+        }
+    }
+
+    /// A [`DataError::Mismatch`] about `key` of this split.
+    fn mismatch(&self, key: &str, what: String) -> DataError {
+        DataError::Mismatch {
+            path: self.path.display().to_string(),
+            place: format!("{} '{key}'", self.split),
+            what,
+        }
+    }
+
+    /// Charges `bytes` for `what`.
+    fn charge(&mut self, bytes: u64, what: impl FnOnce() -> String) -> Result<(), DataError> {
+        let split = self.split;
+        charge(self.budget, bytes, self.path, 0, || {
+            format!("{split}: {}", what())
+        })
+    }
 }
 
 fn array(d: &mut Obj, key: &str) -> Result<Array, String> {
@@ -137,6 +205,40 @@ fn seq3(d: &mut Obj, key: &str) -> Result<([usize; 3], Vec<f32>), String> {
     match shape.as_slice() {
         &[n, t, w] => Ok(([n, t, w], v)),
         s => Err(format!("'{key}' has shape {s:?}, expected (N, T, d)")),
+    }
+}
+
+/// One number per clip: a 1-D (or N × 1) numeric array, or a list of numbers (ints, floats,
+/// bools, 0-d arrays) — MMSA's tools write both. Returns the values as f64 and the shape seen.
+pub fn per_clip_numbers(o: Obj, key: &str) -> Result<(Vec<f64>, Vec<usize>), String> {
+    match o {
+        Obj::Array(Array {
+            shape,
+            data: ArrayData::Num(v),
+            ..
+        }) => match shape.as_slice() {
+            [_] | [_, 1] => Ok((v.into_iter().map(f64::from).collect(), shape)),
+            s => Err(format!(
+                "'{key}' has shape {s:?}, expected one value per clip (N,) or (N, 1)"
+            )),
+        },
+        Obj::Array(a) => Err(format!("'{key}' has dtype {}, not a number type", a.dtype)),
+        Obj::List(items) => {
+            let n = items.len();
+            let v = items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    x.as_f64()
+                        .ok_or_else(|| format!("'{key}'[{i}] is a {}, not a number", x.kind()))
+                })
+                .collect::<Result<Vec<f64>, String>>()?;
+            Ok((v, vec![n]))
+        }
+        o => Err(format!(
+            "'{key}' is a {}, not a list or array of numbers",
+            o.kind()
+        )),
     }
 }
 
@@ -165,21 +267,34 @@ pub fn strings(o: Obj, key: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn split_from(mut d: Obj, which: TextFeatures) -> Result<(Split, [usize; 3], usize, bool), String> {
+/// The value of `key`, treating a stored `None` as absent.
+fn present(d: &mut Obj, key: &str) -> Option<Obj> {
+    d.take(key).filter(|o| !matches!(o, Obj::None))
+}
+
+type SplitParts = (Split, [usize; 3], usize, bool);
+
+fn split_from(mut d: Obj, which: TextFeatures, cx: &mut Ctx) -> Result<SplitParts, DataError> {
     if !matches!(d, Obj::Dict(_)) {
-        return Err(format!("a {}, not a dict of arrays", d.kind()));
+        return Err(cx.file(format!("a {}, not a dict of arrays", d.kind())));
     }
-    let bert = match d.take("text_bert") {
-        Some(Obj::Array(a)) => Some(numeric(a, "text_bert")?),
-        _ => None,
+    let bert = match present(&mut d, "text_bert") {
+        Some(Obj::Array(a)) => Some(numeric(a, "text_bert").map_err(|r| cx.file(r))?),
+        Some(o) => {
+            return Err(cx.file(format!("'text_bert' is a {}, not an array", o.kind())));
+        }
+        None => None,
     };
     let (text_shape, text) = match which {
-        TextFeatures::Text => seq3(&mut d, "text")?,
+        TextFeatures::Text => seq3(&mut d, "text").map_err(|r| cx.file(r))?,
         TextFeatures::TextBert => {
-            let (s, v) = bert.clone().ok_or("no 'text_bert' array")?;
+            let (s, v) = bert
+                .as_ref()
+                .ok_or_else(|| cx.file("no 'text_bert' array".into()))?;
             let &[n, three, t] = s.as_slice() else {
-                return Err(format!("'text_bert' has shape {s:?}, expected (N, 3, T)"));
+                return Err(cx.mismatch("text_bert", format!("shape {s:?}, expected (N, 3, T)")));
             };
+            cx.charge(bytes_of(v.len(), 4), || "'text_bert' as (N, T, 3)".into())?;
             let mut out = vec![0f32; v.len()];
             for i in 0..n {
                 for c in 0..three {
@@ -192,24 +307,65 @@ fn split_from(mut d: Obj, which: TextFeatures) -> Result<(Split, [usize; 3], usi
         }
     };
     let [n, t, dt] = text_shape;
-    let (ash, mut audio) = seq3(&mut d, "audio")?;
-    let (vsh, mut vision) = seq3(&mut d, "vision")?;
-    for (k, s) in [("audio", ash), ("vision", vsh)] {
-        if s[0] != n {
-            return Err(format!("'{k}' has {} clips, text has {n}", s[0]));
+    if t == 0 {
+        return Err(cx.mismatch("text", format!("shape {text_shape:?}: no time steps")));
+    }
+    // text_bert gives the lengths: it must be (N, ≥ 2, T) for these clips and steps
+    if let Some((s, _)) = &bert {
+        if !matches!(s.as_slice(), &[bn, c, bt] if bn == n && c >= 2 && bt == t) {
+            return Err(cx.mismatch(
+                "text_bert",
+                format!("shape {s:?}, but the text has {n} clips × {t} steps: (N, 3, T) expected"),
+            ));
         }
     }
-    let (lsh, labels) = numeric(array(&mut d, "regression_labels")?, "regression_labels")?;
+    let (ash, mut audio) = seq3(&mut d, "audio").map_err(|r| cx.file(r))?;
+    let (vsh, mut vision) = seq3(&mut d, "vision").map_err(|r| cx.file(r))?;
+    for (k, s) in [("audio", ash), ("vision", vsh)] {
+        if s[0] != n {
+            return Err(cx.mismatch(k, format!("{} clips, the text has {n}", s[0])));
+        }
+    }
+    let ids = strings(
+        present(&mut d, "id").ok_or_else(|| cx.file("no 'id' array".into()))?,
+        "id",
+    )
+    .map_err(|r| cx.file(r))?;
+    if ids.len() != n {
+        return Err(cx.mismatch("id", format!("{} entries for {n} clips", ids.len())));
+    }
+    if let Some(raw) = present(&mut d, "raw_text") {
+        let raw = strings(raw, "raw_text").map_err(|r| cx.file(r))?;
+        if raw.len() != n {
+            return Err(cx.mismatch("raw_text", format!("{} entries for {n} clips", raw.len())));
+        }
+    }
+    let (labels, lsh) = per_clip_numbers(
+        present(&mut d, "regression_labels")
+            .ok_or_else(|| cx.file("no 'regression_labels' array".into()))?,
+        "regression_labels",
+    )
+    .map_err(|r| cx.file(r))?;
     if labels.len() != n {
-        return Err(format!(
-            "'regression_labels' has shape {lsh:?}: {} values for {n} clips",
-            labels.len()
+        return Err(cx.mismatch(
+            "regression_labels",
+            format!("shape {lsh:?}: {} values for {n} clips", labels.len()),
         ));
     }
-    let ids = strings(d.take("id").ok_or("no 'id' array")?, "id")?;
-    if ids.len() != n {
-        return Err(format!("'id' has {} entries for {n} clips", ids.len()));
+    let [lo, hi] = LABEL_RANGE;
+    if let Some(i) = labels
+        .iter()
+        .position(|&y| !(y.is_finite() && (lo..=hi).contains(&y)))
+    {
+        return Err(DataError::LabelOutOfRange {
+            path: cx.path.display().to_string(),
+            place: format!("{} id '{}' (row {i}) 'regression_labels'", cx.split, ids[i]),
+            value: labels[i],
+            lo,
+            hi,
+        });
     }
+    let labels: Vec<f32> = labels.into_iter().map(|y| y as f32).collect();
     // MMSA: audio[audio == -inf] = 0
     for x in audio.iter_mut() {
         if *x == f32::NEG_INFINITY {
@@ -217,43 +373,25 @@ fn split_from(mut d: Obj, which: TextFeatures) -> Result<(Split, [usize; 3], usi
         }
     }
     let lengths: Vec<usize> = match &bert {
-        Some((s, v)) if s.len() == 3 && s[0] == n && s[1] >= 2 && s[2] == t => (0..n)
+        Some((s, v)) => (0..n)
             .map(|i| {
                 let row = &v[(i * s[1] + 1) * t..(i * s[1] + 2) * t];
                 (row.iter().filter(|&&m| m > 0.5).count()).clamp(1, t)
             })
             .collect(),
-        _ => vec![t; n],
+        None => vec![t; n],
     };
-    let lens = |d: &mut Obj, key: &str, tm: usize| -> Result<Option<Vec<usize>>, String> {
-        match d.take(key) {
-            Some(Obj::Array(a)) => {
-                let (_, v) = numeric(a, key)?;
-                if v.len() != n {
-                    return Err(format!("'{key}' has {} values for {n} clips", v.len()));
-                }
-                Ok(Some(
-                    v.iter()
-                        .map(|&x| {
-                            if x.is_finite() && x > 0.0 {
-                                (x as usize).min(tm)
-                            } else {
-                                0
-                            }
-                        })
-                        .collect(),
-                ))
-            }
-            Some(o) => Err(format!("'{key}' is a {}", o.kind())),
-            None => Ok(None),
-        }
-    };
-    let al = lens(&mut d, "audio_lengths", ash[1])?;
-    let vl = lens(&mut d, "vision_lengths", vsh[1])?;
+    let al = frame_lengths(&mut d, "audio_lengths", ash[1], &ids, cx)?;
+    let vl = frame_lengths(&mut d, "vision_lengths", vsh[1], &ids, cx)?;
     let unaligned = al.is_some() || vl.is_some() || ash[1] != t || vsh[1] != t;
     if unaligned {
         let al = al.unwrap_or_else(|| vec![ash[1]; n]);
         let vl = vl.unwrap_or_else(|| vec![vsh[1]; n]);
+        for (k, sh) in [("audio", ash), ("vision", vsh)] {
+            cx.charge(bytes_of(n, 4).saturating_mul((t * sh[2]) as u64), || {
+                format!("{k} averaged onto {n} clips × {t} steps × {}", sh[2])
+            })?;
+        }
         audio = chunk_average(&audio, ash, &al, &lengths, t);
         vision = chunk_average(&vision, vsh, &vl, &lengths, t);
     }
@@ -272,6 +410,43 @@ fn split_from(mut d: Obj, which: TextFeatures) -> Result<(Split, [usize; 3], usi
         t,
         unaligned,
     ))
+}
+
+/// `audio_lengths` / `vision_lengths`: a list of ints or an integer/float array, one
+/// non-negative whole number per clip (`None` when absent). A length beyond the `frames` stored
+/// is clamped to them (MMSA's tools count frames before padding/cutting to the array's length).
+fn frame_lengths(
+    d: &mut Obj,
+    key: &str,
+    frames: usize,
+    ids: &[String],
+    cx: &mut Ctx,
+) -> Result<Option<Vec<usize>>, DataError> {
+    let Some(o) = present(d, key) else {
+        return Ok(None);
+    };
+    let n = ids.len();
+    let (v, shape) = per_clip_numbers(o, key).map_err(|r| cx.file(r))?;
+    if v.len() != n {
+        return Err(cx.mismatch(
+            key,
+            format!("shape {shape:?}: {} values for {n} clips", v.len()),
+        ));
+    }
+    v.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            if x.is_finite() && x >= 0.0 && x.fract() == 0.0 {
+                Ok((x.min(frames as f64)) as usize)
+            } else {
+                Err(cx.mismatch(
+                    key,
+                    format!("id '{}' (row {i}): {x} is not a frame count", ids[i]),
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Averages each clip's first `valid[i]` frames in `steps[i]` contiguous chunks; output N × t × d.

@@ -17,7 +17,8 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Why a data file could not be used.
+/// Why a data file could not be used. Every variant names the file; the checks behind each are
+/// listed in `docs/untrusted-files.md`.
 #[derive(Debug, Error)]
 pub enum DataError {
     #[error("{path}: {reason}")]
@@ -34,6 +35,142 @@ pub enum DataError {
         line: usize,
         reason: String,
     },
+    /// A size declared in the file is larger than what the file holds (`offset`: where the
+    /// declared data starts, or the object that declares it).
+    #[error(
+        "{path}, byte offset {offset}: {what} declares {size} bytes but the file holds only \
+         {available} bytes from there (a truncated or hostile file)"
+    )]
+    BeyondFile {
+        path: String,
+        offset: u64,
+        what: String,
+        size: u64,
+        available: u64,
+    },
+    /// Materialising what the file describes would take more memory than the budget
+    /// ([`crate::io::MEMORY_BUDGET_ENV`]) allows.
+    #[error(
+        "{path}, byte offset {offset}: {what} would need {size} bytes of memory, over the memory \
+         budget of {limit} bytes ({used} already used by this load); if the file is genuine, \
+         raise the budget with {}",
+        crate::io::MEMORY_BUDGET_ENV
+    )]
+    OverBudget {
+        path: String,
+        offset: u64,
+        what: String,
+        size: u64,
+        used: u64,
+        limit: u64,
+    },
+    /// An id is in two splits, or twice in one (`first`, `second`: where each occurrence is).
+    #[error(
+        "{path}: id '{id}' appears twice ({first}; {second}): an id must be in one split, once"
+    )]
+    DuplicateId {
+        path: String,
+        id: String,
+        first: String,
+        second: String,
+    },
+    /// A time interval of a `.csd` file is not a finite `[start, end]` with `start ≤ end`.
+    #[error("{path}: video '{video}' row {row}: interval [{start}, {end}] {reason}")]
+    BadInterval {
+        path: String,
+        video: String,
+        /// 0-based row of the video's `intervals`.
+        row: usize,
+        start: f64,
+        end: f64,
+        reason: &'static str,
+    },
+    /// A label is non-finite or outside its valid range.
+    #[error("{path}: {place}: label {value} is outside [{lo}, {hi}]")]
+    LabelOutOfRange {
+        path: String,
+        /// Split, id and row of the label.
+        place: String,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    },
+    /// Arrays that must agree in shape or count (between modalities, labels and ids) do not.
+    #[error("{path}: {place}: {what}")]
+    Mismatch {
+        path: String,
+        /// Split and key (or id) concerned.
+        place: String,
+        what: String,
+    },
+    /// `NEURAL_SYNERGY_MEMORY_BUDGET` is set but is not a size.
+    #[error(transparent)]
+    BudgetEnv(#[from] crate::io::BudgetEnvError),
+}
+
+impl DataError {
+    /// The [`DataError::OverBudget`] of a refused charge.
+    pub fn over_budget(
+        path: &std::path::Path,
+        offset: u64,
+        what: impl Into<String>,
+        o: crate::io::OverBudget,
+    ) -> Self {
+        DataError::OverBudget {
+            path: path.display().to_string(),
+            offset,
+            what: what.into(),
+            size: o.size,
+            used: o.used,
+            limit: o.limit,
+        }
+    }
+}
+
+/// Charges `bytes` for `what` (read from `path`, at `offset`) to `budget`.
+pub(crate) fn charge(
+    budget: &mut crate::io::MemoryBudget,
+    bytes: u64,
+    path: &std::path::Path,
+    offset: u64,
+    what: impl FnOnce() -> String,
+) -> Result<(), DataError> {
+    budget
+        .charge(bytes)
+        .map_err(|o| DataError::over_budget(path, offset, what(), o))
+}
+
+/// Bytes of the padded splits of `n` clips × `t` steps × `dims` (f32) plus per-clip bookkeeping.
+pub(crate) fn split_bytes(n: usize, t: usize, dims: [usize; 3]) -> u64 {
+    let per_step = dims.iter().fold(0u64, |a, &d| a.saturating_add(d as u64));
+    (n as u64)
+        .saturating_mul(t as u64)
+        .saturating_mul(per_step)
+        .saturating_mul(4)
+        .saturating_add((n as u64).saturating_mul(64))
+}
+
+/// Refuses an id that appears twice in or across `splits` (named `names`): test leakage or a
+/// silently dropped clip otherwise. `path` names the file the ids come from.
+pub(crate) fn check_unique_ids(
+    path: &std::path::Path,
+    splits: [(&str, &[String]); 3],
+) -> Result<(), DataError> {
+    let mut seen: std::collections::HashMap<&str, (&str, usize)> = std::collections::HashMap::new();
+    for (name, ids) in splits {
+        for (row, id) in ids.iter().enumerate() {
+            if let Some(&(n0, r0)) = seen.get(id.as_str()) {
+                return Err(DataError::DuplicateId {
+                    path: path.display().to_string(),
+                    id: id.clone(),
+                    first: format!("{n0} row {r0}"),
+                    second: format!("{name} row {row}"),
+                });
+            }
+            seen.insert(id, (name, row));
+        }
+    }
+    Ok(())
 }
 
 /// The experiment tier: where the features come from.
@@ -282,6 +419,73 @@ impl Ceiling {
 }
 
 impl Dataset {
+    /// Checks that every split's arrays agree with each other and with the dataset's shape (ids,
+    /// lengths, labels and words one per clip; each modality `N × t_max × d_m`; lengths in
+    /// `1..=t_max`; labels finite) and that no id is in two splits or twice in one. The loaders
+    /// call it before returning; `path` names the file in the error.
+    pub fn check(&self, path: &std::path::Path) -> Result<(), DataError> {
+        let p = path.display().to_string();
+        let [dt, da, dv] = self.dims;
+        let tm = self.t_max;
+        for (name, s) in [
+            ("train", &self.train),
+            ("valid", &self.valid),
+            ("test", &self.test),
+        ] {
+            let n = s.labels.len();
+            let mis = |what: String| DataError::Mismatch {
+                path: p.clone(),
+                place: name.to_string(),
+                what,
+            };
+            if s.ids.len() != n || s.lengths.len() != n {
+                return Err(mis(format!(
+                    "{} ids, {} lengths and {n} labels",
+                    s.ids.len(),
+                    s.lengths.len()
+                )));
+            }
+            if !s.words.is_empty() && s.words.len() != n {
+                return Err(mis(format!("{} word lists for {n} clips", s.words.len())));
+            }
+            for (m, v, d) in [
+                ("text", &s.text, dt),
+                ("audio", &s.audio, da),
+                ("vision", &s.vision, dv),
+            ] {
+                if Some(v.len()) != n.checked_mul(tm).and_then(|x| x.checked_mul(d)) {
+                    return Err(mis(format!(
+                        "{m} holds {} values for {n} clips × {tm} steps × {d}",
+                        v.len()
+                    )));
+                }
+            }
+            if let Some(i) = s.lengths.iter().position(|&l| l == 0 || l > tm) {
+                return Err(mis(format!(
+                    "clip '{}' has length {}, outside 1..={tm}",
+                    s.ids[i], s.lengths[i]
+                )));
+            }
+            if let Some(i) = s.labels.iter().position(|l| !l.is_finite()) {
+                return Err(DataError::LabelOutOfRange {
+                    path: p.clone(),
+                    place: format!("{name} id '{}' (row {i})", s.ids[i]),
+                    value: f64::from(s.labels[i]),
+                    lo: f64::NEG_INFINITY,
+                    hi: f64::INFINITY,
+                });
+            }
+        }
+        check_unique_ids(
+            path,
+            [
+                ("train", &self.train.ids),
+                ("valid", &self.valid.ids),
+                ("test", &self.test.ids),
+            ],
+        )
+    }
+
     /// The corpus this dataset is (from [`Dataset::name`]; see [`DatasetName::of_dataset`]).
     pub fn corpus(&self) -> Option<DatasetName> {
         DatasetName::of_dataset(&self.name)

@@ -17,10 +17,25 @@
 //!   integers are bounded, and truncated or corrupt input is an error with the byte offset.
 //! * Protocol 2 stores bytes as `_codecs.encode(latin-1 text, 'latin1')`; that path costs one
 //!   temporary copy of the array's bytes.
+//! * Memory: everything the reader allocates from what the file says (arrays, strings, the VM's
+//!   values, and the owned objects it returns) is charged to a [`MemoryBudget`] before it is
+//!   allocated; past it, the error says how much was asked ([`PickleError::over_budget`]). The
+//!   memo lets a few bytes reference a value again and again, and the owned result copies every
+//!   reference: copies of values already converted are also limited to
+//!   max([`SHARED_COPY_FLOOR`], the pickle's length), so a 941-byte pickle that fans out 10× per
+//!   level for 40 levels (10^40 nodes) is an error after a few MB, not an abort.
 
+use crate::io::{bytes_of, MemoryBudget, OverBudget};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::mem::size_of;
 use std::rc::Rc;
+
+/// The least a converted pickle may copy of values it references more than once (through the
+/// memo); the limit is this or the pickle's length, whichever is larger. Genuine feature pickles
+/// share only small things (dict keys, dtypes, the `(0,)` of every array); a pickle bomb shares
+/// whole containers.
+pub const SHARED_COPY_FLOOR: u64 = 64 << 20;
 
 /// Globals a pickle may reference (module, name); `numpy._core` is accepted wherever
 /// `numpy.core` is.
@@ -40,9 +55,12 @@ pub const ALLOWED_GLOBALS: &[(&str, &str)] = &[
 /// A pickle could not be read: where and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PickleError {
-    /// Byte offset of the opcode that failed.
+    /// Byte offset of the opcode that failed (the end of the pickle for a failure while its
+    /// value is converted).
     pub offset: usize,
     pub reason: String,
+    /// Set when the failure is the memory budget: what was asked, used and allowed.
+    pub over_budget: Option<OverBudget>,
 }
 
 impl std::fmt::Display for PickleError {
@@ -311,6 +329,66 @@ struct Vm<'a> {
     stack: Vec<V<'a>>,
     marks: Vec<usize>,
     memo: HashMap<u64, V<'a>>,
+    meter: Meter,
+}
+
+/// Counts what reading a pickle allocates (see the module docs).
+#[derive(Debug)]
+struct Meter {
+    budget: MemoryBudget,
+    /// Bytes of copies of already converted values, and their limit.
+    copied: u64,
+    copy_limit: u64,
+    /// > 0 while converting a value that was converted before.
+    copying: usize,
+    /// > 0 while converting a value with several handles (or inside one).
+    under_shared: usize,
+    /// Shared values (by address) converted so far.
+    seen: HashSet<usize>,
+    /// The refused charge, when the budget was the reason.
+    exceeded: Option<OverBudget>,
+}
+
+impl Meter {
+    fn new(budget: MemoryBudget, len: usize) -> Self {
+        Meter {
+            budget,
+            copied: 0,
+            copy_limit: SHARED_COPY_FLOOR.max(len as u64),
+            copying: 0,
+            under_shared: 0,
+            seen: HashSet::new(),
+            exceeded: None,
+        }
+    }
+
+    /// Charges `bytes` for `what` before it is allocated.
+    fn charge(&mut self, bytes: u64, what: impl FnOnce() -> String) -> R<()> {
+        if let Err(o) = self.budget.charge(bytes) {
+            self.exceeded = Some(o);
+            return Err(format!(
+                "{} would need {} bytes of memory, over the memory budget of {} bytes ({} already \
+                 used by this load); if the file is genuine, raise the budget with {}",
+                what(),
+                o.size,
+                o.limit,
+                o.used,
+                crate::io::MEMORY_BUDGET_ENV
+            ));
+        }
+        if self.copying > 0 {
+            self.copied = self.copied.saturating_add(bytes);
+            if self.copied > self.copy_limit {
+                return Err(format!(
+                    "the values the pickle references more than once (memo GETs) expand to more \
+                     than {} bytes of copies (at most max({} bytes, the pickle's length) are made): \
+                     a pickle bomb, or a structure that is not a feature file",
+                    self.copy_limit, SHARED_COPY_FLOOR
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 type R<T> = Result<T, String>;
@@ -383,12 +461,16 @@ impl<'a> Vm<'a> {
         Ok(self.stack.split_off(m))
     }
 
-    fn str(&self, b: &[u8]) -> R<V<'a>> {
+    fn str(&mut self, b: &[u8]) -> R<V<'a>> {
         let s = std::str::from_utf8(b).map_err(|_| "string is not valid UTF-8")?;
+        self.meter
+            .charge(b.len() as u64, || format!("a string of {} bytes", b.len()))?;
         Ok(V::Str(Rc::from(s)))
     }
 
     fn memo_put(&mut self, idx: u64) -> R<()> {
+        self.meter
+            .charge(2 * size_of::<(u64, V)>() as u64, || "the memo".into())?;
         let v = self
             .stack
             .last()
@@ -412,6 +494,9 @@ impl<'a> Vm<'a> {
         loop {
             self.op_pos = self.pos;
             let op = self.u8()?;
+            // each opcode adds at most one value to the stack, a container or the memo
+            self.meter
+                .charge(size_of::<V>() as u64, || "the pickle's values".into())?;
             match op {
                 0x80 => {
                     let p = self.u8()?;
@@ -525,6 +610,9 @@ impl<'a> Vm<'a> {
                     } else {
                         self.len_prefixed(4)?
                     };
+                    self.meter.charge(2 * b.len() as u64, || {
+                        format!("a string of {} bytes", b.len())
+                    })?;
                     let s: String = b.iter().map(|&c| c as char).collect();
                     self.stack.push(V::Str(Rc::from(s.as_str())));
                 }
@@ -624,7 +712,7 @@ impl<'a> Vm<'a> {
                 b'b' => {
                     let state = self.pop()?;
                     let obj = self.top()?.clone();
-                    build(obj, state)?;
+                    build(obj, state, &mut self.meter)?;
                 }
                 0x81 | 0x92 | b'o' | b'i' => {
                     return Err(
@@ -716,18 +804,18 @@ impl<'a> Vm<'a> {
                 };
                 let fortran = matches!(a.get(3), Some(V::Str(s)) if &**s == "F");
                 let dt = dtype_of(dt)?;
-                let shape = shape_of(shape)?;
-                let arr = make_array(&shape, &dt, fortran, bytes.as_slice())?;
+                let shape = shape_of(shape, &mut self.meter)?;
+                let arr = make_array(&shape, &dt, fortran, bytes.as_slice(), &mut self.meter)?;
                 Ok(V::Array(Rc::new(RefCell::new(Some(arr)))))
             }
             Global::Scalar => {
                 let dt = dtype_of(a.first().ok_or("scalar needs a dtype")?)?;
                 let bytes = match a.get(1) {
                     Some(V::Bytes(b)) => b.as_slice().to_vec(),
-                    Some(V::Str(s)) => latin1(s)?,
+                    Some(V::Str(s)) => latin1(s, &mut self.meter)?,
                     _ => return Err("numpy scalar without its bytes".into()),
                 };
-                let arr = make_array(&[], &dt, false, &bytes)?;
+                let arr = make_array(&[], &dt, false, &bytes, &mut self.meter)?;
                 match arr.data {
                     ArrayData::Num(v) if dt.kind == b'f' => Ok(V::Float(f64::from(v[0]))),
                     ArrayData::Num(v) => Ok(V::Int(v[0] as i64)),
@@ -736,13 +824,13 @@ impl<'a> Vm<'a> {
                 }
             }
             Global::CodecsEncode => match a {
-                [V::Str(s), ..] => Ok(V::Bytes(Bytes::Owned(Rc::new(latin1(s)?)))),
+                [V::Str(s), ..] => Ok(V::Bytes(Bytes::Owned(Rc::new(latin1(s, &mut self.meter)?)))),
                 _ => Err("_codecs.encode needs a string".into()),
             },
             Global::BytesType | Global::ByteArrayType => match a {
                 [] => Ok(V::Bytes(Bytes::Owned(Rc::new(Vec::new())))),
                 [V::Bytes(b)] => Ok(V::Bytes(b.clone())),
-                [V::Str(s), ..] => Ok(V::Bytes(Bytes::Owned(Rc::new(latin1(s)?)))),
+                [V::Str(s), ..] => Ok(V::Bytes(Bytes::Owned(Rc::new(latin1(s, &mut self.meter)?)))),
                 _ => Err("bytes()/bytearray() with unsupported arguments".into()),
             },
             Global::NdArray => Err("numpy.ndarray called directly".into()),
@@ -750,7 +838,10 @@ impl<'a> Vm<'a> {
     }
 }
 
-fn latin1(s: &str) -> R<Vec<u8>> {
+fn latin1(s: &str, meter: &mut Meter) -> R<Vec<u8>> {
+    meter.charge(s.len() as u64, || {
+        format!("bytes of {} characters", s.len())
+    })?;
     s.chars()
         .map(|c| u8::try_from(u32::from(c)).map_err(|_| "non-latin-1 character in bytes".into()))
         .collect()
@@ -775,24 +866,30 @@ fn dtype_of(v: &V) -> R<Dtype> {
     }
 }
 
-fn shape_of(v: &V) -> R<Vec<usize>> {
-    let items = match v {
-        V::Tuple(t) => t.as_slice().to_vec(),
-        V::List(l) => l.borrow().clone(),
-        V::Int(_) => vec![v.clone()],
+fn shape_of(v: &V, meter: &mut Meter) -> R<Vec<usize>> {
+    let dim = |d: &V| match d {
+        V::Int(i) if *i >= 0 => Ok(*i as usize),
+        _ => Err("array shape holds a negative or non-integer size".to_string()),
+    };
+    let n = match v {
+        V::Tuple(t) => t.len(),
+        V::List(l) => l.borrow().len(),
+        V::Int(_) => 1,
         o => return Err(format!("array shape is a {}", o.kind())),
     };
-    items
-        .iter()
-        .map(|d| match d {
-            V::Int(i) if *i >= 0 => Ok(*i as usize),
-            _ => Err("array shape holds a negative or non-integer size".into()),
-        })
-        .collect()
+    // the shape is kept with the array: a memo'd shape of a million dimensions must be paid for
+    meter.charge(bytes_of(n, size_of::<usize>()), || {
+        format!("an array shape of {n} dimensions")
+    })?;
+    match v {
+        V::Tuple(t) => t.iter().map(dim).collect(),
+        V::List(l) => l.borrow().iter().map(dim).collect(),
+        _ => Ok(vec![dim(v)?]),
+    }
 }
 
 /// BUILD on a dtype (its state carries the byte order) or on an array from `_reconstruct`.
-fn build<'a>(obj: V<'a>, state: V<'a>) -> R<()> {
+fn build<'a>(obj: V<'a>, state: V<'a>, meter: &mut Meter) -> R<()> {
     let st = match &state {
         V::Tuple(t) => t.clone(),
         o => return Err(format!("BUILD state is a {}", o.kind())),
@@ -818,24 +915,34 @@ fn build<'a>(obj: V<'a>, state: V<'a>) -> R<()> {
                     )
                 }
             };
-            let shape = shape_of(shape)?;
+            let shape = shape_of(shape, meter)?;
             let dt = dtype_of(dt)?;
             let fortran = matches!(fortran, V::Bool(true) | V::Int(1));
             let arr = match data {
-                V::Bytes(b) => make_array(&shape, &dt, fortran, b.as_slice())?,
-                V::Str(s) => make_array(&shape, &dt, fortran, &latin1(s)?)?,
+                V::Bytes(b) => make_array(&shape, &dt, fortran, b.as_slice(), meter)?,
+                V::Str(s) => {
+                    let b = latin1(s, meter)?;
+                    make_array(&shape, &dt, fortran, &b, meter)?
+                }
                 V::List(items) if dt.kind == b'O' => {
-                    // a copy of the item handles: an item may be this very list (via the memo)
-                    let items = items.borrow().clone();
                     let n = checked_count(&shape)?;
-                    if items.len() != n {
-                        return Err(format!(
-                            "object array of shape {shape:?} holds {} items",
-                            items.len()
-                        ));
+                    let len = items.borrow().len();
+                    if len != n {
+                        return Err(format!("object array of shape {shape:?} holds {len} items"));
                     }
-                    let objs = items.iter().map(|v| convert(v, 0)).collect::<R<Vec<_>>>()?;
+                    // a copy of the item handles: an item may be this very list (via the memo)
+                    meter.charge(bytes_of(n, size_of::<V>() + size_of::<Obj>()), || {
+                        format!("an object array of {n} items")
+                    })?;
+                    let items = items.borrow().clone();
+                    let objs = items
+                        .iter()
+                        .map(|v| convert(v, 0, meter))
+                        .collect::<R<Vec<_>>>()?;
                     let objs = if fortran {
+                        meter.charge(bytes_of(n, size_of::<Obj>()), || {
+                            format!("a Fortran-order object array of {n} items")
+                        })?;
                         fortran_to_c(objs, &shape)
                     } else {
                         objs
@@ -889,8 +996,15 @@ fn fortran_to_c<T: Clone>(v: Vec<T>, shape: &[usize]) -> Vec<T> {
     out
 }
 
-/// Builds an array from raw bytes after checking the declared size against the bytes present.
-fn make_array(shape: &[usize], dt: &Dtype, fortran: bool, bytes: &[u8]) -> R<Array> {
+/// Builds an array from raw bytes after checking the declared size against the bytes present
+/// and charging what it will take in memory (f32 elements, or strings) to the budget.
+fn make_array(
+    shape: &[usize],
+    dt: &Dtype,
+    fortran: bool,
+    bytes: &[u8],
+    meter: &mut Meter,
+) -> R<Array> {
     if dt.kind == b'O' {
         return Err("object array given as raw bytes".into());
     }
@@ -905,6 +1019,16 @@ fn make_array(shape: &[usize], dt: &Dtype, fortran: bool, bytes: &[u8]) -> R<Arr
             bytes.len()
         ));
     }
+    // out: f32 per number; per string its String and up to 3 bytes of UTF-8 per byte (lossy `S`,
+    // 4-byte `U` code points); a Fortran-order array is copied once more
+    let out = match dt.kind {
+        b'U' | b'S' => bytes_of(n, size_of::<String>()).saturating_add(3 * bytes.len() as u64),
+        _ => bytes_of(n, size_of::<f32>()),
+    };
+    let copies = if fortran && shape.len() > 1 { 2 } else { 1 };
+    meter.charge(out.saturating_mul(copies), || {
+        format!("an array of shape {shape:?} and dtype {}", dt.describe())
+    })?;
     let be = dt.big_endian;
     let sz = dt.size;
     let data = match dt.kind {
@@ -1016,46 +1140,143 @@ pub const MAX_NESTING: usize = 256;
 /// Converts a VM value to an owned object, moving arrays out of their cells when nothing else
 /// holds them (the memo is gone by then, so the big arrays move without copies). A list or dict
 /// that contains itself converts to an empty container at the inner occurrence; nesting deeper
-/// than [`MAX_NESTING`] is an error.
-fn convert(v: &V, depth: usize) -> R<Obj> {
+/// than [`MAX_NESTING`] is an error. Every allocation is charged to `meter` first; a value met a
+/// second time (a shared reference) is copied, and its copies count against the copy limit.
+fn convert(v: &V, depth: usize, meter: &mut Meter) -> R<Obj> {
     if depth > MAX_NESTING {
         return Err(format!("containers nested deeper than {MAX_NESTING}"));
     }
-    let d = depth + 1;
+    // (address, handles) of a shared value
+    let rc = match v {
+        V::Tuple(t) => Some((Rc::as_ptr(t) as *const u8 as usize, Rc::strong_count(t))),
+        V::List(l) => Some((Rc::as_ptr(l) as *const u8 as usize, Rc::strong_count(l))),
+        V::Dict(m) => Some((Rc::as_ptr(m) as *const u8 as usize, Rc::strong_count(m))),
+        V::Array(a) => Some((Rc::as_ptr(a) as *const u8 as usize, Rc::strong_count(a))),
+        _ => None,
+    };
+    let again = rc.is_some_and(|(p, _)| !meter.seen.insert(p));
+    // inside a container with several handles, arrays are copied, not moved: it may be
+    // converted again
+    let shared = rc.is_some_and(|(_, n)| n > 1);
+    meter.copying += usize::from(again);
+    meter.under_shared += usize::from(shared);
+    let out = convert_inner(v, depth + 1, meter);
+    meter.copying -= usize::from(again);
+    meter.under_shared -= usize::from(shared);
+    out
+}
+
+fn convert_inner(v: &V, d: usize, meter: &mut Meter) -> R<Obj> {
+    let what = || "the object the pickle describes".to_string();
     Ok(match v {
         V::None => Obj::None,
         V::Bool(b) => Obj::Bool(*b),
         V::Int(i) => Obj::Int(*i),
         V::Float(f) => Obj::Float(*f),
-        V::Str(s) => Obj::Str(s.to_string()),
-        V::Bytes(b) => Obj::Bytes(b.as_slice().to_vec()),
-        V::Tuple(t) => Obj::List(t.iter().map(|x| convert(x, d)).collect::<R<_>>()?),
+        V::Str(s) => {
+            meter.charge(s.len() as u64, what)?;
+            Obj::Str(s.to_string())
+        }
+        V::Bytes(b) => {
+            meter.charge(b.as_slice().len() as u64, what)?;
+            Obj::Bytes(b.as_slice().to_vec())
+        }
+        V::Tuple(t) => {
+            meter.charge(bytes_of(t.len(), size_of::<Obj>()), what)?;
+            Obj::List(t.iter().map(|x| convert(x, d, meter)).collect::<R<_>>()?)
+        }
         V::List(l) => {
             let items = std::mem::take(&mut *l.borrow_mut());
-            let out = items.iter().map(|x| convert(x, d)).collect::<R<Vec<_>>>();
+            let out = meter
+                .charge(bytes_of(items.len(), size_of::<Obj>()), what)
+                .and_then(|()| {
+                    items
+                        .iter()
+                        .map(|x| convert(x, d, meter))
+                        .collect::<R<Vec<_>>>()
+                });
             *l.borrow_mut() = items;
             Obj::List(out?)
         }
         V::Dict(m) => {
             let items = std::mem::take(&mut *m.borrow_mut());
-            let out = items
-                .iter()
-                .map(|(k, v)| Ok((convert(k, d)?, convert(v, d)?)))
-                .collect::<R<Vec<_>>>();
+            let out = meter
+                .charge(bytes_of(items.len(), size_of::<(Obj, Obj)>()), what)
+                .and_then(|()| {
+                    items
+                        .iter()
+                        .map(|(k, v)| Ok((convert(k, d, meter)?, convert(v, d, meter)?)))
+                        .collect::<R<Vec<_>>>()
+                });
             *m.borrow_mut() = items;
             Obj::Dict(out?)
         }
-        V::Global(g) => Obj::Other(format!("global {g:?}")),
-        V::Dtype(t) => Obj::Other(format!("dtype {}", t.borrow().describe())),
+        V::Global(g) => {
+            let s = format!("global {g:?}");
+            meter.charge(s.len() as u64, what)?;
+            Obj::Other(s)
+        }
+        V::Dtype(t) => {
+            let s = format!("dtype {}", t.borrow().describe());
+            meter.charge(s.len() as u64, what)?;
+            Obj::Other(s)
+        }
         V::Array(a) => {
-            let arr = if Rc::strong_count(a) == 1 {
+            let arr = if meter.under_shared == 0 {
+                // charged when it was made
                 a.borrow_mut().take()
             } else {
+                let bytes = a.borrow().as_ref().map_or(0, array_heap);
+                meter.charge(bytes, || "a copy of a shared array".into())?;
                 a.borrow().clone()
             };
             Obj::Array(arr.ok_or("an ndarray that was never built")?)
         }
     })
+}
+
+/// Heap bytes of an array (shape, dtype string, elements).
+fn array_heap(a: &Array) -> u64 {
+    let data = match &a.data {
+        ArrayData::Num(v) => bytes_of(v.len(), size_of::<f32>()),
+        ArrayData::Str(v) => v
+            .iter()
+            .fold(bytes_of(v.len(), size_of::<String>()), |s, x| {
+                s.saturating_add(x.len() as u64)
+            }),
+        ArrayData::Obj(v) => v.iter().fold(bytes_of(v.len(), size_of::<Obj>()), |s, x| {
+            s.saturating_add(obj_heap(x))
+        }),
+    };
+    bytes_of(a.shape.len(), size_of::<usize>())
+        .saturating_add(a.dtype.len() as u64)
+        .saturating_add(data)
+}
+
+/// Heap bytes owned by an object (not counting its own `size_of::<Obj>()`).
+fn obj_heap(o: &Obj) -> u64 {
+    match o {
+        Obj::None | Obj::Bool(_) | Obj::Int(_) | Obj::Float(_) => 0,
+        Obj::Str(s) | Obj::Other(s) => s.len() as u64,
+        Obj::Bytes(b) => b.len() as u64,
+        Obj::List(v) => v.iter().fold(bytes_of(v.len(), size_of::<Obj>()), |s, x| {
+            s.saturating_add(obj_heap(x))
+        }),
+        Obj::Dict(v) => v
+            .iter()
+            .fold(bytes_of(v.len(), size_of::<(Obj, Obj)>()), |s, (k, x)| {
+                s.saturating_add(obj_heap(k)).saturating_add(obj_heap(x))
+            }),
+        Obj::Array(a) => array_heap(a),
+    }
+}
+
+impl Obj {
+    /// Bytes this object takes in memory, itself and everything it owns (vectors by their length;
+    /// what the reader charged to its budget for it is at least this much).
+    pub fn deep_size(&self) -> u64 {
+        (size_of::<Obj>() as u64).saturating_add(obj_heap(self))
+    }
 }
 
 /// Drops VM values without recursion: a deeply nested value (one level per byte of a hostile
@@ -1095,8 +1316,20 @@ impl Drop for Vm<'_> {
     }
 }
 
-/// Reads a pickle from memory.
+/// Reads a pickle from memory, charging what it allocates to the memory budget of
+/// [`crate::io::memory_budget`] (`NEURAL_SYNERGY_MEMORY_BUDGET` or the default).
 pub fn loads(data: &[u8]) -> Result<Obj, PickleError> {
+    let mut budget = MemoryBudget::from_env().map_err(|e| PickleError {
+        offset: 0,
+        reason: e.to_string(),
+        over_budget: None,
+    })?;
+    loads_with(data, &mut budget)
+}
+
+/// [`loads`] charging `budget` (which keeps what was charged, for the caller's later
+/// allocations).
+pub fn loads_with(data: &[u8], budget: &mut MemoryBudget) -> Result<Obj, PickleError> {
     let mut vm = Vm {
         data,
         pos: 0,
@@ -1104,24 +1337,53 @@ pub fn loads(data: &[u8]) -> Result<Obj, PickleError> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        meter: Meter::new(budget.clone(), data.len()),
     };
-    let v = vm.run().map_err(|reason| PickleError {
-        offset: vm.op_pos,
-        reason,
-    })?;
+    let r = vm.run();
+    let mut meter = std::mem::replace(&mut vm.meter, Meter::new(MemoryBudget::new(0), 0));
+    let v = match r {
+        Ok(v) => v,
+        Err(reason) => {
+            *budget = meter.budget;
+            return Err(PickleError {
+                offset: vm.op_pos,
+                reason,
+                over_budget: meter.exceeded,
+            });
+        }
+    };
     let end = vm.pos;
     drop(vm);
-    let out = convert(&v, 0).map_err(|reason| PickleError {
+    meter
+        .charge(size_of::<Obj>() as u64, || "the result".into())
+        .map_err(|reason| PickleError {
+            offset: end,
+            reason,
+            over_budget: meter.exceeded,
+        })?;
+    let out = convert(&v, 0, &mut meter).map_err(|reason| PickleError {
         offset: end,
         reason,
+        over_budget: meter.exceeded,
     });
     dismantle(vec![v]);
+    *budget = meter.budget;
     out
 }
 
 /// Reads a pickle file (memory-mapped: the file is not copied; arrays are converted straight
-/// into their final vectors). Errors name the file and the byte offset.
+/// into their final vectors), charging the memory budget of [`crate::io::memory_budget`].
+/// Errors name the file and the byte offset.
 pub fn load_file(path: &std::path::Path) -> Result<Obj, super::DataError> {
+    let mut budget = MemoryBudget::from_env()?;
+    load_file_with(path, &mut budget)
+}
+
+/// [`load_file`] charging `budget`.
+pub fn load_file_with(
+    path: &std::path::Path,
+    budget: &mut MemoryBudget,
+) -> Result<Obj, super::DataError> {
     let p = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| super::DataError::File {
         path: p.clone(),
@@ -1133,9 +1395,24 @@ pub fn load_file(path: &std::path::Path) -> Result<Obj, super::DataError> {
         path: p.clone(),
         reason: e.to_string(),
     })?;
-    loads(&map).map_err(|e| super::DataError::Offset {
-        path: p,
-        offset: e.offset,
-        reason: e.reason,
+    loads_with(&map, budget).map_err(|e| match e.over_budget {
+        Some(o) => super::DataError::OverBudget {
+            path: p,
+            offset: e.offset as u64,
+            what: e
+                .reason
+                .split(" would need ")
+                .next()
+                .unwrap_or("the pickle")
+                .to_string(),
+            size: o.size,
+            used: o.used,
+            limit: o.limit,
+        },
+        None => super::DataError::Offset {
+            path: p,
+            offset: e.offset,
+            reason: e.reason,
+        },
     })
 }

@@ -20,7 +20,8 @@
 //!   come from the words and the intensity partly from the cues: the cues are then useless alone
 //!   (their readout sits at the majority rate) and complementary to the text.
 
-use super::{DataError, Dataset, DatasetName, Split, Tier};
+use super::{charge, split_bytes, DataError, Dataset, DatasetName, Split, Tier};
+use crate::io::MemoryBudget;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -71,20 +72,45 @@ impl CueMode {
     }
 }
 
-/// Reads GloVe text vectors (`word v1 … v50` per line).
+/// Reads GloVe text vectors (`word v1 … v50` per line; memory budget:
+/// [`crate::io::memory_budget`]).
 pub fn load_glove(path: &Path) -> Result<HashMap<String, Vec<f32>>, DataError> {
+    let mut budget = MemoryBudget::from_env()?;
+    load_glove_with(path, &mut budget)
+}
+
+/// [`load_glove`] charging `budget` (the file's text, then each vector as it is stored).
+pub fn load_glove_with(
+    path: &Path,
+    budget: &mut MemoryBudget,
+) -> Result<HashMap<String, Vec<f32>>, DataError> {
     let p = path.display().to_string();
+    let len = std::fs::metadata(path)
+        .map_err(|e| DataError::File {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?
+        .len();
+    charge(budget, len, path, 0, || "the GloVe file's text".into())?;
     let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
         path: p.clone(),
         reason: e.to_string(),
     })?;
     let mut map = HashMap::new();
+    let mut offset = 0u64;
     for (i, line) in text.lines().enumerate() {
+        let at = offset;
+        offset += line.len() as u64 + 1;
         let mut parts = line.split(' ');
         let word = parts.next().unwrap_or_default().to_string();
         let v: Result<Vec<f32>, _> = parts.map(str::parse::<f32>).collect();
         match v {
             Ok(v) if v.len() == GLOVE_DIM && v.iter().all(|x| x.is_finite()) => {
+                // the vector, the word and the map's slot
+                let need = (GLOVE_DIM * 4 + word.len() + 64) as u64;
+                charge(budget, need, path, at, || {
+                    format!("the vector of line {}", i + 1)
+                })?;
                 map.insert(word, v);
             }
             Ok(v) => {
@@ -137,9 +163,20 @@ const MOSEI_HEADER: [&str; 5] = ["video_id", "clip_id", "text", "label", "mode"]
 /// [`LabelRow::id`]). `label` must be a finite number in [−3, 3]; `mode` is `train`,
 /// `dev`/`valid` or `test`. Every record must have the header's number of fields (a transcript
 /// with a comma must be quoted, as pandas and Python's `csv` write it). Errors name the file and
-/// the line the record starts on.
+/// the line the record starts on. An id may appear once: an id twice in one split, or in two
+/// splits (test leakage), is a [`DataError::DuplicateId`] naming both lines.
 pub fn load_labels(path: &Path) -> Result<Vec<LabelRow>, DataError> {
+    let mut budget = MemoryBudget::from_env()?;
+    load_labels_with(path, &mut budget)
+}
+
+/// [`load_labels`] charging `budget` for the rows it keeps.
+pub fn load_labels_with(
+    path: &Path,
+    budget: &mut MemoryBudget,
+) -> Result<Vec<LabelRow>, DataError> {
     let p = path.display().to_string();
+    let mut first_line: HashMap<String, (u64, usize)> = HashMap::new();
     let file = std::fs::File::open(path).map_err(|e| DataError::File {
         path: p.clone(),
         reason: e.to_string(),
@@ -224,6 +261,20 @@ pub fn load_labels(path: &Path) -> Result<Vec<LabelRow>, DataError> {
         } else {
             rec[0].to_string()
         };
+        let names = ["train", "dev", "test"];
+        if let Some(&(l0, s0)) = first_line.get(&id) {
+            return Err(DataError::DuplicateId {
+                path: p.clone(),
+                id,
+                first: format!("line {l0} ({})", names[s0]),
+                second: format!("line {line} ({})", names[split]),
+            });
+        }
+        // the row, its id twice (row and index) and its transcript
+        let need = (std::mem::size_of::<LabelRow>() + 2 * id.len() + rec[n - 3].len() + 64) as u64;
+        let at = rec.position().map_or(0, |pos| pos.byte());
+        charge(budget, need, path, at, || format!("the row of line {line}"))?;
+        first_line.insert(id.clone(), (line, split));
         rows.push(LabelRow {
             id,
             text: rec[n - 3].to_string(),
@@ -282,8 +333,21 @@ pub fn load_with(
         }
     };
     let csv_path = data_dir.join(csv_rel);
-    let rows = load_labels(&csv_path)?;
-    let glove = load_glove(&data_dir.join("glove/glove.6B.50d.mosi-mosei.txt"))?;
+    let mut budget = MemoryBudget::from_env()?;
+    let rows = load_labels_with(&csv_path, &mut budget)?;
+    let glove = load_glove_with(
+        &data_dir.join("glove/glove.6B.50d.mosi-mosei.txt"),
+        &mut budget,
+    )?;
+    // every clip is padded to T_MAX steps: a 10-byte row of label.csv becomes 32 KB here
+    let dims = [GLOVE_DIM, CUE_DIMS[0], CUE_DIMS[1]];
+    charge(
+        &mut budget,
+        split_bytes(rows.len(), T_MAX, dims),
+        &csv_path,
+        0,
+        || format!("{} clips × {T_MAX} steps × widths {dims:?}", rows.len()),
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dirs: Vec<Vec<f32>> = CUE_DIMS
         .iter()
@@ -361,7 +425,7 @@ pub fn load_with(
         }
     }
     let ceilings = cue_ceilings(&proj[0], &train.labels, &proj[2], &test.labels);
-    Ok(Dataset {
+    let ds = Dataset {
         task: super::Task::Regression,
         name: dataset.name().into(),
         tier: Tier::RealText,
@@ -386,7 +450,9 @@ pub fn load_with(
         test,
         ceilings,
         test_subsets: Vec::new(),
-    })
+    };
+    ds.check(&csv_path)?;
+    Ok(ds)
 }
 
 /// Reference predictors of the real-text tier: the least-squares readout `y ≈ a + b_A p_A + b_V p_V`

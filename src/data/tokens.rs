@@ -200,6 +200,23 @@ pub fn attach(
         let (tok, word) = tokenizer.encode_words(&s.words)?;
         let l = tokenizer.max_len();
         let n = s.len();
+        // every array one row of `max_len` per clip: the batches index them so
+        for (arr, shape) in [
+            ("input ids", tok.input_ids.shape()),
+            ("attention mask", tok.attention_mask.shape()),
+            ("segment ids", tok.token_type_ids.shape()),
+            ("word map", word.shape()),
+        ] {
+            if shape != [n, l] {
+                return Err(TextEncoderError::InvalidParameter {
+                    name: "dataset",
+                    reason: format!(
+                        "{name} {what}: the tokenizer's {arr} have shape {shape:?}, expected \
+                         {n} clips × max_len {l}"
+                    ),
+                });
+            }
+        }
         let mut word_v = Vec::with_capacity(n * l);
         for (i, row) in word.outer_iter().enumerate() {
             for &w in row.iter() {

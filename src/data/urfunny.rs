@@ -14,9 +14,14 @@
 //! lengths differ is dropped (counted in the description), as is an empty punchline; NaN/±inf
 //! features → 0; sequences keep their first [`T_MAX`] words (padding at the end); the label is
 //! `humor_label_sdk[id]` as 0/1; `dev` is the validation split.
+//!
+//! Untrusted files: an id may be in one fold only, once, and a dict keyed by id may hold each id
+//! once ([`DataError::DuplicateId`]); every pickle and every array built from them (a word-index
+//! list of a million entries becomes a million embedding rows) is charged to the memory budget.
 
 use super::pickle::{self, Array, ArrayData, Obj};
-use super::{DataError, Dataset, Split, Task, Tier};
+use super::{charge, split_bytes, DataError, Dataset, Split, Task, Tier};
+use crate::io::{bytes_of, MemoryBudget};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -47,43 +52,78 @@ fn key(o: &Obj) -> Option<String> {
     }
 }
 
-/// A dict keyed by ids (ints or strings), as a map from the id's string.
+/// A dict keyed by ids (ints or strings), as a map from the id's string; an id twice (`1` and
+/// `'1'`, or a key repeated in the pickle) is an error.
 fn id_map(o: Obj, path: &Path) -> Result<HashMap<String, Obj>, DataError> {
-    match o {
-        Obj::Dict(items) => items
-            .into_iter()
-            .map(|(k, v)| {
-                key(&k)
-                    .map(|k| (k, v))
-                    .ok_or_else(|| ferr(path, format!("a key is a {}, not an id", k.kind())))
-            })
-            .collect(),
-        o => Err(ferr(
-            path,
-            format!("a {}, not a dict keyed by id", o.kind()),
-        )),
+    let items = match o {
+        Obj::Dict(items) => items,
+        o => {
+            return Err(ferr(
+                path,
+                format!("a {}, not a dict keyed by id", o.kind()),
+            ))
+        }
+    };
+    let mut map: HashMap<String, (usize, Obj)> = HashMap::with_capacity(items.len());
+    for (i, (k, v)) in items.into_iter().enumerate() {
+        let k = key(&k).ok_or_else(|| ferr(path, format!("a key is a {}, not an id", k.kind())))?;
+        if let Some((i0, _)) = map.get(&k) {
+            return Err(DataError::DuplicateId {
+                path: path.display().to_string(),
+                id: k,
+                first: format!("dict item {i0}"),
+                second: format!("dict item {i}"),
+            });
+        }
+        map.insert(k, (i, v));
     }
+    Ok(map.into_iter().map(|(k, (_, v))| (k, v)).collect())
 }
 
-/// Reads `data_folds.pkl`.
+/// Reads `data_folds.pkl`; an id in two folds, or twice in one, is a
+/// [`DataError::DuplicateId`].
 pub fn read_folds(path: &Path) -> Result<Folds, DataError> {
-    let mut o = pickle::load_file(path)?;
+    let mut budget = MemoryBudget::from_env()?;
+    read_folds_with(path, &mut budget)
+}
+
+/// [`read_folds`] charging `budget`.
+pub fn read_folds_with(path: &Path, budget: &mut MemoryBudget) -> Result<Folds, DataError> {
+    let mut o = pickle::load_file_with(path, budget)?;
     let mut get = |name: &str| -> Result<Vec<String>, DataError> {
         let v = o
             .take(name)
             .ok_or_else(|| ferr(path, format!("no '{name}' fold")))?;
         super::mmsa::strings(v, name).map_err(|r| ferr(path, r))
     };
-    Ok(Folds {
+    let folds = Folds {
         train: get("train")?,
         dev: get("dev")?,
         test: get("test")?,
-    })
+    };
+    super::check_unique_ids(
+        path,
+        [
+            ("train", &folds.train),
+            ("dev", &folds.dev),
+            ("test", &folds.test),
+        ],
+    )?;
+    Ok(folds)
 }
 
 /// Reads `humor_label_sdk.pkl`: id → 0/1 (V1 stores floats, V2 ints).
 pub fn read_labels(path: &Path) -> Result<HashMap<String, f32>, DataError> {
-    id_map(pickle::load_file(path)?, path)?
+    let mut budget = MemoryBudget::from_env()?;
+    read_labels_with(path, &mut budget)
+}
+
+/// [`read_labels`] charging `budget`.
+pub fn read_labels_with(
+    path: &Path,
+    budget: &mut MemoryBudget,
+) -> Result<HashMap<String, f32>, DataError> {
+    id_map(pickle::load_file_with(path, budget)?, path)?
         .into_iter()
         .map(|(k, v)| match v.as_f64() {
             Some(x) if x == 0.0 || x == 1.0 => Ok((k, x as f32)),
@@ -92,8 +132,10 @@ pub fn read_labels(path: &Path) -> Result<HashMap<String, f32>, DataError> {
         .collect()
 }
 
-/// A feature matrix: n × d from a 2-D array, a list of rows (lists or 1-D arrays), or empty.
-fn matrix(o: &Obj) -> Result<(usize, usize, Vec<f32>), String> {
+/// A feature matrix: n × d from a 2-D array, a list of rows (lists or 1-D arrays), or empty
+/// (its copy charged to `budget`; errors are reasons, or the budget's error).
+fn matrix(o: &Obj, budget: &mut MemoryBudget) -> Result<(usize, usize, Vec<f32>), MatErr> {
+    let mut pay = |n: usize| budget.charge(bytes_of(n, 4)).map_err(MatErr::Budget);
     let clean = |v: Vec<f32>| -> Vec<f32> {
         v.into_iter()
             .map(|x| if x.is_finite() { x } else { 0.0 })
@@ -105,11 +147,14 @@ fn matrix(o: &Obj) -> Result<(usize, usize, Vec<f32>), String> {
             data: ArrayData::Num(v),
             ..
         }) => match shape.as_slice() {
-            [n, d] => Ok((*n, *d, clean(v.clone()))),
+            [n, d] => {
+                pay(v.len())?;
+                Ok((*n, *d, clean(v.clone())))
+            }
             [0] => Ok((0, 0, Vec::new())),
-            s => Err(format!(
+            s => Err(MatErr::Bad(format!(
                 "a feature array of shape {s:?}, expected (words, d)"
-            )),
+            ))),
         },
         Obj::List(rows) => {
             let mut d = None;
@@ -122,18 +167,39 @@ fn matrix(o: &Obj) -> Result<(usize, usize, Vec<f32>), String> {
                     }) => v.clone(),
                     Obj::List(xs) => xs
                         .iter()
-                        .map(|x| x.as_f64().map(|f| f as f32).ok_or("a non-number feature"))
+                        .map(|x| {
+                            x.as_f64()
+                                .map(|f| f as f32)
+                                .ok_or_else(|| MatErr::Bad("a non-number feature".into()))
+                        })
                         .collect::<Result<_, _>>()?,
-                    o => return Err(format!("a feature row is a {}", o.kind())),
+                    o => return Err(MatErr::Bad(format!("a feature row is a {}", o.kind()))),
                 };
                 if *d.get_or_insert(row.len()) != row.len() {
-                    return Err("feature rows of different widths".into());
+                    return Err(MatErr::Bad("feature rows of different widths".into()));
                 }
+                pay(row.len())?;
                 out.extend(row);
             }
             Ok((rows.len(), d.unwrap_or(0), clean(out)))
         }
-        o => Err(format!("features are a {}", o.kind())),
+        o => Err(MatErr::Bad(format!("features are a {}", o.kind()))),
+    }
+}
+
+/// Why [`matrix`] failed.
+#[derive(Debug)]
+enum MatErr {
+    Bad(String),
+    Budget(crate::io::OverBudget),
+}
+
+impl MatErr {
+    fn at(self, path: &Path, what: impl FnOnce() -> String) -> DataError {
+        match self {
+            MatErr::Bad(r) => ferr(path, format!("{}: {r}", what())),
+            MatErr::Budget(o) => DataError::over_budget(path, 0, what(), o),
+        }
     }
 }
 
@@ -184,24 +250,32 @@ pub fn version(dir: &Path) -> Result<Version, DataError> {
     }
 }
 
-/// Loads a UR-FUNNY folder (V1 or V2) as a binary [`Dataset`] of punchline features.
+/// Loads a UR-FUNNY folder (V1 or V2) as a binary [`Dataset`] of punchline features (memory
+/// budget: [`crate::io::memory_budget`]).
 pub fn load(dir: &Path) -> Result<Dataset, DataError> {
+    let mut budget = MemoryBudget::from_env()?;
+    load_with(dir, &mut budget)
+}
+
+/// [`load`] charging `budget` for the six pickles and the dataset built from them.
+pub fn load_with(dir: &Path, budget: &mut MemoryBudget) -> Result<Dataset, DataError> {
     let ver = version(dir)?;
     let words_file = match ver {
         Version::V2 => "language_sdk.pkl",
         Version::V1 => "word_embedding_indexes_sdk.pkl",
     };
-    let folds = read_folds(&dir.join("data_folds.pkl"))?;
+    let folds = read_folds_with(&dir.join("data_folds.pkl"), budget)?;
     let labels_path = dir.join("humor_label_sdk.pkl");
-    let labels = read_labels(&labels_path)?;
+    let labels = read_labels_with(&labels_path, budget)?;
     let wp = dir.join(words_file);
-    let words = id_map(pickle::load_file(&wp)?, &wp)?;
+    let words = id_map(pickle::load_file_with(&wp, budget)?, &wp)?;
     let ap = dir.join("covarep_features_sdk.pkl");
-    let audio = id_map(pickle::load_file(&ap)?, &ap)?;
+    let audio = id_map(pickle::load_file_with(&ap, budget)?, &ap)?;
     let vp = dir.join("openface_features_sdk.pkl");
-    let vision = id_map(pickle::load_file(&vp)?, &vp)?;
+    let vision = id_map(pickle::load_file_with(&vp, budget)?, &vp)?;
     let ep = dir.join("word_embedding_list.pkl");
-    let (n_words, dt, emb) = matrix(&pickle::load_file(&ep)?).map_err(|r| ferr(&ep, r))?;
+    let (n_words, dt, emb) = matrix(&pickle::load_file_with(&ep, budget)?, budget)
+        .map_err(|x| x.at(&ep, || "the embedding matrix".into()))?;
 
     struct Clip {
         id: String,
@@ -229,14 +303,17 @@ pub fn load(dir: &Path) -> Result<Dataset, DataError> {
             };
             let idx = indexes(&get(&words, &wp, "punchline_embedding_indexes")?)
                 .map_err(|r| ferr(&wp, format!("id {id}: {r}")))?;
-            let (na, da, a) = matrix(&get(&audio, &ap, "punchline_features")?)
-                .map_err(|r| ferr(&ap, format!("id {id}: {r}")))?;
-            let (nv, dv, v) = matrix(&get(&vision, &vp, "punchline_features")?)
-                .map_err(|r| ferr(&vp, format!("id {id}: {r}")))?;
+            let (na, da, a) = matrix(&get(&audio, &ap, "punchline_features")?, budget)
+                .map_err(|x| x.at(&ap, || format!("id {id}")))?;
+            let (nv, dv, v) = matrix(&get(&vision, &vp, "punchline_features")?, budget)
+                .map_err(|x| x.at(&vp, || format!("id {id}")))?;
             if idx.is_empty() || idx.len() != na || na != nv {
                 dropped += 1;
                 continue;
             }
+            charge(budget, bytes_of(idx.len(), dt * 4), &wp, 0, || {
+                format!("id {id}: {} words × {dt} embedding values", idx.len())
+            })?;
             match dims {
                 None => dims = Some([da, dv]),
                 Some(d) if d != [da, dv] => {
@@ -285,6 +362,10 @@ pub fn load(dir: &Path) -> Result<Dataset, DataError> {
         .max()
         .unwrap_or(1)
         .min(T_MAX);
+    let kept: usize = per_split.iter().map(Vec::len).sum();
+    charge(budget, split_bytes(kept, t, [dt, da, dv]), dir, 0, || {
+        format!("{kept} clips × {t} steps × widths {:?}", [dt, da, dv])
+    })?;
     let to_split = |clips: Vec<Clip>| -> Split {
         let n = clips.len();
         let mut s = Split {
@@ -312,7 +393,7 @@ pub fn load(dir: &Path) -> Result<Dataset, DataError> {
     let train = to_split(it.next().unwrap());
     let valid = to_split(it.next().unwrap());
     let test = to_split(it.next().unwrap());
-    Ok(Dataset {
+    let ds = Dataset {
         name: match ver {
             Version::V1 => "urfunny-v1".into(),
             Version::V2 => "urfunny-v2".into(),
@@ -333,5 +414,7 @@ pub fn load(dir: &Path) -> Result<Dataset, DataError> {
         test,
         ceilings: Vec::new(),
         test_subsets: Vec::new(),
-    })
+    };
+    ds.check(dir)?;
+    Ok(ds)
 }

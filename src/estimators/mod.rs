@@ -11,22 +11,29 @@ pub mod closed_form;
 pub mod kdtree;
 pub mod kernel;
 pub mod kl;
+pub mod kmeans;
 pub mod kurtosis;
 pub mod linalg;
 pub mod mine;
 pub mod mmd;
+pub mod pid;
 
 pub use bounds::{dv_bound, dv_nwj, log_mean_exp, nwj_bound, DvNwj};
 pub use kernel::{
     median_bandwidth, median_bandwidths, pairwise_sq_dists, Bandwidths, MEDIAN_SCALES,
 };
 pub use kl::{gaussian_kl, knn_kl};
+pub use kmeans::{KMeans, KMeansParams};
 pub use kurtosis::{
     mardia, mardia_kurtosis, mardia_z, regularised_kurtosis, KurtosisStep, Mardia,
     StreamingKurtosis, StreamingKurtosisParams,
 };
 pub use mine::{mine_kl, MineParams, MineResult};
 pub use mmd::{mmd2, MmdVariant};
+pub use pid::{
+    pid_discrete, pid_discrete_with, synergy_null, NullSummary, Pid, PidError, PidOptions,
+    PidSolution,
+};
 
 use crate::error::{EstimatorError, Result};
 use ndarray::{ArrayView1, ArrayView2};

@@ -454,6 +454,10 @@ pub fn scoreboard(
     }
 }
 
+/// The best measurement so far: its rank (profile, seeds, named model first), folder, model,
+/// interval and paired seeds.
+type Best<'a> = ((u8, usize, usize), &'a Source, ModelKind, Interval, usize);
+
 fn measure(c: &PaperClaim, tier: Tier, sources: &[Source]) -> TierCell {
     let mut cell = TierCell {
         tier: tier.name().into(),
@@ -474,7 +478,7 @@ fn measure(c: &PaperClaim, tier: Tier, sources: &[Source]) -> TierCell {
         k.sort_by_key(|k| kind_of(&c.model) != Some(*k));
         k
     };
-    let mut best: Option<((u8, usize, usize), &Source, ModelKind, Interval, usize)> = None;
+    let mut best: Option<Best<'_>> = None;
     if let Some(variant) = variant {
         for s in sources
             .iter()
@@ -619,7 +623,7 @@ fn cell_text(c: &TierCell, metric: &str) -> String {
                 c.profile.as_deref().unwrap_or(""),
                 c.folder.as_deref().unwrap_or(""),
                 match c.measured_model.as_deref() {
-                    Some(m) if m == "LMF" => " (LMF)",
+                    Some("LMF") => " (LMF)",
                     _ => "",
                 }
             )

@@ -116,7 +116,7 @@ fn read_checked<T: ReadableElement, D: Dimension>(
     path: &Path,
     shape: &[usize],
 ) -> Result<Array<T, D>, E> {
-    let a: Array<T, D> = ndarray_npy::read_npy(path)
+    let a: Array<T, D> = crate::io::read_npy_checked::<T, D>(path)
         .map_err(|e| cache_err(path, format!("unreadable ({e}); delete it to recompute")))?;
     if a.shape() != shape {
         return Err(cache_err(

@@ -52,6 +52,12 @@ proptest! {
             0..12,
         ),
     ) {
+        // distinct ids (a repeated id is refused: tests/it/hostile.rs)
+        let ids: std::collections::BTreeSet<String> = recs
+            .iter()
+            .map(|(a, b, ..)| if mosei { format!("{a}$_${b}") } else { a.clone() })
+            .collect();
+        prop_assume!(ids.len() == recs.len());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("label.csv");
         let mut w = csv::Writer::from_path(&p).unwrap();
