@@ -5,7 +5,7 @@ ARGS ?=
 # parallel runs of the grid (each on one thread; results do not depend on it)
 JOBS ?= 2
 
-.PHONY: deps build reproduce test bench compare compare-train lint
+.PHONY: deps build reproduce test bench compare compare-train lint docs
 
 deps:
 	@bash scripts/deps.sh
@@ -14,7 +14,7 @@ build: deps
 	cargo build --release
 
 reproduce: deps
-	cargo run --release --bin reproduce-paper -- --jobs $(JOBS) $(ARGS)
+	cargo run --release --bin reproduce-paper -- run --jobs $(JOBS) $(ARGS)
 
 test: deps
 	cargo test --release
@@ -33,3 +33,12 @@ compare-train: deps
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+# the book (docs/book.toml, chapters in docs/src/) into docs/book/ (ignored); installs mdbook from
+# crates.io with cargo when it is not on PATH (a few minutes, once)
+MDBOOK_VERSION ?= 0.4.52
+docs:
+	@command -v mdbook >/dev/null 2>&1 || [ -x "$$HOME/.cargo/bin/mdbook" ] || { \
+	  echo "docs: mdbook not found; installing mdbook $(MDBOOK_VERSION) from crates.io (cargo install, a few minutes)"; \
+	  cargo install mdbook --locked --version $(MDBOOK_VERSION); }
+	PATH="$$HOME/.cargo/bin:$$PATH" mdbook build docs

@@ -2,7 +2,7 @@
 //! the file (missing, truncated, wrong dtype, wrong rank). And the **memory budget** of every
 //! reader of untrusted files ([`MemoryBudget`], [`memory_budget`]): a size declared in a file is
 //! checked against the file's length and the budget before anything is allocated (see
-//! `docs/untrusted-files.md`).
+//! `docs/src/untrusted-files.md`).
 //!
 //! [`read_npy_checked`] is the checked `.npy` reader others can call: it reads the header,
 //! checks the declared shape × element size against the bytes the file holds and the memory

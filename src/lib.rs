@@ -120,7 +120,7 @@ pub fn single_threaded_blas() {
 /// hundred KiB to a few MiB per step; glibc serves those from fresh `mmap`s (or trims them off the
 /// heap) and the kernel zero-fills every page again on first touch. Raising the mmap threshold to
 /// 256 MiB and the trim threshold to 512 MiB keeps them in the heap for reuse. Measured on a
-/// one-epoch EF-LSTM NLL+SMMD run (`/usr/bin/time`, see the README's speed section): 482 k → 84 k
+/// one-epoch EF-LSTM NLL+SMMD run (`/usr/bin/time`, see docs/src/performance.md): 482 k → 84 k
 /// minor page faults, system time 1.53 s → 0.55 s. The binaries call this first;
 /// `NEURAL_SYNERGY_MALLOC=default` leaves glibc's defaults (to measure the difference).
 pub fn tune_allocator() {

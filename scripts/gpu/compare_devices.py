@@ -9,7 +9,7 @@ Usage: compare_devices.py CPU_DIR CUDA_DIR [--mae 0.05] [--acc2 3.0] [--corr 0.0
 Why tolerances and not equality: float32 sums run in a different order on the GPU (cuBLAS, CUDA
 reductions), so trajectories drift apart over a few epochs; the smoke profile trains 4 epochs on
 384 clips, where that drift moves test MAE by a few hundredths. The defaults are the documented
-tolerance of `--device cuda` (README, "CUDA training").
+tolerance of `--device cuda` (docs/src/gpu-training.md).
 """
 import json
 import sys

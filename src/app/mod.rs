@@ -5,5 +5,6 @@
 pub mod check;
 pub mod demo;
 pub mod encode_text;
+pub mod progress;
 pub mod reproduce;
 pub mod synergy_cli;

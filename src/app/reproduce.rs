@@ -11,7 +11,6 @@ use crate::synergy::SynergyConfig;
 use crate::train::Variant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 /// MISA's text path (`--misa-text`).
@@ -23,13 +22,27 @@ pub enum MisaText {
     Bert,
 }
 
-/// Runs the paper's experiments and prints measured vs expected tables.
+/// The paper's experiments: train, plan, re-render, compact, compare with the paper.
 #[derive(Debug, Parser)]
-#[command(name = "reproduce-paper", version, about)]
+#[command(name = "reproduce-paper", version)]
+#[command(
+    about = "Train the paper's models with and without the synergy regulariser and report measured vs expected tables",
+    long_about = "Train the paper's models with and without the synergy regulariser and report measured vs \
+expected tables (paired confidence intervals, verdicts, Holm). Without a subcommand, `run` is meant: \
+`reproduce-paper --profile smoke` is `reproduce-paper run --profile smoke`."
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ReproduceArgs {
     #[command(subcommand)]
     pub command: Option<ReproduceCommand>,
+    /// The options of `run` (the default subcommand).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The options of `run` and `plan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
     /// smoke (a subsample, ≤ 4 epochs), quick (full data, one grid point, ≤ 10 epochs), paper
     /// (full grid, ≥ 5 seeds).
     #[arg(long, value_enum, default_value_t = Profile::Quick)]
@@ -57,9 +70,11 @@ pub struct ReproduceArgs {
     /// Comma-separated seeds (default: 0 for smoke/quick, 0..4 for paper).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
-    /// Output folder: table.md, table.json, table.csv and the resumable results.jsonl.
-    #[arg(long, default_value = "results")]
-    pub out: PathBuf,
+    /// Output folder: table.md, table.json, table.csv, report.html and the resumable
+    /// results.jsonl (default: runs/PROFILE-DATASET-TIER, e.g. runs/quick-mosi-synthetic; a
+    /// second run with the same options resumes there).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Worker threads for Candle's CPU kernels (default: 1, measured fastest for these models).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -109,17 +124,16 @@ pub struct ReproduceArgs {
     /// BERT at every step (its gate acts inside BERT).
     #[arg(long)]
     pub frozen_bert: bool,
-    /// Print the plan's cost (runs per model and variant, projected hours from measured
-    /// per-epoch times) instead of training.
-    #[arg(long)]
+    /// Same as the `plan` subcommand (kept for old scripts).
+    #[arg(long, hide = true)]
     pub plan: bool,
-    /// Print the paper's Tables 2–6 (expected values) instead of running anything.
-    #[arg(long)]
+    /// Same as the `expected` subcommand (kept for old scripts).
+    #[arg(long, hide = true)]
     pub expected: bool,
     /// JSON on stdout instead of markdown.
     #[arg(long)]
     pub json: bool,
-    /// No progress bars.
+    /// No progress display (neither the live one on a terminal nor the plain lines otherwise).
     #[arg(long)]
     pub quiet: bool,
     /// Weight β of L_reg in the task model's objective (default 0.01).
@@ -170,9 +184,21 @@ impl DeviceArg {
     }
 }
 
-/// Subcommands (without one, `reproduce-paper` trains and reports).
+/// Subcommands (without one, `reproduce-paper` runs `run`).
 #[derive(Debug, clap::Subcommand)]
 pub enum ReproduceCommand {
+    /// Train the plan (resuming the runs already in --out) and write the tables, plots and
+    /// report.html; the default subcommand.
+    Run(RunArgs),
+    /// Print the cost of a plan (runs per model and variant, projected hours from measured
+    /// per-epoch times) without training; takes the options of `run`.
+    Plan(RunArgs),
+    /// Print the paper's Tables 2-6 (the expected values the reports compare with).
+    Expected {
+        /// JSON on stdout instead of markdown.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-render the tables (with CIs and verdicts) of a results directory without training.
     Report {
         /// The folder of an earlier run: run.json and results.jsonl and/or the shards'
@@ -213,58 +239,79 @@ pub enum ReproduceCommand {
 
 /// Entry point of the binary.
 pub fn main_with(args: ReproduceArgs) -> Result<()> {
+    match args.command {
+        None => run(args.run),
+        Some(ReproduceCommand::Run(r)) => run(r),
+        Some(ReproduceCommand::Plan(mut r)) => {
+            r.plan = true;
+            run(r)
+        }
+        Some(ReproduceCommand::Expected { json }) => {
+            crate::try_init_threads(Some(1))?;
+            print_expected(json)
+        }
+        Some(ReproduceCommand::Report { from, out, json }) => {
+            crate::try_init_threads(Some(1))?;
+            report_from(&from, out.as_deref(), json)
+        }
+        Some(ReproduceCommand::Compact { from }) => compact(&from),
+        Some(ReproduceCommand::Scoreboard { from, out, json }) => {
+            crate::try_init_threads(Some(1))?;
+            scoreboard(&from, out.as_deref(), json)
+        }
+    }
+}
+
+/// `reproduce-paper expected`: the paper's Tables 2-6 as markdown (or JSON).
+fn print_expected(json: bool) -> Result<()> {
+    let e = expected();
+    if json {
+        println!("{}", serde_json::to_string(&e)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = e
+        .iter()
+        .map(|r| {
+            vec![
+                r.table.to_string(),
+                r.dataset.clone(),
+                r.model.clone(),
+                r.variant.clone(),
+                r.condition.clone(),
+                r.metric.clone(),
+                r.value.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::report::markdown_table(
+            &[
+                "table",
+                "dataset",
+                "model",
+                "variant",
+                "condition",
+                "metric",
+                "value"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// `reproduce-paper run` (and `plan`): train the plan and report.
+fn run(args: RunArgs) -> Result<()> {
     // one thread by default: Candle's small per-step LSTM ops run faster without thread
     // hand-offs (measured: smoke profile 43 s with 1 thread, 87 s with 2, same numbers)
     crate::try_init_threads(Some(args.threads.unwrap_or(1)))?;
     crate::single_threaded_blas();
-    if let Some(ReproduceCommand::Report { from, out, json }) = &args.command {
-        return report_from(from, out.as_deref(), *json);
-    }
-    if let Some(ReproduceCommand::Compact { from }) = &args.command {
-        return compact(from);
-    }
-    if let Some(ReproduceCommand::Scoreboard { from, out, json }) = &args.command {
-        return scoreboard(from, out.as_deref(), *json);
-    }
     if args.jobs == 0 {
-        bail!("--jobs must be >= 1");
+        bail!("--jobs 0: give at least 1 (runs trained at once)");
     }
     if args.expected {
-        let e = expected();
-        if args.json {
-            println!("{}", serde_json::to_string(&e)?);
-        } else {
-            let rows: Vec<Vec<String>> = e
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.table.to_string(),
-                        r.dataset.clone(),
-                        r.model.clone(),
-                        r.variant.clone(),
-                        r.condition.clone(),
-                        r.metric.clone(),
-                        r.value.to_string(),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                crate::report::markdown_table(
-                    &[
-                        "table",
-                        "dataset",
-                        "model",
-                        "variant",
-                        "condition",
-                        "metric",
-                        "value"
-                    ],
-                    &rows
-                )
-            );
-        }
-        return Ok(());
+        return print_expected(args.json);
     }
     let (profile, tier) = (args.profile, args.tier);
     let mut seeds = args.seeds.clone().unwrap_or_else(|| profile.seeds());
@@ -367,6 +414,14 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     }
     kinds.sort();
     kinds.dedup();
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-{}-{}",
+            profile.name(),
+            dataset.name(),
+            tier.name()
+        ))
+    });
     if args.cues != CueMode::Label && tier != Tier::RealText {
         anyhow::bail!(
             "--cues {} applies to the real-text tier only (this run is --tier {})",
@@ -429,11 +484,10 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
         eprintln!("reproduce-paper: note: {note}");
     }
     if args.plan {
-        return print_plan(&plan, &ds, &args);
+        return print_plan(&plan, &ds, &out, args.json);
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let results = args.out.join(
+    std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
+    let results = out.join(
         args.shard
             .map_or_else(|| "results.jsonl".to_string(), |s| s.file_name()),
     );
@@ -443,55 +497,25 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
     // run.json first, so `report --from` works on a folder still training (or killed early)
     let ctx = tables::RunContext::new(&plan, &ds);
     write_atomically(
-        &args.out.join("run.json"),
+        &out.join("run.json"),
         serde_json::to_string_pretty(&ctx)?.as_bytes(),
     )?;
-    let hidden = args.quiet || !console_is_tty();
-    let grid_bar = if hidden {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
+    let metric = match ds.task {
+        crate::data::Task::Regression => "MAE",
+        crate::data::Task::Binary => "accuracy",
     };
-    grid_bar.set_style(
-        ProgressStyle::with_template("{prefix:>5} [{bar:30}] {pos}/{len} runs {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    grid_bar.set_prefix("grid");
-    let epoch_bar = if hidden {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
+    let display = std::sync::Mutex::new(super::progress::Display::new(
+        super::progress::Mode::detect(args.quiet),
+        metric,
+    ));
     let (records, selected) = run_plan(
         &plan,
         &ds,
         &writer,
-        |p| {
-            grid_bar.set_length(p.total as u64);
-            grid_bar.set_position(p.done as u64);
-            let c = p.config;
-            grid_bar.set_message(format!(
-                "{} {} seed {} b{} lr{:e}{}",
-                c.model.kind().name(),
-                c.variant.name(),
-                c.seed,
-                c.batch_size,
-                c.lr,
-                if p.resumed { " (done)" } else { "" }
-            ));
-        },
-        |epoch, score| {
-            let metric = match ds.task {
-                crate::data::Task::Regression => "MAE",
-                crate::data::Task::Binary => "accuracy",
-            };
-            epoch_bar.set_message(format!("epoch {epoch}: valid {metric} {score:.4}"));
-            epoch_bar.tick();
-        },
+        |p| display.lock().expect("display").run(&p),
+        |epoch, score| display.lock().expect("display").epoch(epoch, score),
     )?;
-    grid_bar.finish_and_clear();
-    epoch_bar.finish_and_clear();
+    display.lock().expect("display").finish();
     drop(writer);
     if let Some(shard) = args.shard {
         // a shard holds part of the grid: the tables come from the merge of all shards
@@ -520,13 +544,13 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
             );
             eprintln!(
                 "reproduce-paper: when every shard has finished: reproduce-paper report --from {}",
-                args.out.display()
+                out.display()
             );
         }
         return Ok(());
     }
     render(
-        &args.out,
+        &out,
         &ctx,
         &records,
         &selected,
@@ -538,12 +562,17 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
 }
 
 /// `--plan`: the cost of the plan without training (see [`crate::experiments::cost`]).
-fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> Result<()> {
+fn print_plan(
+    plan: &Plan,
+    ds: &crate::data::Dataset,
+    out: &std::path::Path,
+    json: bool,
+) -> Result<()> {
     use crate::experiments::cost;
     let runs = plan.runs(ds)?;
     // per-epoch times of finished runs of the same data in --out, when there are any
-    let measured: Vec<_> = if args.out.is_dir() {
-        crate::experiments::shard::read_dir(&args.out)?
+    let measured: Vec<_> = if out.is_dir() {
+        crate::experiments::shard::read_dir(out)?
             .records
             .into_iter()
             .filter(|r| r.data == ds.description)
@@ -554,7 +583,7 @@ fn print_plan(plan: &Plan, ds: &crate::data::Dataset, args: &ReproduceArgs) -> R
     let lines = cost::plan_cost(&runs, ds.train.len(), &measured);
     // hours on one GPU over the lines measured on a GPU (null: none measured)
     let gpu_hours = cost::gpu_total(&lines).map(|(hours, _)| hours);
-    if args.json {
+    if json {
         println!(
             "{}",
             serde_json::json!({
@@ -648,6 +677,10 @@ fn render(
         md += "\n";
         md += &crate::report::claims::controls_markdown(&controls);
     }
+    // the synergy the models' predictions use (issue 27 §2; needs the PID codes in run.json)
+    let pid_rows = crate::report::prediction_pid::prediction_pid(selected, ctx);
+    md += "\n";
+    md += &crate::report::prediction_pid::markdown(&pid_rows, ctx);
     let mut devices: Vec<&str> = records
         .iter()
         .filter_map(|r| r.result.device.as_deref())
@@ -658,7 +691,7 @@ fn render(
         let on_gpu = records.iter().filter(|r| r.result.device.is_some()).count();
         md += &format!(
             "\nTrained on {} ({on_gpu} of {} runs; the rest on the CPU): GPU numbers differ from \
-             CPU numbers by float32 rounding (see the README's tolerance).\n",
+             CPU numbers by float32 rounding (the tolerance: docs/src/gpu.md).\n",
             devices.join(", "),
             records.len()
         );
@@ -697,6 +730,16 @@ fn render(
         )
         .with_context(|| format!("writing {}", png.display()))?;
         md += "![forest plot of the per-subset deltas](forest-subsets.png)\n\n";
+    }
+    // the tuning budget (Dodge et al. 2019): only folders with a grid of configurations
+    let budget = crate::report::tuning::budget(records);
+    if !budget.is_empty() {
+        md += "\n";
+        md += &crate::report::tuning::markdown(&budget);
+        let png = out.join("tuning-budget.png");
+        crate::report::tuning::plot(&png, &plot_title("Tuning budget"), &budget)
+            .with_context(|| format!("writing {}", png.display()))?;
+        md += "![expected best validation score per tuning budget](tuning-budget.png)\n\n";
     }
     md += &crate::report::paper_tables::markdown(
         dataset,
@@ -747,15 +790,31 @@ fn render(
     if !controls.is_empty() {
         json["text_only_control"] = serde_json::json!(controls);
     }
+    if !pid_rows.is_empty() {
+        json["prediction_pid"] = serde_json::to_value(&pid_rows)?;
+    }
+    if !budget.is_empty() {
+        json["tuning_budget"] = serde_json::to_value(&budget)?;
+    }
     std::fs::write(out.join("table.md"), &md)?;
     std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows, &binary))?;
+    let page = crate::report::html::from_markdown(
+        &md,
+        out,
+        &plot_title(&format!("Table {}", dataset.paper_table())),
+    )?;
+    std::fs::write(out.join("report.html"), page)?;
     if json_out {
         println!("{json}");
     } else {
         print!("{md}");
+        print!(
+            "{}",
+            crate::report::summary::summary(ctx, &claims, &controls, out)
+        );
         eprintln!(
-            "reproduce-paper: wrote {}/table.{{md,json,csv}} and the forest plots (forest*.png)",
+            "reproduce-paper: wrote {}/table.{{md,json,csv}}, report.html and the forest plots (forest*.png)",
             out.display()
         );
     }
@@ -915,9 +974,4 @@ fn compact(dir: &std::path::Path) -> Result<()> {
     let s = if done.runs == 1 { "" } else { "s" };
     println!("dropped the saved predictions of {} run{s}", done.runs);
     Ok(())
-}
-
-fn console_is_tty() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
 }

@@ -73,8 +73,58 @@ pub enum Command {
         label: PathBuf,
     },
     /// BROJA partial information decomposition of I(Y; X1, X2), in bits: redundancy, unique
-    /// information of each input, synergy (docs/pid.md).
+    /// information of each input, synergy (docs/src/pid.md).
     Pid(PidArgs),
+    /// The PID of a data tier's label (sign, or UR-FUNNY's 0/1) against (text, audio+vision) and
+    /// (audio, vision) clip codes, with a permutation null, on all test clips and on each test
+    /// subset (docs/src/synergy-measured.md).
+    PidTier(PidTierArgs),
+    /// Adds the test clips' text and audio+vision PID codes to a results folder's run.json (for
+    /// the PID of the runs' predictions in its report): rebuilds the data run.json describes and
+    /// refuses when its test clips or labels differ.
+    PidCodes(PidCodesArgs),
+}
+
+/// Arguments of `synergy pid-tier`.
+#[derive(Debug, Args)]
+pub struct PidTierArgs {
+    /// The data tier.
+    #[arg(long, value_enum)]
+    pub tier: crate::data::Tier,
+    /// The corpus.
+    #[arg(long, value_enum)]
+    pub dataset: crate::data::DatasetName,
+    /// The folder holding mosi/, mosei/ and glove/ (real-text tier), or the full tier's file or
+    /// folder.
+    #[arg(long, value_name = "D")]
+    pub data_dir: Option<PathBuf>,
+    /// k-means clusters per input, fitted on the train split.
+    #[arg(long, value_name = "K", default_value_t = crate::experiments::synergy_pid::DEFAULT_CLUSTERS)]
+    pub clusters: usize,
+    /// Permutations of the label in the null.
+    #[arg(long, value_name = "N", default_value_t = crate::experiments::synergy_pid::DEFAULT_DRAWS)]
+    pub draws: usize,
+    /// Seed of the k-means and of the permutations.
+    #[arg(long, default_value_t = crate::experiments::synergy_pid::DEFAULT_SEED)]
+    pub seed: u64,
+    /// What the real-text tier's audio/vision cues carry.
+    #[arg(long, value_enum, default_value_t = crate::data::realtext::CueMode::Label)]
+    pub cues: crate::data::realtext::CueMode,
+    /// The split measured (valid: for design checks that must not look at test numbers).
+    #[arg(long, value_enum, default_value_t = crate::experiments::synergy_pid::EvalSplit::Test)]
+    pub split: crate::experiments::synergy_pid::EvalSplit,
+}
+
+/// Arguments of `synergy pid-codes`.
+#[derive(Debug, Args)]
+pub struct PidCodesArgs {
+    /// The results folder (its run.json is rewritten, atomically, with the codes added).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The data folder for the real-text tier (the folder holding mosi/, mosei/ and glove/), or
+    /// the full tier's file or folder.
+    #[arg(long, value_name = "D")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Arguments of `synergy pid`.
@@ -314,7 +364,122 @@ pub fn run(cli: &Cli) -> Result<Value> {
             Ok(serde_json::to_value(m)?)
         }
         Command::Pid(a) => pid(a),
+        Command::PidTier(a) => pid_tier(a, cli.json),
+        Command::PidCodes(a) => pid_codes_cmd(a),
     }
+}
+
+/// `synergy pid-tier`: loads the tier's dataset as `reproduce-paper` does and prints its PIDs
+/// (a markdown table and the settings; with `--json`, everything as one object).
+fn pid_tier(a: &PidTierArgs, json_out: bool) -> Result<Value> {
+    use crate::experiments::synergy_pid::{loading_plan, tier_pid, TierPidOptions};
+    if a.draws == 0 {
+        bail!("--draws needs at least 1 permutation (100 or more recommended)");
+    }
+    if a.clusters == 0 {
+        bail!("--clusters needs at least 1 cluster");
+    }
+    let start = std::time::Instant::now();
+    let plan = loading_plan(
+        a.tier,
+        a.dataset,
+        crate::experiments::Profile::Quick,
+        a.data_dir.clone(),
+        a.cues,
+    );
+    let ds = crate::experiments::load_dataset(&plan)?;
+    let t = tier_pid(
+        &ds,
+        &TierPidOptions {
+            clusters: a.clusters,
+            draws: a.draws,
+            seed: a.seed,
+            split: a.split,
+        },
+    )?;
+    let wall_s = start.elapsed().as_secs_f64();
+    let mut v = serde_json::to_value(&t)?;
+    v["wall_s"] = json!(wall_s);
+    v["units"] = json!("bits");
+    if json_out {
+        return Ok(v);
+    }
+    println!(
+        "PID of the {} label, tier {}, dataset {}, {} split (bits; k = {}, {} null draws, seed {}):\n",
+        match ds.task {
+            crate::data::Task::Regression => "sign of the",
+            crate::data::Task::Binary => "binary",
+        },
+        t.tier,
+        t.dataset,
+        t.split.name(),
+        t.clusters,
+        t.draws,
+        t.seed
+    );
+    println!("{}", t.markdown());
+    Ok(json!({
+        "label": t.label,
+        "data": t.data,
+        "wall_s": wall_s,
+    }))
+}
+
+/// `synergy pid-codes --from DIR`: rebuilds the dataset `DIR/run.json` describes (tier, corpus,
+/// profile, the real-text cue mode that reproduces its data description), checks its test clips
+/// and labels against run.json, and rewrites run.json with `pid_codes` added (a temporary file
+/// renamed over it).
+fn pid_codes_cmd(a: &PidCodesArgs) -> Result<Value> {
+    use crate::data::realtext::CueMode;
+    use crate::experiments::synergy_pid::{check_rebuilt, loading_plan, pid_codes};
+    let path = a.from.join("run.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut ctx: crate::report::tables::RunContext = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a run context", path.display()))?;
+    let modes: &[CueMode] = if ctx.tier == crate::data::Tier::RealText {
+        &[CueMode::Label, CueMode::Intensity]
+    } else {
+        &[CueMode::Label]
+    };
+    let mut rebuilt = None;
+    for &cues in modes {
+        let plan = loading_plan(
+            ctx.tier,
+            ctx.dataset_or_mosi(),
+            ctx.profile,
+            a.data_dir.clone(),
+            cues,
+        );
+        let ds = crate::experiments::load_dataset(&plan)
+            .with_context(|| format!("rebuilding the data of {}", path.display()))?;
+        let matches = ds.description == ctx.data;
+        rebuilt = Some(ds);
+        if matches {
+            break;
+        }
+    }
+    let ds = rebuilt.expect("at least one cue mode");
+    check_rebuilt(&ctx, &ds)
+        .with_context(|| format!("{}: refusing to add codes", path.display()))?;
+    let codes =
+        pid_codes(&ds).with_context(|| format!("coding the test clips of {}", path.display()))?;
+    codes.check_len(ctx.test_ids.len())?;
+    let had = ctx.pid_codes.replace(codes.clone());
+    let changed = had.as_ref() != Some(&codes);
+    let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(&ctx)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(json!({
+        "run_json": path.display().to_string(),
+        "tier": ctx.tier.name(),
+        "dataset": ctx.dataset_or_mosi().name(),
+        "test_clips": codes.len(),
+        "clusters": codes.clusters,
+        "had_codes": had.is_some(),
+        "changed": changed,
+    }))
 }
 
 /// `synergy pid`: codes (or k-means codes of features) → the BROJA PID, optionally with its

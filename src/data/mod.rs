@@ -1,4 +1,4 @@
-//! Datasets in three tiers (see the README): `synthetic` (seeded generators with a known
+//! Datasets in three tiers (see docs/src/data-tiers.md): `synthetic` (seeded generators with a known
 //! information structure, shaped like MOSI, MOSEI or UR-FUNNY), `real-text` (real MOSI or MOSEI
 //! transcripts, labels and splits, GloVe words, synthetic audio/visual cues), and `full`
 //! (researchers' own feature files: MMSA pickles, UR-FUNNY pickles, a set of CMU-SDK `.csd`
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Why a data file could not be used. Every variant names the file; the checks behind each are
-/// listed in `docs/untrusted-files.md`.
+/// listed in `docs/src/untrusted-files.md`.
 #[derive(Debug, Error)]
 pub enum DataError {
     #[error("{path}: {reason}")]
@@ -179,8 +179,8 @@ pub(crate) fn check_unique_ids(
 pub enum Tier {
     Synthetic,
     RealText,
-    /// Researchers' own feature files (MMSA pickles, UR-FUNNY pickles, a set of `.csd` files),
-    /// read natively ([`load_full`]).
+    /// Researchers' own feature files (MMSA pickles, UR-FUNNY pickles, a set of .csd files),
+    /// read natively (see `load_full`).
     Full,
 }
 

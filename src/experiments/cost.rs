@@ -29,7 +29,7 @@ pub const MOSI_TRAIN_CLIPS: usize = 1284;
 /// machine (nothing else running, one run each, commit 1894ba8, 81 s for all 15) with
 /// `reproduce-paper --profile quick --models flstm,tfn,lmf,mfn,misa --variants
 /// nll,nll-skl,nll-smmd --max-epochs 1 --jobs 1 --out DIR`, read back with `--plan --json --out
-/// DIR` (README, "Cost plan"); the synergy column is the mean of NLL+SKL and NLL+SMMD. The
+/// DIR` (docs/src/cost-plan.md); the synergy column is the mean of NLL+SKL and NLL+SMMD. The
 /// previous table (2026-11-28, partly on a loaded machine) had FLSTM 3.0/4.3, TFN 10.6/10.6, LMF
 /// 2.4/2.8, MFN 7.9/9.1, MISA 12.3/13.2.
 pub const MOSI_EPOCH_S: &[(&str, f64, f64)] = &[

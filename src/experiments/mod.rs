@@ -7,6 +7,7 @@ pub mod cost;
 pub mod expected;
 pub mod shard;
 pub mod store;
+pub mod synergy_pid;
 pub mod tables;
 
 use crate::data::{self, Dataset, DatasetName, Tier};
@@ -215,7 +216,7 @@ pub struct WeightGrid {
 /// (FLSTM, quick profile, seed 0) the default γ_L2 = 1 collapses NLL+SKL and the `L_L2`-only
 /// ablation to one class (validation accuracy 0.500; NLL 0.896), while the `L_d`- and `L_κ`-only
 /// ablations train (0.896); validation accuracy of NLL+SKL / NLL+SMMD at γ_L2 = 1, 0.1, 0.01:
-/// 0.500 / 0.890, 0.896 / 0.896, 0.896 / 0.898 — 0.01 has the highest mean (README, *Data tiers*).
+/// 0.500 / 0.890, 0.896 / 0.896, 0.896 / 0.898 — 0.01 has the highest mean (docs/src/data-tiers.md).
 pub const BINARY_TASK_GAMMA_L2: f64 = 0.01;
 
 /// The weights `--tune` accepts.
@@ -419,6 +420,8 @@ pub struct Progress<'a> {
     pub total: usize,
     /// Whether this run was already in the results file.
     pub resumed: bool,
+    /// The run's record when this call reports its end (`None`: it starts, or was resumed).
+    pub finished: Option<&'a RunRecord>,
 }
 
 /// Runs (or resumes) every run of the plan — only its shard's runs when [`Plan::shard`] is set —
@@ -469,6 +472,7 @@ pub fn run_plan(
                 done: resumed,
                 total,
                 resumed: true,
+                finished: None,
             });
         }
     }
@@ -492,6 +496,7 @@ pub fn run_plan(
                     done: finished.load(std::sync::atomic::Ordering::SeqCst),
                     total,
                     resumed: false,
+                    finished: None,
                 });
                 let r = train_run_on(ds, c, &plan.device, |e, v| {
                     (on_epoch.lock().expect("epoch"))(e, v)
@@ -533,6 +538,7 @@ pub fn run_plan(
                     done: d,
                     total,
                     resumed: false,
+                    finished: Some(&rec),
                 });
                 out.lock().expect("out").push((i, rec));
             });

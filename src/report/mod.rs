@@ -3,11 +3,16 @@
 pub mod claims;
 pub mod corruption;
 pub mod forest;
+pub mod html;
+pub mod improvement;
 pub mod paper_tables;
+pub mod prediction_pid;
 pub mod scoreboard;
 pub mod stats;
 pub mod subsets;
+pub mod summary;
 pub mod tables;
+pub mod tuning;
 
 use plotters::prelude::*;
 use std::path::Path;

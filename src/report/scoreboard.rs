@@ -42,6 +42,10 @@ pub struct Source {
     /// Test labels in the order of the saved predictions (for one-seed bootstraps).
     pub test_labels: Vec<f64>,
     pub selected: Vec<Selected>,
+    /// Regression or binary (how predictions are discretised for the PID).
+    pub task: crate::data::Task,
+    /// The test clips' PID codes from `run.json`, when it has them.
+    pub pid_codes: Option<crate::experiments::synergy_pid::PidCodes>,
 }
 
 /// A claim of the paper: variant − baseline of one metric in one table's row pair.
@@ -128,6 +132,22 @@ pub struct ControlRow {
     pub reading: String,
 }
 
+/// "The C-network raises the synergy the model uses" in one folder: the seed-paired difference
+/// of the PID synergy of the test predictions, variant − NLL ([`super::prediction_pid`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct SynergyUseRow {
+    pub folder: String,
+    pub tier: String,
+    pub dataset: String,
+    pub model: String,
+    pub variant: String,
+    /// `S(variant) − S(NLL)` in bits with its 95 % t-interval over seeds.
+    pub vs_nll: Option<super::stats::Interval>,
+    pub verdict: Option<super::stats::Verdict>,
+    pub survives_holm: Option<bool>,
+    pub note: Option<String>,
+}
+
 /// The whole scoreboard.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scoreboard {
@@ -135,6 +155,8 @@ pub struct Scoreboard {
     pub rows: Vec<ScoreRow>,
     pub baselines: Vec<BaselineRow>,
     pub controls: Vec<ControlRow>,
+    /// The claim "the C-network raises the synergy the model uses", per folder with PID codes.
+    pub synergy_use: Vec<SynergyUseRow>,
     /// The folders read, in order.
     pub folders: Vec<String>,
     /// Folders skipped, with why.
@@ -220,6 +242,8 @@ pub fn read_sources(root: &Path) -> anyhow::Result<(Vec<Source>, Vec<String>)> {
             profile: ctx.profile,
             test_labels: ctx.test_labels.clone(),
             selected: crate::experiments::select(&mine),
+            task: ctx.task,
+            pid_codes: ctx.pid_codes.clone(),
         });
     }
     Ok((sources, skipped))
@@ -444,11 +468,33 @@ pub fn scoreboard(
             });
         }
     }
+    let mut synergy_use = Vec::new();
+    for s in sources {
+        let Some(codes) = &s.pid_codes else { continue };
+        // no nulls: the claim needs one decomposition per run
+        for r in super::prediction_pid::prediction_pid_with(&s.selected, codes, s.task, 0) {
+            if !r.claim {
+                continue;
+            }
+            synergy_use.push(SynergyUseRow {
+                folder: s.name.clone(),
+                tier: s.tier.name().into(),
+                dataset: s.dataset.name().into(),
+                model: r.model,
+                variant: r.variant,
+                vs_nll: r.vs_nll,
+                verdict: r.verdict,
+                survives_holm: r.survives_holm,
+                note: r.note,
+            });
+        }
+    }
     Scoreboard {
         counts,
         rows,
         baselines: baselines(expected, community),
         controls,
+        synergy_use,
         folders: sources.iter().map(|s| s.name.clone()).collect(),
         skipped,
     }
@@ -763,8 +809,11 @@ pub fn markdown(sb: &Scoreboard, root: &str) -> String {
             .collect();
         s += &super::markdown_table(&["why", "claims", "command that measures them"], &rows);
         s += "\n`--text-encoder DIR`: a BERT-architecture encoder (`scripts/fetch-encoder.sh` \
-              prints one; see the README). Cells marked (n/a) have no command: the tier cannot \
+              prints one; see docs/src/text-encoder.md). Cells marked (n/a) have no command: the tier cannot \
               measure them.\n";
+    }
+    if !sb.synergy_use.is_empty() {
+        s += &synergy_use_markdown(&sb.synergy_use);
     }
     if !sb.controls.is_empty() {
         s += "\n## Do audio and vision carry anything? (text-only control)\n\n";
@@ -859,5 +908,76 @@ pub fn markdown(sb: &Scoreboard, root: &str) -> String {
                 .join("; ")
         );
     }
+    s
+}
+
+/// The section of the claim "the C-network raises the synergy the model uses": counts per tier,
+/// then one row per folder, model and variant.
+fn synergy_use_markdown(rows: &[SynergyUseRow]) -> String {
+    let mut s = String::from("\n## Does the C-network raise the synergy the model uses?\n\n");
+    s += "Not a paper claim (the paper never measures synergy): the BROJA PID of each selected \
+          run's test predictions (sign) against the test clips' text and audio+vision codes \
+          (`run.json`'s PID codes), variant − NLL of the synergy S in bits, paired by seed with a \
+          95 % t-interval; supported = S rises. Holm within each folder. Folders without codes \
+          are left out (`synergy pid-codes --from DIR` adds them). Reading guide: \
+          docs/src/synergy-measured.md.\n\n";
+    let mut tiers: Vec<&str> = rows.iter().map(|r| r.tier.as_str()).collect();
+    tiers.sort_unstable();
+    tiers.dedup();
+    for t in tiers {
+        let of = |v: super::stats::Verdict| {
+            rows.iter()
+                .filter(|r| r.tier == t && r.verdict == Some(v))
+                .count()
+        };
+        let all = rows.iter().filter(|r| r.tier == t).count();
+        s += &format!(
+            "- `{t}`: {all} claims, {} supported, {} contradicted, {} inconclusive, {} without a \
+             verdict (one seed)\n",
+            of(super::stats::Verdict::Supported),
+            of(super::stats::Verdict::Contradicted),
+            of(super::stats::Verdict::Inconclusive),
+            rows.iter()
+                .filter(|r| r.tier == t && r.verdict.is_none())
+                .count()
+        );
+    }
+    s += "\n";
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                format!("`{}`", r.folder),
+                r.tier.clone(),
+                r.model.clone(),
+                r.variant.clone(),
+                r.vs_nll.map_or("—".into(), |m| {
+                    format!("{:+.3} [{:+.3}, {:+.3}] (n = {})", m.mean, m.lo, m.hi, m.n)
+                }),
+                match (r.verdict, &r.note) {
+                    (Some(v), _) => v.name().to_string(),
+                    (None, Some(n)) => format!("— ({n})"),
+                    (None, None) => "—".into(),
+                },
+                match r.survives_holm {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => "—".into(),
+                },
+            ]
+        })
+        .collect();
+    s += &super::markdown_table(
+        &[
+            "folder",
+            "tier",
+            "model",
+            "variant",
+            "ΔS bits (variant − NLL)",
+            "verdict",
+            "survives Holm",
+        ],
+        &table,
+    );
     s
 }

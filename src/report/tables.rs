@@ -248,6 +248,12 @@ pub struct RunContext {
     /// The (batch size, learning rate) grid when `--batch-size`/`--lr` replaced the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<Vec<(usize, f64)>>,
+    /// Each test clip's text and audio+vision codes (k-means fitted on the train split), aligned
+    /// with `test_ids`: what the PID of the runs' test predictions needs
+    /// ([`crate::report::prediction_pid`]). Absent in a `run.json` written before it existed
+    /// (`synergy pid-codes --from DIR` adds it) or when the features could not be coded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_codes: Option<crate::experiments::synergy_pid::PidCodes>,
 }
 
 impl RunContext {
@@ -265,9 +271,10 @@ impl RunContext {
     /// The contexts of several results folders as one (`report --from A --from B --out C`: one
     /// table over models trained into separate folders). They must agree on everything that makes
     /// their runs comparable — tier, corpus, task, profile, data, test clips and labels, subsets,
-    /// epoch cap and grid — else the error names the first field that differs; the result has the
-    /// union of their seeds (sorted) and models (in the paper's table order), and the sum of their
-    /// planned runs.
+    /// epoch cap and grid, and the PID codes where two folders both have them — else the error
+    /// names the first field that differs; the result has the union of their seeds (sorted) and
+    /// models (in the paper's table order), the sum of their planned runs, and the first folder's
+    /// PID codes that are present (the codes are a function of the data, which must agree).
     pub fn merge(contexts: &[RunContext]) -> Result<RunContext, String> {
         let first = contexts.first().ok_or("no run context to merge")?;
         for (i, c) in contexts.iter().enumerate().skip(1) {
@@ -282,6 +289,10 @@ impl RunContext {
                 ("test subsets", c.test_subsets != first.test_subsets),
                 ("epoch cap (--max-epochs)", c.max_epochs != first.max_epochs),
                 ("grid (--batch-size/--lr)", c.grid() != first.grid()),
+                (
+                    "PID codes (pid_codes)",
+                    matches!((&c.pid_codes, &first.pid_codes), (Some(a), Some(b)) if a != b),
+                ),
             ];
             if let Some((what, _)) = differs.iter().find(|d| d.1) {
                 return Err(format!(
@@ -306,6 +317,7 @@ impl RunContext {
         models.dedup();
         merged.models = models;
         merged.planned_runs = contexts.iter().map(|c| c.planned_runs).sum();
+        merged.pid_codes = contexts.iter().find_map(|c| c.pid_codes.clone());
         Ok(merged)
     }
 
@@ -327,6 +339,16 @@ impl RunContext {
             planned_runs: plan.runs(ds).ok().map(|r| r.len()),
             test_subsets: ds.test_subsets.clone(),
             grid: plan.grid.clone(),
+            pid_codes: match crate::experiments::synergy_pid::pid_codes(ds) {
+                Ok(codes) => Some(codes),
+                Err(e) => {
+                    eprintln!(
+                        "reproduce-paper: warning: no PID codes in run.json ({e}); the report will \
+                         have no PID of the test predictions"
+                    );
+                    None
+                }
+            },
         }
     }
 }

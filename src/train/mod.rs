@@ -57,7 +57,7 @@ pub enum Variant {
     #[serde(rename = "NLL+SMMD")]
     NllSmmd,
     /// The IWas baseline (Colombo et al. 2021): Wasserstein dependency between the unimodal
-    /// representations, maximised ([`crate::synergy::iwas`]).
+    /// representations, maximised (see `synergy::iwas`).
     #[serde(rename = "NLL+IWas")]
     NllIwas,
     /// Table 5's ablation: the reconstruction loss `L_L2` alone (γ_d = γ_κ = 0).
@@ -71,7 +71,7 @@ pub enum Variant {
     NllLk,
     /// A control, not a paper row: NLL with audio and vision zeroed at training, validation and
     /// test, so a report shows whether the other modalities carry anything on its tier
-    /// (multimodal NLL − text-only, [`crate::report::claims::text_only_controls`]).
+    /// (the report's "multimodal NLL − text-only" section).
     #[serde(rename = "NLL text-only")]
     NllTextOnly,
 }

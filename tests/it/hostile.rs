@@ -1,4 +1,4 @@
-//! Untrusted files (issues 23 §1 and 24; `docs/untrusted-files.md`): MMSA pickles as MMSA's own
+//! Untrusted files (issues 23 §1 and 24; `docs/src/untrusted-files.md`): MMSA pickles as MMSA's own
 //! tools write them, memory exhaustion from sizes a file declares (pickle memo bombs, `.npy`
 //! headers, every other reader), the thread pool under a memory limit, and silently wrong data
 //! (NaN or reversed `.csd` intervals, out-of-range labels, duplicate ids, shape mismatches), each

@@ -3,12 +3,15 @@
 
 mod bert;
 mod cli;
+mod committed;
 mod common;
 mod data_formats;
 mod data_models;
 mod data_tiers;
+mod docs_links;
 mod errors;
 mod hostile;
+mod html_report;
 mod lstm;
 mod metrics;
 mod models;
@@ -18,10 +21,12 @@ mod models_mfn;
 mod models_misa;
 mod models_misa_bert;
 mod models_tfn;
+mod pid_harness;
 mod prop_kl;
 mod prop_kurtosis;
 mod prop_mmd;
 mod prop_pid;
+mod report_extras;
 mod reproduce;
 mod scoreboard;
 mod shard;

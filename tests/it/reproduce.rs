@@ -695,3 +695,120 @@ fn compact_drops_only_unselected_runs_of_finished_seeds_and_tables_rerender_iden
     // one pruned run per (synergy variant, seed) cell, at one of the two values
     assert_eq!(bare, 4);
 }
+
+/// `run` (the default subcommand) in a folder of its own: plain progress lines on a non-terminal
+/// standard error (each run's start and end with an ETA), the newcomer's summary after the
+/// tables, and its default `--out` `runs/PROFILE-DATASET-TIER` (not `results/`) holding
+/// `report.html`.
+#[test]
+fn run_prints_progress_lines_and_a_summary_into_its_own_default_folder() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reproduce-paper"))
+        .args([
+            "run",
+            "--profile",
+            "smoke",
+            "--models",
+            "flstm",
+            "--max-epochs",
+            "1",
+        ])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for (i, v) in ["NLL", "NLL+SKL", "NLL+SMMD"].iter().enumerate() {
+        let start = format!("[{}/3] FLSTM {v} seed 0", i + 1);
+        assert!(
+            stderr.contains(&format!("{start} b32")),
+            "{start}: {stderr}"
+        );
+    }
+    assert_eq!(stderr.matches(": training").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("ETA").count(), 2, "{stderr}");
+    assert!(stderr.contains("; done"), "{stderr}");
+    let folder = cwd.path().join("runs/smoke-mosi-synthetic");
+    for f in [
+        "table.md",
+        "table.json",
+        "report.html",
+        "results.jsonl",
+        "run.json",
+    ] {
+        assert!(
+            folder.join(f).is_file(),
+            "{f} missing in {}",
+            folder.display()
+        );
+    }
+    assert!(!cwd.path().join("results").exists(), "wrote into results/");
+    let summary = &stdout[stdout
+        .find("Summary: what the C-network did to Acc2")
+        .unwrap_or_else(|| panic!("no summary: {stdout}"))..];
+    assert!(summary.contains("FLSTM"), "{summary}");
+    assert_eq!(summary.matches("paper +").count(), 2, "{summary}");
+    assert!(summary.contains("Caveat: one seed"), "{summary}");
+    assert!(
+        summary.contains("runs/smoke-mosi-synthetic/report.html"),
+        "{summary}"
+    );
+    // a second identical run resumes everything and says so
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_reproduce-paper"))
+        .args([
+            "--profile",
+            "smoke",
+            "--models",
+            "flstm",
+            "--max-epochs",
+            "1",
+        ])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(!err.contains(": training"), "retrained: {err}");
+}
+
+/// Every subcommand has its own `--help`, in plain text (no rustdoc link syntax), and the old
+/// `--plan`/`--expected` flags still do what `plan`/`expected` do.
+#[test]
+fn subcommands_have_plain_help_and_the_old_flags_still_work() {
+    for sub in ["run", "plan", "report", "compact", "expected", "scoreboard"] {
+        let (code, stdout, err) = run(&[sub, "--help"]);
+        assert_eq!(code, 0, "{sub}: {err}");
+        assert!(stdout.contains("Usage: reproduce-paper"), "{sub}: {stdout}");
+        assert!(
+            !stdout.contains("[`"),
+            "{sub} --help shows rustdoc links: {stdout}"
+        );
+    }
+    let (_, top, _) = run(&["--help"]);
+    assert!(!top.contains("[`"), "{top}");
+    let (c1, plan_sub, e1) = run(&[
+        "plan",
+        "--models",
+        "flstm",
+        "--json",
+        "--out",
+        "/nonexistent-x",
+    ]);
+    let (c2, plan_flag, e2) = run(&[
+        "--plan",
+        "--models",
+        "flstm",
+        "--json",
+        "--out",
+        "/nonexistent-x",
+    ]);
+    assert_eq!((c1, c2), (0, 0), "{e1} {e2}");
+    assert_eq!(plan_sub, plan_flag);
+    let (_, exp_sub, _) = run(&["expected", "--json"]);
+    let (_, exp_flag, _) = run(&["--expected", "--json"]);
+    assert_eq!(exp_sub, exp_flag);
+    assert!(exp_sub.len() > 1000);
+}

@@ -60,7 +60,7 @@ fn wait_for(secs: u64, what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-/// The README's resume workflow invites a second `reproduce-paper` into a folder that is training
+/// The documented resume workflow (docs/src/results-folders.md) invites a second `reproduce-paper` into a folder that is training
 /// (other seeds, or the same command twice). Before, both rewrote `results.jsonl` and records
 /// were lost; now the second fails at once naming the first, and the first keeps every record.
 /// Repeated trials, real processes.
