@@ -718,6 +718,19 @@ fn render(
         .with_context(|| format!("writing {}", png.display()))?;
         md += "![forest plot of the corruption claims](forest-table4.png)\n\n";
     }
+    // graded robustness curves (issue 27 §3; records written before them have none)
+    let (rob_rows, rob_deltas) = crate::report::robustness::robustness(selected);
+    if !rob_rows.is_empty() {
+        md += &crate::report::robustness::markdown(&rob_rows, &rob_deltas);
+        let png = out.join("robustness.png");
+        crate::report::robustness::plot(
+            &png,
+            &plot_title("Graded robustness per modality"),
+            &rob_rows,
+        )
+        .with_context(|| format!("writing {}", png.display()))?;
+        md += "![robustness curves per modality](robustness.png)\n\n";
+    }
     let subset_cells =
         crate::report::subsets::subset_cells(selected, &ctx.test_labels, &ctx.test_subsets);
     md += &crate::report::subsets::markdown(&subset_cells, &ctx.test_subsets);
@@ -795,6 +808,9 @@ fn render(
     }
     if !budget.is_empty() {
         json["tuning_budget"] = serde_json::to_value(&budget)?;
+    }
+    if !rob_rows.is_empty() {
+        json["robustness"] = serde_json::json!({"rows": rob_rows, "deltas": rob_deltas});
     }
     std::fs::write(out.join("table.md"), &md)?;
     std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;

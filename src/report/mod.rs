@@ -7,6 +7,7 @@ pub mod html;
 pub mod improvement;
 pub mod paper_tables;
 pub mod prediction_pid;
+pub mod robustness;
 pub mod scoreboard;
 pub mod stats;
 pub mod subsets;

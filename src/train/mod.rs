@@ -14,6 +14,8 @@
 //! [`RunResult::failure`] (epoch, step and cause) and the run is never selected; the caller's grid
 //! goes on. Only an invalid configuration is an `Err`.
 
+pub mod robustness;
+
 use crate::data::{Dataset, Split, Task};
 use crate::metrics::{binary_acc_f1, mae, regression_metrics, RegressionMetrics};
 use crate::models::{
@@ -396,6 +398,11 @@ pub struct RunResult {
     /// The device the run trained on when not the CPU (`"cuda:0"`); `None`: the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Graded robustness curves of the selected checkpoint ([`robustness`]): per modality, noise
+    /// and dropped steps at [`robustness::ROBUSTNESS_LEVELS`]; empty in records written before
+    /// they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub robustness: Vec<robustness::RobustnessCurve>,
 }
 
 /// How a device is named in results: `None` for the CPU, `"cuda:N"` for a CUDA GPU.
@@ -885,6 +892,7 @@ pub fn train_model<M: FusionModel>(
         wall_s: 0.0,
         dropped: Vec::new(),
         device: device_label(&device),
+        robustness: Vec::new(),
     };
     let (model, vm) = build_model::<M>(mcfg, &build_ctx(ds, cfg), &device)?;
     model.prepare(ds)?;
@@ -966,7 +974,13 @@ pub fn train_model<M: FusionModel>(
         return Ok(result);
     }
     if let Some(s) = &best_snap {
-        let tested = (|| -> crate::synergy::Result<(TestMetrics, Vec<f64>, Vec<DroppedEval>)> {
+        type Tested = (
+            TestMetrics,
+            Vec<f64>,
+            Vec<DroppedEval>,
+            Vec<robustness::RobustnessCurve>,
+        );
+        let tested = (|| -> crate::synergy::Result<Tested> {
             restore(s)?;
             let (m, p) = evaluate(&model, ds, zeroed, &batcher)?;
             let mut dropped = Vec::with_capacity(DROP_CONDITIONS.len());
@@ -983,13 +997,23 @@ pub fn train_model<M: FusionModel>(
                     predictions: Some(p.iter().map(|v| *v as f32).collect()),
                 });
             }
-            Ok((m, p, dropped))
+            let curves = robustness::curves(
+                &model,
+                ds,
+                zeroed,
+                M::needs_tokens(mcfg),
+                cfg.seed,
+                &m,
+                &batcher,
+            )?;
+            Ok((m, p, dropped, curves))
         })();
         match tested {
-            Ok((m, p, dropped)) => {
+            Ok((m, p, dropped, curves)) => {
                 result.test = Some(m);
                 result.test_predictions = Some(p.iter().map(|v| *v as f32).collect());
                 result.dropped = dropped;
+                result.robustness = curves;
             }
             Err(e) => result.failure = Some(format!("test evaluation: {e}")),
         }
@@ -1006,15 +1030,19 @@ fn evaluate<M: FusionModel>(
     batcher: &Batcher<'_>,
 ) -> crate::synergy::Result<(TestMetrics, Vec<f64>)> {
     let p = predict_with(model, &ds.test, drop, batcher)?;
-    let l = labels_f64(&ds.test);
-    let m = match ds.task {
-        Task::Regression => TestMetrics::Regression(regression_metrics(
-            &ndarray::ArrayView1::from(&p),
-            &ndarray::ArrayView1::from(&l),
-        )?),
-        Task::Binary => TestMetrics::Binary(binary_metrics(&p, &l)),
-    };
+    let m = metrics_of(ds.task, &p, &labels_f64(&ds.test))?;
     Ok((m, p))
+}
+
+/// The test metrics of predictions `p` against labels `l` for `task`.
+fn metrics_of(task: Task, p: &[f64], l: &[f64]) -> crate::synergy::Result<TestMetrics> {
+    Ok(match task {
+        Task::Regression => TestMetrics::Regression(regression_metrics(
+            &ndarray::ArrayView1::from(p),
+            &ndarray::ArrayView1::from(l),
+        )?),
+        Task::Binary => TestMetrics::Binary(binary_metrics(p, l)),
+    })
 }
 
 /// Model selection: among usable runs, the one with the best validation score.

@@ -28,6 +28,7 @@ mod prop_mmd;
 mod prop_pid;
 mod report_extras;
 mod reproduce;
+mod robustness;
 mod scoreboard;
 mod shard;
 mod slurm;

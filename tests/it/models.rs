@@ -283,7 +283,7 @@ fn every_model_overfits_32_training_clips() {
     every_model(&B);
 }
 
-fn tiny() -> Dataset {
+pub(crate) fn tiny() -> Dataset {
     let ds = data();
     let mut t = ds.clone();
     t.train = head(&ds.train, 64, ds);

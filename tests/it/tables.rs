@@ -66,6 +66,7 @@ fn run(variant: Variant, seed: u64, p: &[f64], drop: &[Vec<f64>; 3], l: &[f64]) 
                 })
                 .collect(),
             device: None,
+            robustness: Vec::new(),
         },
     }
 }
