@@ -8,7 +8,7 @@ use candle_nn::rnn::{lstm, LSTMConfig, RNN};
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, criterion_main, Criterion};
 use neural_synergy::models::last_valid;
-use neural_synergy::models::lstm::FastLstm;
+use neural_synergy::models::layers::lstm::FastLstm;
 use neural_synergy::synergy::nets::seed_varmap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

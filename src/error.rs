@@ -72,3 +72,125 @@ pub enum EstimatorError {
 
 /// Result alias of the estimators.
 pub type Result<T> = std::result::Result<T, EstimatorError>;
+
+/// A configuration value outside its domain: which setting (`field`, with the model or section that
+/// owns it when there is one) and why (`reason`). Every validated configuration of the library —
+/// the models' hyper-parameters ([`crate::models::ModelParams::validate`]), a run's protocol
+/// ([`crate::train::RunConfig::validate`]) and the C-network's settings
+/// ([`crate::synergy::SynergyConfig::validate`]) — refuses a bad value with one of these, checked
+/// once before anything is built.
+///
+/// It prints as `owner: field reason`, e.g. `tfn: post_fusion_dropout must be in [0, 1), got 1.5`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}{field} {reason}", .owner.as_deref().map(|o| format!("{o}: ")).unwrap_or_default())]
+pub struct ParamError {
+    /// The model or section the setting belongs to (e.g. `tfn`), when the error left its owner.
+    pub owner: Option<String>,
+    /// The setting, as it is spelled in the serialised configuration (`nn1.width`, `batch_size`).
+    pub field: String,
+    /// Why the value is refused, with the value (`must be >= 1, got 0`).
+    pub reason: String,
+}
+
+impl ParamError {
+    /// An error of `field` for `reason` (no owner yet).
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            owner: None,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error, said of `owner`'s setting (kept when an owner is already set: the innermost
+    /// owner names the setting best).
+    pub fn of(mut self, owner: impl Into<String>) -> Self {
+        self.owner.get_or_insert_with(|| owner.into());
+        self
+    }
+
+    /// The same error with `prefix.` before the field (a nested setting: `nn1` + `width`).
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = format!("{prefix}.{}", self.field);
+        self
+    }
+}
+
+/// `Ok` when `p ∈ [0, 1)` (a dropout probability), else a [`ParamError`] of `field`.
+pub fn check_dropout(field: &str, p: f64) -> std::result::Result<(), ParamError> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(ParamError::new(
+            field,
+            format!("must be in [0, 1), got {p}"),
+        ))
+    }
+}
+
+/// `Ok` when `v ≥ 1` (a width, count or rank), else a [`ParamError`] of `field`.
+pub fn check_width(field: &str, v: usize) -> std::result::Result<(), ParamError> {
+    if v >= 1 {
+        Ok(())
+    } else {
+        Err(ParamError::new(field, format!("must be >= 1, got {v}")))
+    }
+}
+
+/// `Ok` when `v` is finite and > 0 (a rate or a scale), else a [`ParamError`] of `field`.
+pub fn check_positive(field: &str, v: f64) -> std::result::Result<(), ParamError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(ParamError::new(
+            field,
+            format!("must be finite and > 0, got {v}"),
+        ))
+    }
+}
+
+/// `Ok` when `v` is finite and ≥ 0 (a weight), else a [`ParamError`] of `field`.
+pub fn check_non_negative(field: &str, v: f64) -> std::result::Result<(), ParamError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(ParamError::new(
+            field,
+            format!("must be finite and >= 0, got {v}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_error_prints_owner_field_and_reason() {
+        let e = check_dropout("dropout", 1.5).unwrap_err();
+        assert_eq!(e.to_string(), "dropout must be in [0, 1), got 1.5");
+        let e = e.within("nn1").of("mfn");
+        assert_eq!(e.field, "nn1.dropout");
+        assert_eq!(e.to_string(), "mfn: nn1.dropout must be in [0, 1), got 1.5");
+    }
+
+    #[test]
+    fn the_innermost_owner_is_kept() {
+        let e = ParamError::new("lr_mi", "must be finite and > 0, got 0").of("synergy");
+        assert_eq!(e.of("run").owner.as_deref(), Some("synergy"));
+    }
+
+    #[test]
+    fn checks_accept_their_domain_and_refuse_its_edges() {
+        assert!(check_dropout("p", 0.0).is_ok() && check_dropout("p", 1.0).is_err());
+        assert!(check_width("w", 1).is_ok() && check_width("w", 0).is_err());
+        assert!(check_positive("x", 1e-9).is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(check_positive("x", bad).is_err(), "{bad}");
+        }
+        assert!(check_non_negative("x", 0.0).is_ok());
+        for bad in [-1e-9, f64::NAN, f64::INFINITY] {
+            assert!(check_non_negative("x", bad).is_err(), "{bad}");
+        }
+    }
+}

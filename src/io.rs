@@ -39,11 +39,11 @@ pub enum InputError {
         size: u64,
         available: u64,
     },
-    /// What the file declares would take more memory than the budget allows.
+    /// What the file declares would take more memory than the budget allows (the words after
+    /// the file and offset: `OverBudget::refusal`).
     #[error(
-        "{path}, byte offset {offset}: {what} would need {size} bytes of memory, over the memory \
-         budget of {limit} bytes ({used} already used by this read); if the file is genuine, \
-         raise the budget with {MEMORY_BUDGET_ENV}"
+        "{path}, byte offset {offset}: {}",
+        OverBudget { size: *size, used: *used, limit: *limit }.refusal(what, *scope)
     )]
     OverBudget {
         path: PathBuf,
@@ -52,6 +52,8 @@ pub enum InputError {
         size: u64,
         used: u64,
         limit: u64,
+        /// What the budget was charged by: this one file, or a whole dataset load.
+        scope: BudgetScope,
     },
     /// `NEURAL_SYNERGY_MEMORY_BUDGET` is set but is not a size.
     #[error(transparent)]
@@ -189,6 +191,38 @@ pub struct OverBudget {
     pub used: u64,
     /// The budget.
     pub limit: u64,
+}
+
+/// What a [`MemoryBudget`] is charged by, as a refusal names it: one file read (`this read`: an
+/// `.npy`) or a dataset load (`this load`: every file and array of one dataset share a budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetScope {
+    Read,
+    Load,
+}
+
+impl std::fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BudgetScope::Read => "read",
+            BudgetScope::Load => "load",
+        })
+    }
+}
+
+impl OverBudget {
+    /// The words of this refusal for `what` (`… would need … bytes of memory, over the memory
+    /// budget …; … raise the budget with NEURAL_SYNERGY_MEMORY_BUDGET`): the one text of every
+    /// budget error ([`InputError::OverBudget`], which wraps the data readers' too, and the pickle
+    /// reader's reason).
+    pub(crate) fn refusal(&self, what: &str, scope: BudgetScope) -> String {
+        format!(
+            "{what} would need {} bytes of memory, over the memory budget of {} bytes ({} already \
+             used by this {scope}); if the file is genuine, raise the budget with \
+             {MEMORY_BUDGET_ENV}",
+            self.size, self.limit, self.used
+        )
+    }
 }
 
 impl MemoryBudget {
@@ -449,6 +483,7 @@ fn open_checked(
         size: o.size,
         used: o.used,
         limit: o.limit,
+        scope: BudgetScope::Read,
     })?;
     file.seek(SeekFrom::Start(0)).map_err(npy)?;
     Ok(file)

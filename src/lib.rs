@@ -6,9 +6,9 @@
 //! ← [`synergy`] (Candle losses, C-network, Algorithm D's step) ← [`models`] (one file per fusion
 //! model behind one trait) ← [`train`] (generic over models; selection on validation only) ←
 //! [`experiments`] (the paper's tables as data, tiers, plans, resumable runs) ← [`report`]
-//! (markdown/JSON/CSV, plots). [`data`], [`text`] (the pretrained BERT encoder), [`metrics`] and
-//! [`io`] sit beside; [`app`] (argument parsing, the demo, the device check) sits on top and the
-//! binaries only call it.
+//! (markdown/JSON/CSV, plots). [`kernels`] (the fused CPU ops below `synergy` and `models`), [`data`],
+//! [`text`] (the pretrained BERT encoder), [`metrics`], [`io`] and the crate-internal markdown-table helper every layer prints with sit beside; [`app`]
+//! (argument parsing, the demo, the device check) sits on top and the binaries only call it.
 #![deny(missing_debug_implementations)]
 
 pub mod app;
@@ -17,6 +17,8 @@ pub mod error;
 pub mod estimators;
 pub mod experiments;
 pub mod io;
+pub mod kernels;
+pub(crate) mod markdown;
 pub mod metrics;
 pub mod models;
 pub mod report;
@@ -24,7 +26,7 @@ pub mod synergy;
 pub mod text;
 pub mod train;
 
-pub use error::{EstimatorError, Result};
+pub use error::{EstimatorError, ParamError, Result};
 
 /// Why the worker threads could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

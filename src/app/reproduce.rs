@@ -6,7 +6,7 @@ use crate::experiments::expected::expected;
 use crate::experiments::shard::Shard;
 use crate::experiments::{load_dataset, run_plan, Plan, Profile};
 use crate::models::ModelKind;
-use crate::report::tables;
+use crate::report::{tables, Report};
 use crate::synergy::SynergyConfig;
 use crate::train::Variant;
 use anyhow::{bail, Context, Result};
@@ -314,106 +314,18 @@ fn run(args: RunArgs) -> Result<()> {
         return print_expected(args.json);
     }
     let (profile, tier) = (args.profile, args.tier);
-    let mut seeds = args.seeds.clone().unwrap_or_else(|| profile.seeds());
-    if seeds.is_empty() {
-        bail!("--seeds is empty");
-    }
-    let given = seeds.len();
-    let mut seen = std::collections::BTreeSet::new();
-    seeds.retain(|s| seen.insert(*s));
-    if seeds.len() < given {
-        eprintln!(
-            "reproduce-paper: note: --seeds repeats a seed; each runs once ({:?})",
-            seeds
-        );
-    }
-    if profile == Profile::Paper && seeds.len() < 5 {
-        eprintln!(
-            "reproduce-paper: warning: the paper profile is meant for >= 5 seeds (got {})",
-            seeds.len()
-        );
-    }
-    let d = SynergyConfig::default();
-    let synergy = SynergyConfig {
-        beta: args.beta.unwrap_or(d.beta),
-        gamma_l2: args.gamma_l2.unwrap_or(d.gamma_l2),
-        gamma_d: args.gamma_d.unwrap_or(d.gamma_d),
-        gamma_k: args.gamma_k.unwrap_or(d.gamma_k),
-        ..d
-    };
-    synergy
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{e} (from --beta/--gamma-l2/--gamma-d/--gamma-k)"))?;
+    let seeds = seeds(&args)?;
+    let synergy = synergy_weights(&args)?;
     let mut weight_grid = crate::experiments::WeightGrid::default();
     for spec in &args.tune {
         weight_grid.add(spec).map_err(|e| anyhow::anyhow!(e))?;
     }
-    let mut kinds = args
-        .models
-        .clone()
-        .unwrap_or_else(|| ModelKind::ALL.to_vec());
-    let mut variants = args
-        .variants
-        .clone()
-        .unwrap_or_else(|| Variant::ALL.to_vec());
-    let mut dataset = args.dataset;
-    let mut pairs = None;
-    if let Some(numbers) = &args.tables {
-        let specs = crate::experiments::tables::select(numbers)?;
-        let Some(first) = specs.first() else {
-            bail!("--tables is empty");
-        };
-        if dataset != first.dataset && args.dataset != DatasetName::default() {
-            bail!(
-                "--tables {} are on {}, not --dataset {}",
-                numbers
-                    .iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                first.dataset.name(),
-                dataset.name()
-            );
-        }
-        dataset = first.dataset;
-        let (p, missing) = crate::experiments::tables::pairs(&specs);
-        if !missing.is_empty() {
-            eprintln!(
-                "reproduce-paper: note: this build has no {} model: {} rows are rendered as \"—\"",
-                missing.join(", "),
-                missing.join("/")
-            );
-        }
-        // --models / --variants narrow the tables' pairs
-        let p: Vec<_> = p
-            .into_iter()
-            .filter(|(k, _)| args.models.as_ref().is_none_or(|m| m.contains(k)))
-            .collect();
-        let mut models: Vec<ModelKind> = p.iter().map(|(k, _)| *k).collect();
-        models.sort();
-        models.dedup();
-        let mut p: Vec<_> = p
-            .into_iter()
-            .filter(|(_, v)| args.variants.as_ref().is_none_or(|vs| vs.contains(v)))
-            .collect();
-        // a control (e.g. nll-text-only) asked for with --variants runs beside every model of
-        // the tables (no table has a row for it)
-        for v in args.variants.iter().flatten().filter(|v| v.is_control()) {
-            for k in &models {
-                if !p.contains(&(*k, *v)) {
-                    p.push((*k, *v));
-                }
-            }
-        }
-        if p.is_empty() {
-            bail!("--tables with these --models/--variants leaves nothing to run");
-        }
-        kinds = p.iter().map(|(k, _)| *k).collect();
-        variants = p.iter().map(|(_, v)| *v).collect();
-        pairs = Some(p);
-    }
-    kinds.sort();
-    kinds.dedup();
+    let Selection {
+        dataset,
+        kinds,
+        variants,
+        pairs,
+    } = selection(&args)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!(
             "{}-{}-{}",
@@ -435,11 +347,7 @@ fn run(args: RunArgs) -> Result<()> {
         profile,
         seeds,
         models: kinds.iter().map(|k| k.default_config()).collect(),
-        variants: {
-            variants.sort();
-            variants.dedup();
-            variants
-        },
+        variants,
         data_dir: args.data_dir.clone(),
         synergy,
         weight_grid,
@@ -519,34 +427,8 @@ fn run(args: RunArgs) -> Result<()> {
     drop(writer);
     if let Some(shard) = args.shard {
         // a shard holds part of the grid: the tables come from the merge of all shards
-        let failed = records
-            .iter()
-            .filter(|r| r.result.failure.is_some())
-            .count();
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "shard": shard.to_string(),
-                    "runs": records.len(),
-                    "failed": failed,
-                    "planned_runs": ctx.planned_runs,
-                    "results": results,
-                    "wall_s": start.elapsed().as_secs_f64(),
-                })
-            );
-        } else {
-            println!(
-                "shard {shard}: {} runs finished ({failed} failed inside) of {} planned in all; results in {}",
-                records.len(),
-                ctx.planned_runs.unwrap_or(0),
-                results.display()
-            );
-            eprintln!(
-                "reproduce-paper: when every shard has finished: reproduce-paper report --from {}",
-                out.display()
-            );
-        }
+        let wall = start.elapsed().as_secs_f64();
+        print_shard_done(shard, &records, &ctx, &results, &out, wall, args.json);
         return Ok(());
     }
     render(
@@ -559,6 +441,175 @@ fn run(args: RunArgs) -> Result<()> {
         &[],
         args.json,
     )
+}
+
+/// What a finished shard prints (it renders no table: `report --from` merges the shards).
+fn print_shard_done(
+    shard: Shard,
+    records: &[crate::experiments::RunRecord],
+    ctx: &tables::RunContext,
+    results: &std::path::Path,
+    out: &std::path::Path,
+    wall: f64,
+    json: bool,
+) {
+    let failed = records
+        .iter()
+        .filter(|r| r.result.failure.is_some())
+        .count();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "shard": shard.to_string(),
+                "runs": records.len(),
+                "failed": failed,
+                "planned_runs": ctx.planned_runs,
+                "results": results,
+                "wall_s": wall,
+            })
+        );
+    } else {
+        println!(
+            "shard {shard}: {} runs finished ({failed} failed inside) of {} planned in all; results in {}",
+            records.len(),
+            ctx.planned_runs.unwrap_or(0),
+            results.display()
+        );
+        eprintln!(
+            "reproduce-paper: when every shard has finished: reproduce-paper report --from {}",
+            out.display()
+        );
+    }
+}
+
+/// `--seeds` (default: the profile's), each once; a note on a repeated seed, a warning on a paper
+/// profile with fewer than 5.
+fn seeds(args: &RunArgs) -> Result<Vec<u64>> {
+    let mut seeds = args.seeds.clone().unwrap_or_else(|| args.profile.seeds());
+    if seeds.is_empty() {
+        bail!("--seeds is empty");
+    }
+    let given = seeds.len();
+    let mut seen = std::collections::BTreeSet::new();
+    seeds.retain(|s| seen.insert(*s));
+    if seeds.len() < given {
+        eprintln!(
+            "reproduce-paper: note: --seeds repeats a seed; each runs once ({:?})",
+            seeds
+        );
+    }
+    if args.profile == Profile::Paper && seeds.len() < 5 {
+        eprintln!(
+            "reproduce-paper: warning: the paper profile is meant for >= 5 seeds (got {})",
+            seeds.len()
+        );
+    }
+    Ok(seeds)
+}
+
+/// The synergy weights: `--beta`, `--gamma-l2`, `--gamma-d`, `--gamma-k` over the defaults,
+/// validated.
+fn synergy_weights(args: &RunArgs) -> Result<SynergyConfig> {
+    let d = SynergyConfig::default();
+    let synergy = SynergyConfig {
+        beta: args.beta.unwrap_or(d.beta),
+        gamma_l2: args.gamma_l2.unwrap_or(d.gamma_l2),
+        gamma_d: args.gamma_d.unwrap_or(d.gamma_d),
+        gamma_k: args.gamma_k.unwrap_or(d.gamma_k),
+        ..d
+    };
+    synergy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e} (from --beta/--gamma-l2/--gamma-d/--gamma-k)"))?;
+    Ok(synergy)
+}
+
+/// What to train: the corpus, the models and variants (sorted, once each) and, with `--tables`,
+/// the exact (model, variant) pairs.
+struct Selection {
+    dataset: DatasetName,
+    kinds: Vec<ModelKind>,
+    variants: Vec<Variant>,
+    pairs: Option<Vec<(ModelKind, Variant)>>,
+}
+
+/// `--models`, `--variants` and `--dataset`, or `--tables` narrowed by them.
+fn selection(args: &RunArgs) -> Result<Selection> {
+    let mut kinds = args
+        .models
+        .clone()
+        .unwrap_or_else(|| ModelKind::ALL.to_vec());
+    let mut variants = args
+        .variants
+        .clone()
+        .unwrap_or_else(|| Variant::ALL.to_vec());
+    let mut dataset = args.dataset;
+    let mut pairs = None;
+    if let Some(numbers) = &args.tables {
+        let specs = crate::experiments::tables::select(numbers)?;
+        let Some(first) = specs.first() else {
+            bail!("--tables is empty");
+        };
+        if dataset != first.dataset && args.dataset != DatasetName::default() {
+            bail!(
+                "--tables {} are on {}, not --dataset {}",
+                numbers
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                first.dataset.name(),
+                dataset.name()
+            );
+        }
+        dataset = first.dataset;
+        let (p, missing) = crate::experiments::tables::pairs(&specs);
+        if !missing.is_empty() {
+            eprintln!(
+                "reproduce-paper: note: this build has no {} model: {} rows are rendered as \"—\"",
+                missing.join(", "),
+                missing.join("/")
+            );
+        }
+        // --models / --variants narrow the tables' pairs
+        let p: Vec<_> = p
+            .into_iter()
+            .filter(|(k, _)| args.models.as_ref().is_none_or(|m| m.contains(k)))
+            .collect();
+        let mut models: Vec<ModelKind> = p.iter().map(|(k, _)| *k).collect();
+        models.sort();
+        models.dedup();
+        let mut p: Vec<_> = p
+            .into_iter()
+            .filter(|(_, v)| args.variants.as_ref().is_none_or(|vs| vs.contains(v)))
+            .collect();
+        // a control (e.g. nll-text-only) asked for with --variants runs beside every model of
+        // the tables (no table has a row for it)
+        for v in args.variants.iter().flatten().filter(|v| v.is_control()) {
+            for k in &models {
+                if !p.contains(&(*k, *v)) {
+                    p.push((*k, *v));
+                }
+            }
+        }
+        if p.is_empty() {
+            bail!("--tables with these --models/--variants leaves nothing to run");
+        }
+        kinds = p.iter().map(|(k, _)| *k).collect();
+        variants = p.iter().map(|(_, v)| *v).collect();
+        pairs = Some(p);
+    }
+    kinds.sort();
+    kinds.dedup();
+    variants.sort();
+    variants.dedup();
+    Ok(Selection {
+        dataset,
+        kinds,
+        variants,
+        pairs,
+    })
 }
 
 /// `--plan`: the cost of the plan without training (see [`crate::experiments::cost`]).
@@ -623,9 +674,10 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `table.{md,json,csv}` and the forest plots (`forest*.png`) into `out` from the runs
-/// (`records`; `selected` = their selection), and prints the markdown (or the JSON with `json`). `warnings` (e.g. a merge that misses runs) head the
-/// markdown and go into the JSON; `sources` names the results folders of a combined table.
+/// Builds the report of the runs (`records`; `selected` = their selection), writes it into
+/// `out` ([`Report::write`]) and prints the markdown and the summary (or the JSON with `json`).
+/// `warnings` (e.g. a merge that misses runs) head the markdown and go into the JSON; `sources`
+/// names the results folders of a combined table.
 #[allow(clippy::too_many_arguments)]
 fn render(
     out: &std::path::Path,
@@ -637,198 +689,13 @@ fn render(
     sources: &[String],
     json_out: bool,
 ) -> Result<()> {
-    let e = expected();
-    let dataset = ctx.dataset_or_mosi();
-    let rows = tables::rows(selected, &e, dataset);
-    let binary = tables::binary_rows(selected, &e, dataset);
-    let claims = crate::report::claims::claims(selected, &e, Some(&ctx.test_labels), dataset);
-    let mut warnings = warnings.to_vec();
-    let bare = selected
-        .iter()
-        .filter(|s| s.result.test_predictions.is_none())
-        .count();
-    if bare > 0 {
-        warnings.push(format!(
-            "{bare} selected runs have no saved test predictions (a compacted folder rendered with \
-             fewer runs than it was compacted with?): their bootstrap and subset cells are missing"
-        ));
-    }
-    let mut md: String = warnings
-        .iter()
-        .map(|w| format!("> **warning:** {w}\n\n"))
-        .collect();
-    if !sources.is_empty() {
-        md += &format!(
-            "> Combined from {} results folders (`reproduce-paper report --from … --out …`): {}. \
-             The claims of all of them form one table and one Holm family.\n\n",
-            sources.len(),
-            sources
-                .iter()
-                .map(|d| format!("`{d}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let cells = tables::cell_runs(records);
-    md += &tables::markdown(ctx, &rows, &binary, &claims, &cells);
-    md += &crate::report::tables::weights_markdown(records, selected);
-    let controls = crate::report::claims::text_only_controls(selected, Some(&ctx.test_labels));
-    if !controls.is_empty() {
-        md += "\n";
-        md += &crate::report::claims::controls_markdown(&controls);
-    }
-    // the synergy the models' predictions use (issue 27 §2; needs the PID codes in run.json)
-    let pid_rows = crate::report::prediction_pid::prediction_pid(selected, ctx);
-    md += "\n";
-    md += &crate::report::prediction_pid::markdown(&pid_rows, ctx);
-    let mut devices: Vec<&str> = records
-        .iter()
-        .filter_map(|r| r.result.device.as_deref())
-        .collect();
-    devices.sort_unstable();
-    devices.dedup();
-    if !devices.is_empty() {
-        let on_gpu = records.iter().filter(|r| r.result.device.is_some()).count();
-        md += &format!(
-            "\nTrained on {} ({on_gpu} of {} runs; the rest on the CPU): GPU numbers differ from \
-             CPU numbers by float32 rounding (the tolerance: docs/src/gpu.md).\n",
-            devices.join(", "),
-            records.len()
-        );
-    }
-    let (corr_rows, corr_claims) =
-        crate::report::corruption::corruption(selected, &e, dataset, Some(&ctx.test_labels));
-    md += "\n";
-    md += &crate::report::corruption::markdown(&corr_rows, &corr_claims, ctx.tier.name());
-    let plot_title = |what: &str| {
-        format!(
-            "{what} ({}), tier {} (profile {})",
-            dataset.label(),
-            ctx.tier.name(),
-            ctx.profile.name()
-        )
-    };
-    if corr_claims.iter().any(|c| c.measured.is_some()) {
-        let png = out.join("forest-table4.png");
-        crate::report::corruption::forest_plot(
-            &png,
-            &plot_title("Table 4 claims: Acc2 under modality corruption"),
-            &corr_claims,
-        )
-        .with_context(|| format!("writing {}", png.display()))?;
-        md += "![forest plot of the corruption claims](forest-table4.png)\n\n";
-    }
-    // graded robustness curves (issue 27 §3; records written before them have none)
-    let (rob_rows, rob_deltas) = crate::report::robustness::robustness(selected);
-    if !rob_rows.is_empty() {
-        md += &crate::report::robustness::markdown(&rob_rows, &rob_deltas);
-        let png = out.join("robustness.png");
-        crate::report::robustness::plot(
-            &png,
-            &plot_title("Graded robustness per modality"),
-            &rob_rows,
-        )
-        .with_context(|| format!("writing {}", png.display()))?;
-        md += "![robustness curves per modality](robustness.png)\n\n";
-    }
-    let subset_cells =
-        crate::report::subsets::subset_cells(selected, &ctx.test_labels, &ctx.test_subsets);
-    md += &crate::report::subsets::markdown(&subset_cells, &ctx.test_subsets);
-    if subset_cells.iter().any(|c| c.delta.is_some()) {
-        let png = out.join("forest-subsets.png");
-        crate::report::subsets::forest_plot(
-            &png,
-            &plot_title("Synergy variants per test subset"),
-            &subset_cells,
-        )
-        .with_context(|| format!("writing {}", png.display()))?;
-        md += "![forest plot of the per-subset deltas](forest-subsets.png)\n\n";
-    }
-    // the tuning budget (Dodge et al. 2019): only folders with a grid of configurations
-    let budget = crate::report::tuning::budget(records);
-    if !budget.is_empty() {
-        md += "\n";
-        md += &crate::report::tuning::markdown(&budget);
-        let png = out.join("tuning-budget.png");
-        crate::report::tuning::plot(&png, &plot_title("Tuning budget"), &budget)
-            .with_context(|| format!("writing {}", png.display()))?;
-        md += "![expected best validation score per tuning budget](tuning-budget.png)\n\n";
-    }
-    md += &crate::report::paper_tables::markdown(
-        dataset,
-        ctx.tier.name(),
-        &ctx.models,
-        &rows,
-        &binary,
-        &corr_rows,
-        &claims,
-        &e,
-    );
-    if !claims.is_empty() {
-        let png = out.join("forest.png");
-        crate::report::claims::forest_plot(
-            &png,
-            &plot_title(&format!("Table {} claims", dataset.paper_table())),
-            &claims,
-        )
-        .with_context(|| format!("writing {}", png.display()))?;
-        md += "\n![forest plot of the claims](forest.png)\n";
-    }
-    let json = serde_json::json!({
-        "dataset": dataset.name(),
-        "tier": ctx.tier.name(),
-        "profile": ctx.profile.name(),
-        "seeds": ctx.seeds,
-        "data": ctx.data,
-        "ceilings": ctx.ceilings,
-        "rows": if ctx.task == crate::data::Task::Binary {
-            serde_json::to_value(&binary)?
-        } else {
-            serde_json::to_value(&rows)?
-        },
-        "claims": claims,
-        "runs_per_cell": cells,
-        "corruption": {"rows": corr_rows, "claims": corr_claims},
-        "subsets": subset_cells,
-        "selected_runs": selected,
-        "wall_s": wall,
-    });
-    let mut json = json;
-    if !warnings.is_empty() {
-        json["warnings"] = serde_json::json!(warnings);
-    }
-    if !sources.is_empty() {
-        json["sources"] = serde_json::json!(sources);
-    }
-    if !controls.is_empty() {
-        json["text_only_control"] = serde_json::json!(controls);
-    }
-    if !pid_rows.is_empty() {
-        json["prediction_pid"] = serde_json::to_value(&pid_rows)?;
-    }
-    if !budget.is_empty() {
-        json["tuning_budget"] = serde_json::to_value(&budget)?;
-    }
-    if !rob_rows.is_empty() {
-        json["robustness"] = serde_json::json!({"rows": rob_rows, "deltas": rob_deltas});
-    }
-    std::fs::write(out.join("table.md"), &md)?;
-    std::fs::write(out.join("table.json"), serde_json::to_string_pretty(&json)?)?;
-    std::fs::write(out.join("table.csv"), tables::csv(ctx, &rows, &binary))?;
-    let page = crate::report::html::from_markdown(
-        &md,
-        out,
-        &plot_title(&format!("Table {}", dataset.paper_table())),
-    )?;
-    std::fs::write(out.join("report.html"), page)?;
+    let report = Report::build(ctx, records, selected, wall, warnings, sources)?;
+    report.write(out)?;
     if json_out {
-        println!("{json}");
+        println!("{}", report.json());
     } else {
-        print!("{md}");
-        print!(
-            "{}",
-            crate::report::summary::summary(ctx, &claims, &controls, out)
-        );
+        print!("{}", report.markdown());
+        print!("{}", report.summary(out));
         eprintln!(
             "reproduce-paper: wrote {}/table.{{md,json,csv}}, report.html and the forest plots (forest*.png)",
             out.display()
@@ -839,10 +706,10 @@ fn render(
 
 /// `reproduce-paper report --from DIR`: re-renders the tables of a results directory (its
 /// `run.json` and the merge of `results.jsonl` and every shard's `results.shard-K-of-N.jsonl`)
-/// without training. An unreadable shard file is reported by name and the rest still merge; runs
-/// missing from the plan are reported in the table's header. Several `dirs` (one table over
-/// folders on the same data, [`tables::RunContext::merge`]) write into `out`; a run found in two
-/// folders counts once.
+/// without training ([`crate::report::load_folders`]). An unreadable shard file is reported by
+/// name and the rest still merge; runs missing from the plan are reported in the table's header.
+/// Several `dirs` (one table over folders on the same data, [`tables::RunContext::merge`]) write
+/// into `out`; a run found in two folders counts once.
 pub fn report_from(
     dirs: &[std::path::PathBuf],
     out: Option<&std::path::Path>,
@@ -856,99 +723,26 @@ pub fn report_from(
             bail!("report: several --from folders need --out DIR for their combined tables")
         }
     };
-    let mut contexts = Vec::new();
-    let mut warnings = Vec::new();
-    let mut records = Vec::new();
-    let mut duplicates = 0;
-    for dir in dirs {
-        let ctx_path = dir.join("run.json");
-        let ctx: tables::RunContext = serde_json::from_str(
-            &std::fs::read_to_string(&ctx_path)
-                .with_context(|| format!("reading {}", ctx_path.display()))?,
-        )
-        .with_context(|| format!("{} is not a run context", ctx_path.display()))?;
-        let merged = crate::experiments::shard::read_dir(dir)?;
-        for u in &merged.unreadable {
-            eprintln!("reproduce-paper: warning: skipped unreadable results file {u}");
-            warnings.push(format!("skipped unreadable results file {u}"));
-        }
-        duplicates += merged.duplicates;
-        let mut mine = merged.records;
-        // only the runs on run.json's data (a folder reused for another dataset or tier keeps the
-        // other runs' lines; they must not mix into this table)
-        mine.retain(|r| r.tier == ctx.tier && r.profile == ctx.profile && r.data == ctx.data);
-        if mine.is_empty() {
-            bail!(
-                "{}: no finished runs on the data of run.json (in results.jsonl or results.shard-K-of-N.jsonl)",
-                dir.display()
-            );
-        }
-        // a record whose saved predictions do not match the test split is corrupt (truncated or
-        // edited): refused by name, never silently left out of the analyses that use them
-        let n = ctx.test_labels.len();
-        for r in &mine {
-            let lens = r
-                .result
-                .test_predictions
-                .iter()
-                .map(|p| ("test", p.len()))
-                .chain(r.result.dropped.iter().filter_map(|d| {
-                    d.predictions
-                        .as_ref()
-                        .map(|p| (d.condition.as_str(), p.len()))
-                }));
-            for (what, len) in lens {
-                if len != n {
-                    bail!(
-                        "{}: run {} has {len} saved {what} predictions for the {n} test labels of run.json; \
-                         the record is corrupt (delete its line and resume the training to redo that run)",
-                        dir.display(),
-                        r.key
-                    );
-                }
-            }
-        }
-        records.extend(mine);
-        contexts.push(ctx);
-    }
-    let ctx = tables::RunContext::merge(&contexts).map_err(|e| {
-        anyhow::anyhow!(
-            "report: {e} ({})",
-            dirs.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    // one copy of a run found in several folders (the same key)
-    records.sort_by(|a, b| a.key.cmp(&b.key));
-    let before = records.len();
-    records.dedup_by(|a, b| a.key == b.key);
-    duplicates += before - records.len();
-    if duplicates > 0 {
+    let loaded = crate::report::load_folders(dirs)?;
+    if loaded.duplicates > 0 {
         eprintln!(
-            "reproduce-paper: warning: {duplicates} runs appear in more than one results file; kept one copy of each"
+            "reproduce-paper: warning: {} runs appear in more than one results file; kept one copy of each",
+            loaded.duplicates
         );
     }
-    if let Some(planned) = ctx.planned_runs {
-        if records.len() < planned {
-            let w = format!(
-                "incomplete: {} of the {planned} planned runs are present (a training or shards still running, failed or unreadable); the table covers those",
-                records.len()
-            );
-            eprintln!("reproduce-paper: warning: {w}");
-            warnings.push(w);
-        }
+    for w in &loaded.warnings {
+        eprintln!("reproduce-paper: warning: {w}");
     }
-    let sources: Vec<String> = if dirs.len() > 1 {
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        dirs.iter().map(|d| d.display().to_string()).collect()
-    } else {
-        Vec::new()
-    };
-    let selected = crate::experiments::select(&records);
+    let selected = crate::experiments::select(&loaded.records);
     render(
-        &out, &ctx, &records, &selected, None, &warnings, &sources, json,
+        &out,
+        &loaded.ctx,
+        &loaded.records,
+        &selected,
+        None,
+        &loaded.warnings,
+        &loaded.sources,
+        json,
     )
 }
 

@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 
 /// The largest expansion of deflate (zlib) data: 1032:1. A compressed dataset cannot hold more
 /// than this many times the file's bytes.
-pub const DEFLATE_MAX_RATIO: u64 = 1032;
+pub(crate) const DEFLATE_MAX_RATIO: u64 = 1032;
 
 /// Checks what `ds` declares (shape × element size) against the file's length, charges
 /// `per_elem` bytes per element to `budget` and reads it as f64; returns the values and shape.
@@ -108,13 +108,13 @@ fn read_f64_checked(
     match stored {
         Some(b) if b <= available.saturating_mul(factor) => {}
         _ => {
-            return Err(DataError::BeyondFile {
-                path: path.display().to_string(),
+            return Err(DataError::beyond_file(
+                path,
                 offset,
-                what: format!("'{what}' of shape {shape:?} × {elem}-byte elements{how}"),
-                size: stored.unwrap_or(u64::MAX),
+                format!("'{what}' of shape {shape:?} × {elem}-byte elements{how}"),
+                stored.unwrap_or(u64::MAX),
                 available,
-            })
+            ))
         }
     }
     let n = usize::try_from(count.unwrap_or(u64::MAX)).map_err(|_| {
@@ -304,7 +304,7 @@ fn read_meta(d: &hdf5_pure::Dataset, file_len: u64) -> Option<Vec<String>> {
 /// Minimum overlap (seconds) of a feature row's interval with a label segment's.
 pub const OVERLAP_EPS: f64 = 1e-6;
 /// Steps kept per segment.
-pub const T_MAX: usize = 50;
+pub(crate) const T_MAX: usize = 50;
 
 /// The four files of a `.csd` set.
 #[derive(Debug, Clone, PartialEq)]
@@ -337,7 +337,7 @@ fn csd_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Whether `dir` holds `.csd` files (then [`super::load_full`] reads it as a set).
-pub fn is_set(dir: &Path) -> bool {
+pub(crate) fn is_set(dir: &Path) -> bool {
     !csd_files(dir).is_empty()
 }
 

@@ -22,7 +22,7 @@
 //! * `need_normalized` (time-averaging for TFN/MFN) is a model-side choice and is not applied.
 
 use super::pickle::{self, Array, ArrayData, Obj};
-use super::{charge, DataError, Dataset, Split, Task, Tier};
+use super::{charge, DataError, Dataset, FieldError, Split, Task, Tier};
 use crate::io::{bytes_of, MemoryBudget};
 use std::path::Path;
 
@@ -37,10 +37,10 @@ pub enum TextFeatures {
 }
 
 /// The split names of an MMSA pickle, in order.
-pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
+pub(crate) const SPLITS: [&str; 3] = ["train", "valid", "test"];
 
 /// The valid range of `regression_labels` (MOSI/MOSEI sentiment; SIMS's [−1, 1] is inside it).
-pub const LABEL_RANGE: [f64; 2] = [-3.0, 3.0];
+pub(crate) const LABEL_RANGE: [f64; 2] = [-3.0, 3.0];
 
 /// Loads an MMSA pickle as a regression [`Dataset`] of the `full` tier (memory budget:
 /// [`crate::io::memory_budget`]).
@@ -66,7 +66,7 @@ pub fn from_obj(obj: Obj, path: &Path, which: TextFeatures) -> Result<Dataset, D
 }
 
 /// [`from_obj`] charging what it allocates to `budget`.
-pub fn from_obj_with(
+pub(crate) fn from_obj_with(
     mut obj: Obj,
     path: &Path,
     which: TextFeatures,
@@ -160,7 +160,7 @@ struct Ctx<'p, 'b> {
 
 impl Ctx<'_, '_> {
     /// A [`DataError::File`] about this split.
-    fn file(&self, reason: String) -> DataError {
+    fn file(&self, reason: impl std::fmt::Display) -> DataError {
         DataError::File {
             path: self.path.display().to_string(),
             reason: format!("{}: {reason}", self.split),
@@ -185,32 +185,43 @@ impl Ctx<'_, '_> {
     }
 }
 
-fn array(d: &mut Obj, key: &str) -> Result<Array, String> {
+fn array(d: &mut Obj, key: &str) -> Result<Array, FieldError> {
     match d.take(key) {
         Some(Obj::Array(a)) => Ok(a),
-        Some(o) => Err(format!("'{key}' is a {}, not an array", o.kind())),
-        None => Err(format!("no '{key}' array")),
+        Some(o) => Err(FieldError::WrongKind {
+            key: key.into(),
+            kind: o.kind(),
+            expected: "an array",
+        }),
+        None => Err(FieldError::Missing { key: key.into() }),
     }
 }
 
-fn numeric(a: Array, key: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+fn numeric(a: Array, key: &str) -> Result<(Vec<usize>, Vec<f32>), FieldError> {
     match a.data {
         ArrayData::Num(v) => Ok((a.shape, v)),
-        _ => Err(format!("'{key}' has dtype {}, not a number type", a.dtype)),
+        _ => Err(FieldError::NotNumeric {
+            key: key.into(),
+            dtype: a.dtype,
+        }),
     }
 }
 
-fn seq3(d: &mut Obj, key: &str) -> Result<([usize; 3], Vec<f32>), String> {
+fn seq3(d: &mut Obj, key: &str) -> Result<([usize; 3], Vec<f32>), FieldError> {
     let (shape, v) = numeric(array(d, key)?, key)?;
     match shape.as_slice() {
         &[n, t, w] => Ok(([n, t, w], v)),
-        s => Err(format!("'{key}' has shape {s:?}, expected (N, T, d)")),
+        _ => Err(FieldError::NotSequences {
+            key: key.into(),
+            shape,
+        }),
     }
 }
 
 /// One number per clip: a 1-D (or N × 1) numeric array, or a list of numbers (ints, floats,
 /// bools, 0-d arrays) — MMSA's tools write both. Returns the values as f64 and the shape seen.
-pub fn per_clip_numbers(o: Obj, key: &str) -> Result<(Vec<f64>, Vec<usize>), String> {
+pub(crate) fn per_clip_numbers(o: Obj, key: &str) -> Result<(Vec<f64>, Vec<usize>), FieldError> {
+    let key = key.to_string();
     match o {
         Obj::Array(Array {
             shape,
@@ -218,32 +229,37 @@ pub fn per_clip_numbers(o: Obj, key: &str) -> Result<(Vec<f64>, Vec<usize>), Str
             ..
         }) => match shape.as_slice() {
             [_] | [_, 1] => Ok((v.into_iter().map(f64::from).collect(), shape)),
-            s => Err(format!(
-                "'{key}' has shape {s:?}, expected one value per clip (N,) or (N, 1)"
-            )),
+            _ => Err(FieldError::NotPerClip { key, shape }),
         },
-        Obj::Array(a) => Err(format!("'{key}' has dtype {}, not a number type", a.dtype)),
+        Obj::Array(a) => Err(FieldError::NotNumeric {
+            key,
+            dtype: a.dtype,
+        }),
         Obj::List(items) => {
             let n = items.len();
             let v = items
                 .iter()
                 .enumerate()
-                .map(|(i, x)| {
-                    x.as_f64()
-                        .ok_or_else(|| format!("'{key}'[{i}] is a {}, not a number", x.kind()))
+                .map(|(index, x)| {
+                    x.as_f64().ok_or_else(|| FieldError::NotANumber {
+                        key: key.clone(),
+                        index,
+                        kind: x.kind(),
+                    })
                 })
-                .collect::<Result<Vec<f64>, String>>()?;
+                .collect::<Result<Vec<f64>, FieldError>>()?;
             Ok((v, vec![n]))
         }
-        o => Err(format!(
-            "'{key}' is a {}, not a list or array of numbers",
-            o.kind()
-        )),
+        o => Err(FieldError::WrongKind {
+            key,
+            kind: o.kind(),
+            expected: "a list or array of numbers",
+        }),
     }
 }
 
 /// The strings of an id array (`U`/`S` dtype, object dtype of strings, or a list).
-pub fn strings(o: Obj, key: &str) -> Result<Vec<String>, String> {
+pub(crate) fn strings(o: Obj, key: &str) -> Result<Vec<String>, FieldError> {
     let items = match o {
         Obj::Array(Array {
             data: ArrayData::Str(s),
@@ -254,7 +270,13 @@ pub fn strings(o: Obj, key: &str) -> Result<Vec<String>, String> {
             ..
         })
         | Obj::List(v) => v,
-        o => return Err(format!("'{key}' is a {}, not strings", o.kind())),
+        o => {
+            return Err(FieldError::WrongKind {
+                key: key.into(),
+                kind: o.kind(),
+                expected: "strings",
+            })
+        }
     };
     items
         .into_iter()
@@ -262,7 +284,10 @@ pub fn strings(o: Obj, key: &str) -> Result<Vec<String>, String> {
             Obj::Str(s) => Ok(s),
             Obj::Bytes(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
             Obj::Int(i) => Ok(i.to_string()),
-            o => Err(format!("'{key}' holds a {}", o.kind())),
+            o => Err(FieldError::NotAString {
+                key: key.into(),
+                kind: o.kind(),
+            }),
         })
         .collect()
 }
@@ -288,9 +313,11 @@ fn split_from(mut d: Obj, which: TextFeatures, cx: &mut Ctx) -> Result<SplitPart
     let (text_shape, text) = match which {
         TextFeatures::Text => seq3(&mut d, "text").map_err(|r| cx.file(r))?,
         TextFeatures::TextBert => {
-            let (s, v) = bert
-                .as_ref()
-                .ok_or_else(|| cx.file("no 'text_bert' array".into()))?;
+            let (s, v) = bert.as_ref().ok_or_else(|| {
+                cx.file(FieldError::Missing {
+                    key: "text_bert".into(),
+                })
+            })?;
             let &[n, three, t] = s.as_slice() else {
                 return Err(cx.mismatch("text_bert", format!("shape {s:?}, expected (N, 3, T)")));
             };
@@ -327,7 +354,7 @@ fn split_from(mut d: Obj, which: TextFeatures, cx: &mut Ctx) -> Result<SplitPart
         }
     }
     let ids = strings(
-        present(&mut d, "id").ok_or_else(|| cx.file("no 'id' array".into()))?,
+        present(&mut d, "id").ok_or_else(|| cx.file(FieldError::Missing { key: "id".into() }))?,
         "id",
     )
     .map_err(|r| cx.file(r))?;
@@ -341,8 +368,11 @@ fn split_from(mut d: Obj, which: TextFeatures, cx: &mut Ctx) -> Result<SplitPart
         }
     }
     let (labels, lsh) = per_clip_numbers(
-        present(&mut d, "regression_labels")
-            .ok_or_else(|| cx.file("no 'regression_labels' array".into()))?,
+        present(&mut d, "regression_labels").ok_or_else(|| {
+            cx.file(FieldError::Missing {
+                key: "regression_labels".into(),
+            })
+        })?,
         "regression_labels",
     )
     .map_err(|r| cx.file(r))?;
@@ -481,4 +511,80 @@ pub(crate) fn chunk_average(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(shape: &[usize], v: &[f32]) -> Obj {
+        Obj::Array(Array {
+            shape: shape.to_vec(),
+            dtype: "<f4".into(),
+            data: ArrayData::Num(v.to_vec()),
+        })
+    }
+
+    #[test]
+    fn per_clip_numbers_take_vectors_columns_and_lists_and_name_what_is_not() {
+        assert_eq!(
+            per_clip_numbers(num(&[2, 1], &[1.0, 2.0]), "k").unwrap(),
+            (vec![1.0, 2.0], vec![2, 1])
+        );
+        let list = Obj::List(vec![Obj::Int(1), Obj::Bool(true), Obj::Float(0.5)]);
+        assert_eq!(
+            per_clip_numbers(list, "k").unwrap(),
+            (vec![1.0, 1.0, 0.5], vec![3])
+        );
+        let msg = |o: Obj| per_clip_numbers(o, "k").unwrap_err().to_string();
+        assert_eq!(
+            msg(num(&[1, 2], &[1.0, 2.0])),
+            "'k' has shape [1, 2], expected one value per clip (N,) or (N, 1)"
+        );
+        assert_eq!(
+            msg(Obj::List(vec![Obj::Int(1), Obj::Str("x".into())])),
+            "'k'[1] is a str, not a number"
+        );
+        assert_eq!(
+            msg(Obj::Str("x".into())),
+            "'k' is a str, not a list or array of numbers"
+        );
+    }
+
+    #[test]
+    fn strings_take_str_arrays_object_arrays_and_lists() {
+        let list = Obj::List(vec![
+            Obj::Str("a".into()),
+            Obj::Bytes(b"b".to_vec()),
+            Obj::Int(3),
+        ]);
+        assert_eq!(strings(list, "id").unwrap(), ["a", "b", "3"]);
+        assert_eq!(
+            strings(Obj::List(vec![Obj::None]), "id")
+                .unwrap_err()
+                .to_string(),
+            "'id' holds a None"
+        );
+        assert_eq!(
+            strings(Obj::Int(1), "id").unwrap_err().to_string(),
+            "'id' is a int, not strings"
+        );
+    }
+
+    #[test]
+    fn sequences_must_be_numeric_and_three_dimensional() {
+        let mut d = Obj::Dict(vec![
+            (Obj::Str("a".into()), num(&[1, 2], &[0.0, 0.0])),
+            (Obj::Str("s".into()), Obj::Str("x".into())),
+        ]);
+        assert_eq!(
+            seq3(&mut d, "a").unwrap_err().to_string(),
+            "'a' has shape [1, 2], expected (N, T, d)"
+        );
+        assert_eq!(
+            seq3(&mut d, "s").unwrap_err().to_string(),
+            "'s' is a str, not an array"
+        );
+        assert_eq!(seq3(&mut d, "z").unwrap_err().to_string(), "no 'z' array");
+    }
 }

@@ -31,9 +31,9 @@ use std::path::Path;
 /// GloVe width.
 pub const GLOVE_DIM: usize = 50;
 /// Words kept per transcript.
-pub const T_MAX: usize = 50;
+pub(crate) const T_MAX: usize = 50;
 /// Widths of the synthetic audio and vision cues.
-pub const CUE_DIMS: [usize; 2] = [74, 35];
+pub(crate) const CUE_DIMS: [usize; 2] = [74, 35];
 /// Signal amplitudes of the audio and vision cues per feature and step (noise has unit variance).
 /// A readout that averages a clip's steps and features sees an SNR of about
 /// `s·sqrt(d·L)·|y|/1.57` — with `s = 0.02`, d = 74 and L = 10 words, ≈ 0.55·|y|/1.57: weak

@@ -43,15 +43,15 @@ use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Normal, StandardNormal};
 
 /// Widths of text, audio, vision (as the issue fixes them: GloVe-300-like text, COVAREP 74, FACET 35).
-pub const DIMS: [usize; 3] = [300, 74, 35];
+pub(crate) const DIMS: [usize; 3] = [300, 74, 35];
 /// Padded length.
-pub const T_MAX: usize = 50;
+pub(crate) const T_MAX: usize = 50;
 /// Probability of a sarcastic (polarity-flipped) clip.
 pub const SARCASM: f64 = 0.15;
 /// Annotator noise on the label.
-pub const LABEL_NOISE: f64 = 0.25;
+pub(crate) const LABEL_NOISE: f64 = 0.25;
 /// Feature noise standard deviation.
-pub const NOISE: f64 = 2.0;
+pub(crate) const NOISE: f64 = 2.0;
 
 /// How a corpus's labels are drawn.
 #[derive(Debug, Clone, Copy)]
@@ -350,7 +350,7 @@ pub const URFUNNY_T_MAX: usize = 20;
 pub const URFUNNY_FLIP: f64 = 0.1;
 /// Median and mean punchline words. Assumed, not measured: no UR-FUNNY transcripts are available
 /// here (only folds and labels).
-pub const URFUNNY_WORDS: (f64, f64) = (9.0, 10.0);
+pub(crate) const URFUNNY_WORDS: (f64, f64) = (9.0, 10.0);
 
 struct Joke {
     humour: bool,

@@ -20,7 +20,7 @@
 //! list of a million entries becomes a million embedding rows) is charged to the memory budget.
 
 use super::pickle::{self, Array, ArrayData, Obj};
-use super::{charge, split_bytes, DataError, Dataset, Split, Task, Tier};
+use super::{charge, split_bytes, DataError, Dataset, FieldError, Split, Task, Tier};
 use crate::io::{bytes_of, MemoryBudget};
 use std::collections::HashMap;
 use std::path::Path;
@@ -88,13 +88,13 @@ pub fn read_folds(path: &Path) -> Result<Folds, DataError> {
 }
 
 /// [`read_folds`] charging `budget`.
-pub fn read_folds_with(path: &Path, budget: &mut MemoryBudget) -> Result<Folds, DataError> {
+pub(crate) fn read_folds_with(path: &Path, budget: &mut MemoryBudget) -> Result<Folds, DataError> {
     let mut o = pickle::load_file_with(path, budget)?;
     let mut get = |name: &str| -> Result<Vec<String>, DataError> {
         let v = o
             .take(name)
             .ok_or_else(|| ferr(path, format!("no '{name}' fold")))?;
-        super::mmsa::strings(v, name).map_err(|r| ferr(path, r))
+        super::mmsa::strings(v, name).map_err(|r| ferr(path, r.to_string()))
     };
     let folds = Folds {
         train: get("train")?,
@@ -119,7 +119,7 @@ pub fn read_labels(path: &Path) -> Result<HashMap<String, f32>, DataError> {
 }
 
 /// [`read_labels`] charging `budget`.
-pub fn read_labels_with(
+pub(crate) fn read_labels_with(
     path: &Path,
     budget: &mut MemoryBudget,
 ) -> Result<HashMap<String, f32>, DataError> {
@@ -152,9 +152,9 @@ fn matrix(o: &Obj, budget: &mut MemoryBudget) -> Result<(usize, usize, Vec<f32>)
                 Ok((*n, *d, clean(v.clone())))
             }
             [0] => Ok((0, 0, Vec::new())),
-            s => Err(MatErr::Bad(format!(
-                "a feature array of shape {s:?}, expected (words, d)"
-            ))),
+            _ => Err(MatErr::Bad(FieldError::NotFeatureMatrix {
+                shape: shape.clone(),
+            })),
         },
         Obj::List(rows) => {
             let mut d = None;
@@ -170,27 +170,27 @@ fn matrix(o: &Obj, budget: &mut MemoryBudget) -> Result<(usize, usize, Vec<f32>)
                         .map(|x| {
                             x.as_f64()
                                 .map(|f| f as f32)
-                                .ok_or_else(|| MatErr::Bad("a non-number feature".into()))
+                                .ok_or(MatErr::Bad(FieldError::NonNumberFeature))
                         })
                         .collect::<Result<_, _>>()?,
-                    o => return Err(MatErr::Bad(format!("a feature row is a {}", o.kind()))),
+                    o => return Err(MatErr::Bad(FieldError::NotFeatureRow { kind: o.kind() })),
                 };
                 if *d.get_or_insert(row.len()) != row.len() {
-                    return Err(MatErr::Bad("feature rows of different widths".into()));
+                    return Err(MatErr::Bad(FieldError::RaggedFeatureRows));
                 }
                 pay(row.len())?;
                 out.extend(row);
             }
             Ok((rows.len(), d.unwrap_or(0), clean(out)))
         }
-        o => Err(MatErr::Bad(format!("features are a {}", o.kind()))),
+        o => Err(MatErr::Bad(FieldError::NotFeatures { kind: o.kind() })),
     }
 }
 
 /// Why [`matrix`] failed.
 #[derive(Debug)]
 enum MatErr {
-    Bad(String),
+    Bad(FieldError),
     Budget(crate::io::OverBudget),
 }
 
@@ -203,12 +203,12 @@ impl MatErr {
     }
 }
 
-fn indexes(o: &Obj) -> Result<Vec<usize>, String> {
+fn indexes(o: &Obj) -> Result<Vec<usize>, FieldError> {
     let as_idx = |f: f64| {
         if f >= 0.0 && f.fract() == 0.0 {
             Ok(f as usize)
         } else {
-            Err(format!("word index {f} is not a non-negative integer"))
+            Err(FieldError::BadWordIndex { value: f })
         }
     };
     match o {
@@ -216,7 +216,7 @@ fn indexes(o: &Obj) -> Result<Vec<usize>, String> {
             .iter()
             .map(|x| {
                 x.as_f64()
-                    .ok_or("a non-number word index".to_string())
+                    .ok_or(FieldError::NonNumberWordIndex)
                     .and_then(as_idx)
             })
             .collect(),
@@ -224,7 +224,7 @@ fn indexes(o: &Obj) -> Result<Vec<usize>, String> {
             data: ArrayData::Num(v),
             ..
         }) => v.iter().map(|&x| as_idx(f64::from(x))).collect(),
-        o => Err(format!("word indexes are a {}", o.kind())),
+        o => Err(FieldError::NotWordIndexes { kind: o.kind() }),
     }
 }
 
@@ -417,4 +417,52 @@ pub fn load_with(dir: &Path, budget: &mut MemoryBudget) -> Result<Dataset, DataE
     };
     ds.check(dir)?;
     Ok(ds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_indexes_are_whole_non_negative_numbers() {
+        let list = Obj::List(vec![Obj::Int(0), Obj::Float(2.0)]);
+        assert_eq!(indexes(&list).unwrap(), [0, 2]);
+        let msg = |o: Obj| indexes(&o).unwrap_err().to_string();
+        assert_eq!(
+            msg(Obj::List(vec![Obj::Float(1.5)])),
+            "word index 1.5 is not a non-negative integer"
+        );
+        assert_eq!(msg(Obj::List(vec![Obj::None])), "a non-number word index");
+        assert_eq!(msg(Obj::None), "word indexes are a None");
+    }
+
+    #[test]
+    fn feature_matrices_are_rows_of_one_width() {
+        let mut budget = MemoryBudget::new(1 << 20);
+        let rows = Obj::List(vec![
+            Obj::List(vec![Obj::Float(1.0), Obj::Float(f64::NAN)]),
+            Obj::List(vec![Obj::Int(3), Obj::Int(4)]),
+        ]);
+        assert_eq!(
+            matrix(&rows, &mut budget).unwrap(),
+            (2, 2, vec![1.0, 0.0, 3.0, 4.0])
+        );
+        let bad = |o: Obj| match matrix(&o, &mut MemoryBudget::new(1 << 20)) {
+            Err(MatErr::Bad(e)) => e.to_string(),
+            r => panic!("{r:?}"),
+        };
+        assert_eq!(
+            bad(Obj::List(vec![
+                Obj::List(vec![Obj::Int(1)]),
+                Obj::List(vec![])
+            ])),
+            "feature rows of different widths"
+        );
+        assert_eq!(bad(Obj::Int(1)), "features are a int");
+        assert_eq!(bad(Obj::List(vec![Obj::Int(1)])), "a feature row is a int");
+        assert!(matches!(
+            matrix(&rows, &mut MemoryBudget::new(4)),
+            Err(MatErr::Budget(_))
+        ));
+    }
 }

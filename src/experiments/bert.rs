@@ -58,7 +58,7 @@ pub fn prepare(
     models: &mut Vec<ModelConfig>,
     explicit: bool,
     encoder: Option<&Path>,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, crate::text::TextEncoderError> {
     let names: Vec<&str> = models
         .iter()
         .filter(|m| m.needs_tokens())
@@ -83,7 +83,7 @@ pub fn prepare(
     }
     let dir = match crate::text::resolve_encoder_dir(encoder) {
         Ok(d) => d,
-        Err(e) if explicit => return Err(e.into()),
+        Err(e) if explicit => return Err(e),
         Err(e) => return drop(e.to_string()),
     };
     let enc = TextEncoder::load_with(&dir, &candle_core::Device::Cpu, DEFAULT_MAX_LEN)?;

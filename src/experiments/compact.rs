@@ -76,16 +76,26 @@ pub struct Compacted {
     pub files: Vec<(PathBuf, u64)>,
 }
 
+/// The size of file `f` in bytes.
+fn size_of(f: &Path) -> Result<u64, super::ExperimentError> {
+    std::fs::metadata(f)
+        .map(|m| m.len())
+        .map_err(|source| super::ExperimentError::Io {
+            path: f.display().to_string(),
+            source,
+        })
+}
+
 /// Rewrites the results files of `dir` (`results.jsonl` and the shards') without the predictions
 /// of the [`prunable`] runs, each file atomically and under its writer lock (a training writing
 /// into the folder makes it fail, naming the training; see [`super::store`]). Every file is read
 /// before any is written (a file that cannot be read stops it with nothing changed). Only the
 /// lines that lose predictions change, and they keep every other field, known to this build or
 /// not; the others are copied byte for byte.
-pub fn compact_dir(dir: &Path) -> anyhow::Result<Compacted> {
+pub fn compact_dir(dir: &Path) -> Result<Compacted, super::ExperimentError> {
     let merged = super::shard::read_dir(dir)?;
     if let Some(u) = merged.unreadable.first() {
-        anyhow::bail!("{u}; nothing was compacted");
+        return Err(super::ExperimentError::Unreadable(u.clone()));
     }
     let drop = prunable(&merged.records);
     let mut done = Compacted::default();
@@ -99,8 +109,7 @@ pub fn compact_dir(dir: &Path) -> anyhow::Result<Compacted> {
         })?;
         if changed > 0 {
             done.runs += changed;
-            done.files
-                .push((f.to_path_buf(), std::fs::metadata(f)?.len()));
+            done.files.push((f.to_path_buf(), size_of(f)?));
         }
     }
     Ok(done)

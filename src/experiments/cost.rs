@@ -166,7 +166,7 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
         })
         .collect();
     let mut md = format!("{header}\n\n");
-    md += &crate::report::markdown_table(
+    md += &crate::markdown::table(
         &[
             "Model",
             "Variant",
@@ -181,14 +181,23 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
         &rows,
     );
     let runs: usize = lines.iter().map(|l| l.runs).sum();
-    let hours: f64 = lines.iter().filter_map(|l| l.cpu_hours).sum();
+    // `+ 0.0`: an empty f64 sum is −0.0, which would print as "-0.0"
+    let hours: f64 = lines.iter().filter_map(|l| l.cpu_hours).sum::<f64>() + 0.0;
     let unknown = lines.iter().filter(|l| l.cpu_hours.is_none()).count();
-    md += &format!(
-        "\nTotal: {runs} runs, ≤ {hours:.1} hours of one thread; with --jobs {jobs} on a machine with \
-         ≥ {jobs} cores: ≤ {:.1} h wall (split over N such nodes with --shard K/N: divide by N). \
-         Upper bounds: every run is costed at its epoch cap, early stopping ends most sooner.\n",
-        hours / jobs.max(1) as f64
-    );
+    md += &if unknown == lines.len() {
+        format!(
+            "\nTotal: {runs} runs; no line has a per-epoch time, so there is no CPU projection \
+             (train one seed into the same --out, e.g. `--seeds 0`, and plan again).\n"
+        )
+    } else {
+        format!(
+            "\nTotal: {runs} runs, ≤ {hours:.1} hours of one thread; with --jobs {jobs} on a machine \
+             with ≥ {jobs} cores: ≤ {:.1} h wall (split over N such nodes with --shard K/N: divide by \
+             N). Upper bounds: every run is costed at its epoch cap, early stopping ends most \
+             sooner.\n",
+            hours / jobs.max(1) as f64
+        )
+    };
     md += &match gpu_total(lines) {
         None => "GPU: no run of this data has trained on a GPU in this folder, so there is no GPU \
                  projection (train some with `--device cuda` into the same --out, e.g. one seed, \
@@ -204,4 +213,39 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
         md += &format!("{unknown} lines have no per-epoch time (—) and are not in the total.\n");
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(cpu_hours: Option<f64>) -> CostLine {
+        CostLine {
+            model: "MIM".into(),
+            variant: "NLL".into(),
+            runs: 5,
+            epoch_cap: 10,
+            epoch_s: cpu_hours.map(|h| h * 3600.0 / 50.0),
+            source: "test".into(),
+            cpu_hours,
+            gpu_epoch_s: None,
+            gpu_runs_measured: 0,
+            gpu_hours: None,
+        }
+    }
+
+    #[test]
+    fn a_plan_without_any_time_says_so_instead_of_a_negative_zero() {
+        let md = markdown(&[line(None), line(None)], "", 1);
+        assert!(!md.contains("-0.0"), "{md}");
+        assert!(md.contains("10 runs; no line has a per-epoch time"), "{md}");
+    }
+
+    #[test]
+    fn the_total_sums_the_timed_lines_and_divides_by_the_jobs() {
+        let md = markdown(&[line(Some(1.5)), line(Some(2.5)), line(None)], "", 2);
+        assert!(md.contains("≤ 4.0 hours of one thread"), "{md}");
+        assert!(md.contains("≤ 2.0 h wall"), "{md}");
+        assert!(md.contains("1 lines have no per-epoch time"), "{md}");
+    }
 }

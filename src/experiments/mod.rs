@@ -4,7 +4,9 @@
 pub mod bert;
 pub mod compact;
 pub mod cost;
+mod error;
 pub mod expected;
+mod run_context;
 pub mod shard;
 pub mod store;
 pub mod synergy_pid;
@@ -159,7 +161,7 @@ impl Plan {
     }
 
     /// Every run of the plan (model × variant × seed × grid point), each validated.
-    pub fn runs(&self, ds: &Dataset) -> anyhow::Result<Vec<RunConfig>> {
+    pub fn runs(&self, ds: &Dataset) -> Result<Vec<RunConfig>, ExperimentError> {
         let (cap, patience) = self.profile.epochs();
         let max_epochs = self.max_epochs.unwrap_or(cap);
         let mut out = Vec::new();
@@ -185,8 +187,7 @@ impl Plan {
                                 loss: TaskLoss::for_task(ds.task),
                                 synergy: synergy.clone(),
                             };
-                            c.validate()
-                                .map_err(|e| anyhow::anyhow!("invalid run: {e}"))?;
+                            c.validate()?;
                             out.push(c);
                         }
                     }
@@ -313,25 +314,29 @@ pub fn paper_model(kind: ModelKind) -> &'static str {
 }
 
 /// Loads the dataset of a plan (the smoke profile subsamples it).
-pub fn load_dataset(plan: &Plan) -> anyhow::Result<Dataset> {
+pub fn load_dataset(plan: &Plan) -> Result<Dataset, ExperimentError> {
     let mut ds = match plan.tier {
         Tier::Synthetic => data::synthetic::generate_for(plan.dataset, 0),
         Tier::RealText => {
-            let dir = plan.data_dir.as_ref().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--tier real-text needs --data-dir (the folder holding {}/ and glove/)",
-                    plan.dataset.name()
-                )
-            })?;
+            let dir = plan
+                .data_dir
+                .as_ref()
+                .ok_or_else(|| ExperimentError::MissingDataDir {
+                    tier: "real-text",
+                    need: format!("the folder holding {}/ and glove/", plan.dataset.name()),
+                })?;
             data::realtext::load_with(dir, plan.dataset, 0, plan.cues)?
         }
         Tier::Full => {
-            let path = plan.data_dir.as_ref().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--tier full needs --data-dir: an MMSA pickle (aligned_50.pkl), a UR-FUNNY \
-                     folder or a folder of .csd files"
-                )
-            })?;
+            let path = plan
+                .data_dir
+                .as_ref()
+                .ok_or_else(|| ExperimentError::MissingDataDir {
+                    tier: "full",
+                    need: "an MMSA pickle (aligned_50.pkl), a UR-FUNNY folder or a folder of \
+                           .csd files"
+                        .into(),
+                })?;
             let ds = data::load_full(path)?;
             if let Some(c) = ds.corpus().filter(|c| *c != plan.dataset) {
                 eprintln!(
@@ -400,6 +405,8 @@ pub fn run_key(tier: Tier, profile: Profile, data: &str, c: &RunConfig) -> Strin
     c.key(&format!("{}|{}|{}", tier.name(), profile.name(), data))
 }
 
+pub use error::ExperimentError;
+pub use run_context::RunContext;
 pub use store::read_results;
 
 /// Selected result per (model, variant, seed): the grid point with the best validation score.
@@ -434,7 +441,7 @@ pub fn run_plan(
     results: &store::ResultsWriter,
     progress: impl FnMut(Progress<'_>) + Send,
     on_epoch: impl FnMut(usize, f64) + Send,
-) -> anyhow::Result<(Vec<RunRecord>, Vec<Selected>)> {
+) -> Result<(Vec<RunRecord>, Vec<Selected>), ExperimentError> {
     let mut configs = plan.runs(ds)?;
     let mut keys: Vec<String> = configs
         .iter()
@@ -481,7 +488,7 @@ pub fn run_plan(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out = std::sync::Mutex::new(Vec::<(usize, RunRecord)>::new());
     let file = std::sync::Mutex::new(());
-    let error = std::sync::Mutex::new(None::<anyhow::Error>);
+    let error = std::sync::Mutex::new(None::<ExperimentError>);
     std::thread::scope(|scope| {
         for _ in 0..plan.jobs.clamp(1, todo.len().max(1)) {
             scope.spawn(|| loop {

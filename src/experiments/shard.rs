@@ -130,9 +130,12 @@ pub fn is_results_file(name: &str) -> bool {
 
 /// Reads and merges every results file of `dir` (see [`is_results_file`]). Fails only when the
 /// folder itself cannot be listed.
-pub fn read_dir(dir: &Path) -> anyhow::Result<Merged> {
+pub fn read_dir(dir: &Path) -> Result<Merged, super::ExperimentError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .map_err(|source| super::ExperimentError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_str().is_some_and(is_results_file))
         .map(|e| e.path())

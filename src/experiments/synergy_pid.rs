@@ -624,7 +624,7 @@ impl TierPid {
                 ]
             })
             .collect();
-        crate::report::markdown_table(
+        crate::markdown::table(
             &[
                 "(X1, X2)",
                 "clips",
@@ -676,7 +676,7 @@ pub fn loading_plan(
 /// Checks that a regenerated dataset is the one a results folder's `run.json` describes: the same
 /// data description, test clip ids and test labels (in order). The error names the first
 /// difference.
-pub fn check_rebuilt(ctx: &crate::report::tables::RunContext, ds: &Dataset) -> Result<()> {
+pub fn check_rebuilt(ctx: &crate::experiments::RunContext, ds: &Dataset) -> Result<()> {
     if ds.description != ctx.data {
         return Err(SynergyPidError::Mismatch {
             what: "data description",

@@ -9,12 +9,13 @@
 //! The LSTM is `layers` stacked single-layer [`FastLstm`]s (candle-nn's `LSTM` parameters and
 //! names, `lstm{l}.weight_ih_l0` …), run on each clip's valid steps only: padding never enters.
 
-use super::lstm::FastLstm;
+use super::layers::lstm::FastLstm;
 use super::{
     check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
     SeededDropout,
 };
 use crate::data::SeqBatch;
+use crate::error::ParamError;
 use candle_core::{Module, Tensor};
 use candle_nn::rnn::LSTMConfig;
 use candle_nn::{linear, Linear, VarBuilder};
@@ -49,7 +50,7 @@ impl Default for EfLstmConfig {
 }
 
 impl ModelParams for EfLstmConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ParamError> {
         check_width("proj", self.proj)?;
         check_width("hidden", self.hidden)?;
         check_width("layers", self.layers)?;

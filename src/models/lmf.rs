@@ -2,7 +2,7 @@
 //! with Modality-Specific Factors"), after MMSA's `models/singleTask/LMF.py`.
 //!
 //! **Architecture.**
-//! - The same sub-networks as TFN (shared code, [`super::tfn`]): `z_a`, `z_v` from
+//! - The same sub-networks as TFN (shared code, [`super::layers::subnet`]): `z_a`, `z_v` from
 //!   BatchNorm → dropout → 3 × (Linear + ReLU) on the masked time-means, `z_t` from a one-layer
 //!   LSTM's state at the last valid step → dropout → Linear (`text_out` = MMSA's
 //!   `text_hidden / 2` = 64).
@@ -39,10 +39,13 @@
 //! - Sub-network deviations are TFN's ([`super::tfn`]): masked means over valid steps, the text
 //!   state at the last valid step, text dropout 0 (MMSA's effective value).
 
-use super::tfn::{extend_one, SubNetDims, SubNets};
-use super::SeededDropout;
-use super::{check_dropout, check_width, BuildCtx, FusionModel, ModelOutput, ModelParams};
+use super::layers::subnet::{subnet_fields, SubNetConfig, SubNets};
+use super::tfn::extend_one;
+use super::{
+    check_dropout, check_width, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout,
+};
 use crate::data::SeqBatch;
+use crate::error::ParamError;
 use candle_core::{Module, Tensor};
 use candle_nn::{linear, Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -76,6 +79,8 @@ pub struct LmfConfig {
     pub post_fusion_dropout: f64,
 }
 
+subnet_fields!(LmfConfig);
+
 impl Default for LmfConfig {
     fn default() -> Self {
         Self {
@@ -97,20 +102,17 @@ impl Default for LmfConfig {
 pub const MAX_RANK_TIMES_OUT: usize = 1 << 16;
 
 impl ModelParams for LmfConfig {
-    fn validate(&self) -> Result<(), String> {
-        check_width("text_hidden", self.text_hidden)?;
-        check_width("audio_hidden", self.audio_hidden)?;
-        check_width("video_hidden", self.video_hidden)?;
-        check_width("text_out", self.text_out)?;
+    fn validate(&self) -> Result<(), ParamError> {
+        SubNetConfig::from(self).validate()?;
         check_width("rank", self.rank)?;
         check_width("fusion_out", self.fusion_out)?;
-        check_dropout("audio_dropout", self.audio_dropout)?;
-        check_dropout("video_dropout", self.video_dropout)?;
-        check_dropout("text_dropout", self.text_dropout)?;
         check_dropout("post_fusion_dropout", self.post_fusion_dropout)?;
         match self.rank.checked_mul(self.fusion_out) {
             Some(n) if n <= MAX_RANK_TIMES_OUT => Ok(()),
-            _ => Err(format!("rank·fusion_out exceeds {MAX_RANK_TIMES_OUT}")),
+            _ => Err(ParamError::new(
+                "rank",
+                format!("·fusion_out exceeds {MAX_RANK_TIMES_OUT}"),
+            )),
         }
     }
 }
@@ -212,19 +214,7 @@ impl FusionModel for Lmf {
         if let Err(e) = cfg.validate() {
             candle_core::bail!("LMF: {e}");
         }
-        let subnets = SubNets::new(
-            SubNetDims {
-                text_hidden: cfg.text_hidden,
-                text_out: cfg.text_out,
-                audio_hidden: cfg.audio_hidden,
-                video_hidden: cfg.video_hidden,
-                text_dropout: cfg.text_dropout,
-                audio_dropout: cfg.audio_dropout,
-                video_dropout: cfg.video_dropout,
-            },
-            ctx,
-            &vb,
-        )?;
+        let subnets = SubNets::new(&SubNetConfig::from(&cfg), ctx, &vb)?;
         let (r, o) = (cfg.rank, cfg.fusion_out);
         let factor = |name: &str, d: usize| {
             let bound = 1.0 / ((d + 1) as f64).sqrt();

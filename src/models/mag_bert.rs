@@ -28,7 +28,7 @@
 //! everything at 2e-5 with Adam and no weight decay; the generic trainer uses AdamW with the
 //! protocol's weight decay and gradient clip 5.
 //! A frozen MAG-BERT still runs BERT at every step: it cannot use the frozen-feature cache
-//! ([`super::frozen_text`]) because the gate adds audio and vision inside BERT (after the
+//! ([`super::layers::frozen_text`]) because the gate adds audio and vision inside BERT (after the
 //! embeddings), so BERT's output depends on the other modalities and on the trained gate.
 //!
 //! # Deviations from MMSA / the original
@@ -36,12 +36,13 @@
 //!   output is identical; the norms are `sqrt(Σ(·)² + 10⁻³⁰)` so the gradient at 0 is 0, not NaN.
 //! * Audio/vision alignment comes from the tier's word steps (see [`crate::data::tokens`]); the
 //!   real-text tier's audio/vision are its synthetic per-word cues (74/35 wide), not COVAREP/Facet.
-//! * Attention-probability dropout is omitted inside BERT (see [`super::bert_backbone`]).
+//! * Attention-probability dropout is omitted inside BERT (see [`super::layers::bert_backbone`]).
 //! * Loss: the protocol's task loss (L1 for MOSI, as MMSA); MAG-o used MSE with warm-up.
 
-use super::bert_backbone::{config_for, load_from_ctx, BertBackbone, Ln};
+use super::layers::bert_backbone::{config_for, load_from_ctx, BertBackbone, Ln};
 use super::{check_dropout, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout};
 use crate::data::{tokens::TokenBatch, SeqBatch};
+use crate::error::{check_positive, ParamError};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
@@ -75,22 +76,11 @@ impl Default for MagBertConfig {
 }
 
 impl ModelParams for MagBertConfig {
-    fn validate(&self) -> Result<(), String> {
-        if !(self.beta_shift.is_finite() && self.beta_shift > 0.0) {
-            return Err(format!(
-                "beta_shift must be finite and > 0, got {}",
-                self.beta_shift
-            ));
-        }
+    fn validate(&self) -> Result<(), ParamError> {
+        check_positive("beta_shift", self.beta_shift)?;
         check_dropout("mag_dropout", self.mag_dropout)?;
         check_dropout("dropout", self.dropout)?;
-        if !(self.bert_lr.is_finite() && self.bert_lr > 0.0) {
-            return Err(format!(
-                "bert_lr must be finite and > 0, got {}",
-                self.bert_lr
-            ));
-        }
-        Ok(())
+        check_positive("bert_lr", self.bert_lr)
     }
 }
 

@@ -52,7 +52,7 @@
 //!   `z_t = LN(ReLU(W_t u_t))` as before. Options in `bert` ([`MisaBert`]): `lr` (the BERT
 //!   variables' learning rate, default 1e-4 = MMSA's MISA rate on MOSI), `finetune` (default true,
 //!   MMSA's `use_finetune`), `dropout` (BERT's hidden dropout, 0.1) and `feature_cache` (frozen
-//!   BERT only: cache the masked means, [`super::frozen_text`]). This path reads tokens, so it is
+//!   BERT only: cache the masked means, [`super::layers::frozen_text`]). This path reads tokens, so it is
 //!   not applicable on tiers without words (as MAG-BERT and MMIM).
 //! * [`TextEncoderKind::MaskedMean`] is the BERT path minus BERT: the masked time-mean of the text
 //!   inputs (e.g. precomputed BERT token outputs), projected.
@@ -69,12 +69,12 @@
 //!   (1e-4 on MOSI); here BERT is its own parameter group at `bert.lr` (default the same 1e-4) and
 //!   the rest at the protocol's grid rate, with AdamW and the protocol's norm clip. MMSA's
 //!   projection `project_t` is hard-coded 768 wide; here it is the checkpoint's hidden size. The
-//!   dropout on BERT's attention probabilities is omitted ([`super::bert_backbone`]). A frozen,
+//!   dropout on BERT's attention probabilities is omitted ([`super::layers::bert_backbone`]). A frozen,
 //!   cached BERT runs in inference mode (MMSA's frozen BERT keeps its dropout;
-//!   [`super::frozen_text`]). Audio and vision are packed with the word-step lengths (MMSA packs
+//!   [`super::layers::frozen_text`]). Audio and vision are packed with the word-step lengths (MMSA packs
 //!   them with the BERT token count, see below).
-//! * Bidirectional LSTMs are two [`FastLstm`]s (candle-nn's weights, whole-sequence kernel) that
-//!   run each sequence's valid steps only; the backward one reads each sequence reversed within its
+//! * Bidirectional LSTMs (`BiLstm`) are two [`FastLstm`](super::layers::lstm::FastLstm)s
+//!   (candle-nn's weights, whole-sequence kernel) that run each sequence's valid steps only; the backward one reads each sequence reversed within its
 //!   valid length (PyTorch packs by length), so padding never changes an output.
 //! * The output is one value; for [`Task::Binary`](crate::data::Task::Binary) it is a logit (MMSA's
 //!   classification head has `num_classes` outputs and cross-entropy).
@@ -93,15 +93,16 @@
 //! * MMSA packs audio and vision with the text token count; here all modalities share one
 //!   (word-aligned) length, so the quirk does not arise.
 
-use super::bert_backbone::{config_for, load_from_ctx, BertBackbone};
-use super::frozen_text::{FrozenText, Pooling};
-use super::lstm::{fast_lstm, FastLstm};
+use super::layers::bert_backbone::{config_for, load_from_ctx, BertBackbone};
+use super::layers::frozen_text::{FrozenText, Pooling};
+use super::layers::lstm::{BiLstm, Reversal};
 use super::mag_bert::tokens_of;
 use super::{
     check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
     SeededDropout,
 };
 use crate::data::{Dataset, SeqBatch};
+use crate::error::{check_non_negative, check_positive, ParamError};
 use candle_core::{Tensor, D};
 use candle_nn::{linear, Init, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
@@ -131,7 +132,7 @@ pub struct MisaBert {
     /// BERT's hidden dropout in training mode (`hidden_dropout_prob` 0.1).
     pub dropout: f64,
     /// With a frozen BERT: compute each clip's masked mean once and cache it in memory and on
-    /// disk ([`super::frozen_text`]) instead of running BERT at every step.
+    /// disk ([`super::layers::frozen_text`]) instead of running BERT at every step.
     pub feature_cache: bool,
 }
 
@@ -209,16 +210,16 @@ impl Default for MisaConfig {
 }
 
 impl ModelParams for MisaConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ParamError> {
         check_width("hidden", self.hidden)?;
         if let Some(h) = self.text_hidden {
             check_width("text_hidden", h)?;
         }
         check_width("heads", self.heads)?;
         if !self.hidden.is_multiple_of(self.heads) {
-            return Err(format!(
-                "heads ({}) must divide hidden ({})",
-                self.heads, self.hidden
+            return Err(ParamError::new(
+                "heads",
+                format!("({}) must divide hidden ({})", self.heads, self.hidden),
             ));
         }
         check_width("ffn", self.ffn)?;
@@ -227,22 +228,10 @@ impl ModelParams for MisaConfig {
         check_dropout("dropout", self.dropout)?;
         check_dropout("transformer_dropout", self.transformer_dropout)?;
         check_dropout("bert.dropout", self.bert.dropout)?;
-        if !(self.bert.lr.is_finite() && self.bert.lr > 0.0) {
-            return Err(format!(
-                "bert.lr must be finite and > 0, got {}",
-                self.bert.lr
-            ));
-        }
-        for (name, w) in [
-            ("diff_weight", self.diff_weight),
-            ("sim_weight", self.sim_weight),
-            ("recon_weight", self.recon_weight),
-        ] {
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(format!("{name} must be finite and >= 0, got {w}"));
-            }
-        }
-        Ok(())
+        check_positive("bert.lr", self.bert.lr)?;
+        check_non_negative("diff_weight", self.diff_weight)?;
+        check_non_negative("sim_weight", self.sim_weight)?;
+        check_non_negative("recon_weight", self.recon_weight)
     }
 }
 
@@ -290,9 +279,9 @@ pub fn diff_loss(x1: &Tensor, x2: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// A linear layer through the fused row op (same values; the bias gradient without candle's
-/// strided reduction): see [`crate::synergy::ops::linear_rows`].
+/// strided reduction): see [`crate::kernels::linear_rows`].
 fn lin(layer: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
-    crate::synergy::ops::linear_rows(layer, x)
+    crate::kernels::linear_rows(layer, x)
 }
 
 /// Layer normalisation over the last dimension, `γ ⊙ (x − mean) / sqrt(var + 1e-5) + β`
@@ -315,76 +304,7 @@ impl LayerNorm {
         let c = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let var = c.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = c.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
-        crate::synergy::ops::scale_shift(&normed, &self.weight, &self.bias)
-    }
-}
-
-/// A bidirectional one-layer LSTM on padded batches (`B × T × d`, padding at the end): two
-/// [`FastLstm`]s (candle-nn's parameter names and initialisation) that run each sequence's valid
-/// steps only, as PyTorch's packed sequences do.
-pub(crate) struct BiLstm {
-    fwd: FastLstm,
-    bwd: FastLstm,
-}
-
-impl BiLstm {
-    pub(crate) fn new(d: usize, h: usize, vb: VarBuilder) -> candle_core::Result<Self> {
-        Ok(Self {
-            fwd: fast_lstm(d, h, vb.pp("fwd"))?,
-            bwd: fast_lstm(d, h, vb.pp("bwd"))?,
-        })
-    }
-
-    /// Per-step outputs `B × T × 2h` (`[h→_t, h←_t]`; at padded steps the frozen final states,
-    /// which nothing downstream reads) and the final hidden states `h→` (at the last valid step)
-    /// and `h←` (after reading back to step 0).
-    pub(crate) fn forward(
-        &self,
-        x: &Tensor,
-        p: &Packing,
-    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let (of, hf, _) = self.fwd.seq_masked(x, &p.lengths)?;
-        let (ob, hb, _) = self.bwd.seq_masked(&p.reverse(x)?, &p.lengths)?;
-        let out = Tensor::cat(&[of, p.reverse(&ob)?], 2)?;
-        Ok((out, hf, hb))
-    }
-}
-
-/// A batch's lengths as the index that reverses each sequence within its valid length (padded
-/// steps stay in place), and the one-hot of the last valid step.
-pub(crate) struct Packing {
-    rev: Tensor,
-    /// Valid lengths clamped to `1..=T` (an empty clip reads its first, padded, step).
-    lengths: Vec<usize>,
-    b: usize,
-    t: usize,
-}
-
-impl Packing {
-    pub(crate) fn new(batch: &SeqBatch) -> candle_core::Result<Self> {
-        let (b, t) = batch.mask.dims2()?;
-        let mut idx = Vec::with_capacity(b * t);
-        let lengths: Vec<usize> = batch.lengths.iter().map(|&l| l.clamp(1, t)).collect();
-        for (r, &l) in lengths.iter().enumerate() {
-            for s in 0..t {
-                let src = if s < l { l - 1 - s } else { s };
-                idx.push((r * t + src) as u32);
-            }
-        }
-        Ok(Self {
-            rev: Tensor::from_vec(idx, b * t, batch.mask.device())?,
-            lengths,
-            b,
-            t,
-        })
-    }
-
-    /// `y[b, s] = x[b, l_b − 1 − s]` for `s < l_b`, `x[b, s]` otherwise (an involution).
-    fn reverse(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let d = x.dim(2)?;
-        x.reshape((self.b * self.t, d))?
-            .index_select(&self.rev, 0)?
-            .reshape((self.b, self.t, d))
+        crate::kernels::scale_shift(&normed, &self.weight, &self.bias)
     }
 }
 
@@ -404,7 +324,7 @@ impl UtteranceLstm {
         })
     }
 
-    fn forward(&self, x: &Tensor, p: &Packing) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, p: &Reversal) -> candle_core::Result<Tensor> {
         let (o1, h1f, h1b) = self.rnn1.forward(x, p)?;
         let (_, h2f, h2b) = self.rnn2.forward(&self.norm.forward(&o1)?, p)?;
         Tensor::cat(&[h1f, h2f, h1b, h2b], 1)
@@ -553,10 +473,10 @@ impl Misa {
 
     /// The text utterance vector (`B × text_utterance_dim()`) of the configured text encoder.
     pub fn text_utterance(&self, b: &SeqBatch) -> candle_core::Result<Tensor> {
-        self.encode_text(b, &Packing::new(b)?, false)
+        self.encode_text(b, &Reversal::new(b)?, false)
     }
 
-    fn encode_text(&self, b: &SeqBatch, p: &Packing, train: bool) -> candle_core::Result<Tensor> {
+    fn encode_text(&self, b: &SeqBatch, p: &Reversal, train: bool) -> candle_core::Result<Tensor> {
         match &self.text {
             TextEncoder::Lstm(enc) => enc.forward(&b.inputs[0], p),
             TextEncoder::MaskedMean => masked_mean(&b.inputs[0], &b.mask),
@@ -601,7 +521,7 @@ impl Misa {
                 utt_t.dims()
             )));
         }
-        let p = Packing::new(b)?;
+        let p = Reversal::new(b)?;
         self.head(b, utt_t, &p, train)
     }
 
@@ -609,7 +529,7 @@ impl Misa {
         &self,
         b: &SeqBatch,
         utt_t: &Tensor,
-        p: &Packing,
+        p: &Reversal,
         train: bool,
     ) -> candle_core::Result<ModelOutput> {
         let utt_a = self.audio.forward(&b.inputs[1], p)?;
@@ -750,7 +670,7 @@ impl FusionModel for Misa {
     }
 
     fn forward(&self, b: &SeqBatch, train: bool) -> candle_core::Result<ModelOutput> {
-        let p = Packing::new(b)?;
+        let p = Reversal::new(b)?;
         let utt_t = self.encode_text(b, &p, train)?;
         self.head(b, &utt_t, &p, train)
     }

@@ -56,21 +56,22 @@
 //!   matrix: −∞/NaN).
 //! * Audio/vision are the tier's word-step features with the word lengths (MMSA reads unaligned
 //!   COVAREP/Facet sequences with their own lengths).
-//! * BERT: attention-probability dropout omitted (see [`super::bert_backbone`]).
+//! * BERT: attention-probability dropout omitted (see [`super::layers::bert_backbone`]).
 //! * Frozen BERT (`finetune: false`) with `feature_cache` (the default): the `[CLS]` vectors are
-//!   computed once per token sequence in inference mode and cached ([`super::frozen_text`]); MMSA's
+//!   computed once per token sequence in inference mode and cached ([`super::layers::frozen_text`]); MMSA's
 //!   frozen BERT keeps its dropout. `feature_cache: false` runs BERT (with dropout, output
 //!   detached) at every step.
 
-use super::bert_backbone::{config_for, load_from_ctx, BertBackbone};
-use super::frozen_text::{FrozenText, Pooling};
+use super::layers::bert_backbone::{config_for, load_from_ctx, BertBackbone};
+use super::layers::frozen_text::{FrozenText, Pooling};
+use super::layers::lstm::{BiLstm, Reversal};
 use super::mag_bert::tokens_of;
-use super::misa::{BiLstm, Packing};
 use super::{
     check_dropout, check_width, BuildCtx, ExtraStage, FusionModel, ModelOutput, ModelParams,
     SeededDropout,
 };
 use crate::data::{Dataset, SeqBatch, Task};
+use crate::error::{check_non_negative, check_positive, ParamError};
 use candle_core::{DType, IndexOp, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
@@ -101,7 +102,7 @@ pub struct MmimConfig {
     /// Fine-tune BERT (MMSA `use_finetune` true; `false` freezes it).
     pub finetune: bool,
     /// With a frozen BERT: compute each clip's `[CLS]` vector once and cache it in memory and on
-    /// disk ([`super::frozen_text`]) instead of running BERT at every step (default true;
+    /// disk ([`super::layers::frozen_text`]) instead of running BERT at every step (default true;
     /// serialised only when false, so existing configurations keep their JSON).
     #[serde(skip_serializing_if = "is_true")]
     pub feature_cache: bool,
@@ -141,35 +142,23 @@ impl Default for MmimConfig {
 }
 
 impl ModelParams for MmimConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ParamError> {
         check_width("av_hidden", self.av_hidden)?;
         check_width("av_out", self.av_out)?;
         check_width("fusion", self.fusion)?;
         check_width("entropy_dim", self.entropy_dim)?;
         check_dropout("dropout", self.dropout)?;
         check_dropout("bert_dropout", self.bert_dropout)?;
-        for (name, v) in [
-            ("alpha", self.alpha),
-            ("beta", self.beta),
-            ("mmilb_weight_decay", self.mmilb_weight_decay),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("{name} must be finite and >= 0, got {v}"));
-            }
-        }
-        for (name, v) in [
-            ("bert_lr", self.bert_lr),
-            ("mmilb_lr", self.mmilb_lr),
-            ("mmilb_grad_clip", self.mmilb_grad_clip),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("{name} must be finite and > 0, got {v}"));
-            }
-        }
+        check_non_negative("alpha", self.alpha)?;
+        check_non_negative("beta", self.beta)?;
+        check_non_negative("mmilb_weight_decay", self.mmilb_weight_decay)?;
+        check_positive("bert_lr", self.bert_lr)?;
+        check_positive("mmilb_lr", self.mmilb_lr)?;
+        check_positive("mmilb_grad_clip", self.mmilb_grad_clip)?;
         if !(self.mmilb_batch_fraction > 0.0 && self.mmilb_batch_fraction <= 1.0) {
-            return Err(format!(
-                "mmilb_batch_fraction must be in (0, 1], got {}",
-                self.mmilb_batch_fraction
+            return Err(ParamError::new(
+                "mmilb_batch_fraction",
+                format!("must be in (0, 1], got {}", self.mmilb_batch_fraction),
             ));
         }
         Ok(())
@@ -341,7 +330,7 @@ impl Mmim {
                 zt.detach()
             }
         };
-        let p = Packing::new(b)?;
+        let p = Reversal::new(b)?;
         let (_, af, ab) = self.audio.forward(&b.inputs[1], &p)?;
         let (_, vf, vb) = self.vision.forward(&b.inputs[2], &p)?;
         Ok(Reps {

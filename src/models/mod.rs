@@ -1,5 +1,6 @@
 //! Fusion models, one file each, behind one trait ([`FusionModel`]) and one registry
-//! ([`fusion_models!`] → [`ModelKind`], [`ModelConfig`]).
+//! ([`fusion_models!`] → [`ModelKind`], [`ModelConfig`]); the building blocks they share are in
+//! [`layers`].
 //!
 //! A model is built from its configuration, the data's shape ([`BuildCtx`]) and a candle
 //! [`VarBuilder`] (the trainer owns the `VarMap`, as in candle's mnist-training example); its
@@ -9,27 +10,54 @@
 //!
 //! **Adding a model** = one new file here implementing [`FusionModel`] (with a serialisable
 //! `Config: Default`) and one line in the `fusion_models!` invocation below.
+//!
+//! # Names
+//!
+//! A model goes by several names. `--models` takes the CLI name (also the `"model"` tag of its
+//! stored configuration, [`ModelConfig`]); tables and reports print [`ModelKind::name`] (the
+//! type's [`FusionModel::NAME`]); the paper's tables and MMSA (the key of `MODEL_MAP` in
+//! `models/AMIO.py`, the class in `models/singleTask/`) may call it otherwise.
+//!
+//! | CLI (`--models`) | file | Rust type | table name | paper's label | MMSA name (class) |
+//! |---|---|---|---|---|---|
+//! | `flstm` | [`ef_lstm.rs`](ef_lstm) | [`EfLstm`](ef_lstm::EfLstm) | FLSTM | FLSTM | `ef_lstm` (`EF_LSTM`) |
+//! | `tfn` | [`tfn.rs`](tfn) | [`Tfn`](tfn::Tfn) | TFN | LFN | `tfn` (`TFN`) |
+//! | `lmf` | [`lmf.rs`](lmf) | [`Lmf`](lmf::Lmf) | LMF | LMF | `lmf` (`LMF`) |
+//! | `mfn` | [`mfn.rs`](mfn) (+ `mfn/`) | [`Mfn`](mfn::Mfn) | MFN | MFN | `mfn` (`MFN`) |
+//! | `misa` | [`misa.rs`](misa) | [`Misa`](misa::Misa) | MISA | MISA | `misa` (`MISA`) |
+//! | `magbert` | [`mag_bert.rs`](mag_bert) | [`MagBert`](mag_bert::MagBert) | MAGBERT | MAGBERT | `bert_mag` (`BERT_MAG`) |
+//! | `mim` | [`mmim.rs`](mmim) | [`Mmim`](mmim::Mmim) | MIM | MIM | `mmim` (`MMIM`) |
+//!
+//! TFN is the paper's "LFN" row (see [`tfn`]); MAG-BERT and MMIM are the authors' names of
+//! MAGBERT and MIM.
+//!
+//! # Layout
+//! * this file: the trait, the registry, [`BuildCtx`], the validation helpers;
+//! * one file per model (above); MFN's fused memory recurrence, step-by-step reference and
+//!   configuration sit in `mfn/`;
+//! * [`layers`]: the LSTM, the TFN/LMF sub-networks, the BERT backbone and its frozen cache,
+//!   dropout and pooling. [`lstm`], [`bert_backbone`], [`frozen_text`], [`SeededDropout`],
+//!   [`masked_mean`] and [`last_valid`] are re-exported here under their earlier paths.
 
-pub mod bert_backbone;
 pub mod ef_lstm;
-pub mod frozen_text;
+pub mod layers;
 pub mod lmf;
-pub mod lstm;
 pub mod mag_bert;
 pub mod mfn;
 pub mod misa;
 pub mod mmim;
 pub mod tfn;
 
+pub use layers::pool::{last_valid, masked_mean};
+pub use layers::SeededDropout;
+pub use layers::{bert_backbone, frozen_text, lstm};
+
 use crate::data::{Dataset, SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use std::fmt::Debug;
 use std::path::PathBuf;
 
@@ -71,7 +99,7 @@ pub trait ModelParams:
     Clone + Debug + PartialEq + Default + Serialize + DeserializeOwned + Send + Sync + 'static
 {
     /// Checks every field; the error names the field and why.
-    fn validate(&self) -> Result<(), String>;
+    fn validate(&self) -> Result<(), ParamError>;
 }
 
 /// A fusion model (everything except the C-network).
@@ -195,9 +223,9 @@ macro_rules! fusion_models {
                 match self { $( ModelConfig::$variant(_) => ModelKind::$variant ),* }
             }
             /// Checks the hyper-parameters.
-            pub fn validate(&self) -> Result<(), String> {
+            pub fn validate(&self) -> Result<(), ParamError> {
                 match self { $( ModelConfig::$variant(c) => c.validate() ),* }
-                    .map_err(|e| format!("{}: {e}", self.kind().name()))
+                    .map_err(|e| e.of(self.kind().name()))
             }
             /// Whether this configuration reads BERT tokens ([`FusionModel::needs_tokens`]).
             pub fn needs_tokens(&self) -> bool {
@@ -228,93 +256,7 @@ fusion_models! {
     Mim => mmim::Mmim,
 }
 
-/// Inverted dropout with masks drawn from a seeded stream (candle's own dropout uses an unseeded
-/// generator, which would make CPU runs irreproducible).
-#[derive(Debug)]
-pub struct SeededDropout {
-    p: f64,
-    seed: u64,
-    calls: Cell<u64>,
-}
-
-impl SeededDropout {
-    /// Drop probability `p ∈ [0, 1)`.
-    pub fn new(p: f64, seed: u64) -> Self {
-        Self {
-            p,
-            seed,
-            calls: Cell::new(0),
-        }
-    }
-
-    /// Applies dropout when `train`; identity otherwise.
-    pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let Some(m) = self.keep_mask(x.elem_count(), train) else {
-            return Ok(x.clone());
-        };
-        let mask = Tensor::from_vec(m, x.shape(), &Device::Cpu)?
-            .to_dtype(x.dtype())?
-            .to_device(x.device())?;
-        x * mask
-    }
-
-    /// The keep-mask [`forward`](Self::forward) would multiply `n` values by (`0` or `1/(1−p)`
-    /// each, row-major), drawn from the same stream and advancing it the same way; `None` (and no
-    /// draw) when not `train` or `p = 0`. For ops that apply the mask themselves
-    /// ([`crate::synergy::ops::outer3`]).
-    pub fn keep_mask(&self, n: usize, train: bool) -> Option<Vec<f32>> {
-        if !train || self.p == 0.0 {
-            return None;
-        }
-        let c = self.calls.get();
-        self.calls.set(c + 1);
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let keep = (1.0 / (1.0 - self.p)) as f32;
-        // The stream of `rng.random::<f64>() < p` (kept identical), without its per-call cost:
-        // rand's f64 is `(w >> 11) · 2⁻⁵³` of the next u64 word `w`, and `p · 2⁵³` is exact, so the
-        // test is `(w >> 11) < ⌈p · 2⁵³⌉`; the words are drawn in one `fill` (the same sequence as
-        // one `next_u64` per element). 15 % of a TFN step was this loop's per-element f64 draw.
-        let threshold = (self.p * 2f64.powi(53)).ceil() as u64;
-        let mut words = vec![0u64; n];
-        rng.fill(&mut words[..]);
-        Some(
-            words
-                .iter()
-                .map(|&w| if (w >> 11) < threshold { 0.0 } else { keep })
-                .collect(),
-        )
-    }
-}
-
-/// Masked time-mean `Σ_t mask_t x_t / Σ_t mask_t` of `B × T × d` features.
-pub fn masked_mean(x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-    let m = mask.unsqueeze(2)?;
-    let s = x.broadcast_mul(&m)?.sum(1)?;
-    s.broadcast_div(&mask.sum_keepdim(1)?)
-}
-
-/// The hidden state at each sequence's last valid step: `Σ_t last_t h_t` of `B × T × d` states.
-pub fn last_valid(h: &Tensor, last: &Tensor) -> candle_core::Result<Tensor> {
-    h.broadcast_mul(&last.unsqueeze(2)?)?.sum(1)
-}
-
-/// Validation helper: `Err` naming `field` unless `p ∈ [0, 1)`.
-pub fn check_dropout(field: &str, p: f64) -> Result<(), String> {
-    if (0.0..1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(format!("{field} must be in [0, 1), got {p}"))
-    }
-}
-
-/// Validation helper: `Err` naming `field` unless `v ≥ 1`.
-pub fn check_width(field: &str, v: usize) -> Result<(), String> {
-    if v >= 1 {
-        Ok(())
-    } else {
-        Err(format!("{field} must be >= 1"))
-    }
-}
+pub use crate::error::{check_dropout, check_width, ParamError};
 
 /// The floating type used for training.
 pub const TRAIN_DTYPE: DType = DType::F32;

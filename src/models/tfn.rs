@@ -3,6 +3,8 @@
 //! this model (see the notes on the name).
 //!
 //! **Architecture.**
+//! The sub-networks are shared with LMF ([`super::layers::subnet`], built from a
+//! [`SubNetConfig`] of this configuration's fields).
 //! - Audio and vision sub-networks (`SubNet`) read the time-mean `x̄_m` of the features:
 //!   `z_m = ReLU(L₃ ReLU(L₂ ReLU(L₁ drop(BN(x̄_m)))))` (BatchNorm1d → dropout → 3 × (Linear + ReLU)).
 //! - The text sub-network (`TextSubNet`) is a one-layer LSTM over the word vectors; its hidden
@@ -39,14 +41,14 @@
 //!   PyTorch `nn.Linear` style for every matrix, the LSTM included), not by PyTorch's per-layer
 //!   defaults; the generic trainer uses AdamW, MMSA Adam without weight decay for TFN.
 
+use super::layers::subnet::{subnet_fields, SubNetConfig, SubNets};
 use super::{
-    check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
-    SeededDropout,
+    check_dropout, check_width, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout,
 };
 use crate::data::{SeqBatch, Task};
-use crate::models::lstm::{fast_lstm, FastLstm};
-use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use crate::error::ParamError;
+use candle_core::{Module, Tensor};
+use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// The largest number of weights allowed in TFN's first post-fusion layer
@@ -79,6 +81,8 @@ pub struct TfnConfig {
     pub post_fusion_dropout: f64,
 }
 
+subnet_fields!(TfnConfig);
+
 impl Default for TfnConfig {
     fn default() -> Self {
         Self {
@@ -103,23 +107,20 @@ pub fn fused_width(d_a: usize, d_v: usize, d_t: usize) -> Option<usize> {
 }
 
 impl ModelParams for TfnConfig {
-    fn validate(&self) -> Result<(), String> {
-        check_width("text_hidden", self.text_hidden)?;
-        check_width("audio_hidden", self.audio_hidden)?;
-        check_width("video_hidden", self.video_hidden)?;
-        check_width("text_out", self.text_out)?;
+    fn validate(&self) -> Result<(), ParamError> {
+        SubNetConfig::from(self).validate()?;
         check_width("post_fusion", self.post_fusion)?;
-        check_dropout("audio_dropout", self.audio_dropout)?;
-        check_dropout("video_dropout", self.video_dropout)?;
-        check_dropout("text_dropout", self.text_dropout)?;
         check_dropout("post_fusion_dropout", self.post_fusion_dropout)?;
         let weights = fused_width(self.audio_hidden, self.video_hidden, self.text_out)
             .and_then(|w| w.checked_mul(self.post_fusion))
             .filter(|&w| w <= MAX_POST_FUSION_WEIGHTS);
         match weights {
             Some(_) => Ok(()),
-            None => Err(format!(
-                "(audio_hidden+1)(video_hidden+1)(text_out+1)·post_fusion exceeds {MAX_POST_FUSION_WEIGHTS} weights"
+            None => Err(ParamError::new(
+                "post_fusion",
+                format!(
+                    "× (audio_hidden+1)(video_hidden+1)(text_out+1) exceeds {MAX_POST_FUSION_WEIGHTS} weights"
+                ),
             )),
         }
     }
@@ -153,7 +154,7 @@ pub fn tensor_fusion(a: &Tensor, v: &Tensor, t: &Tensor) -> candle_core::Result<
 }
 
 /// [`tensor_fusion`] followed by `drop` (training only), as TFN's forward pass applies them: one
-/// fused op on the CPU ([`crate::synergy::ops::outer3`]: the same values and dropout masks, one
+/// fused op on the CPU ([`crate::kernels::outer3`]: the same values and dropout masks, one
 /// pass over the `B × (d_a+1)(d_v+1)(d_t+1)` tensor each way), the composed ops elsewhere.
 pub fn tensor_fusion_dropout(
     a: &Tensor,
@@ -162,7 +163,7 @@ pub fn tensor_fusion_dropout(
     drop: &SeededDropout,
     train: bool,
 ) -> candle_core::Result<Tensor> {
-    use crate::synergy::ops::{fusable_with, outer3};
+    use crate::kernels::{fusable_with, outer3};
     if !fusable_with(a, &[v, t]) {
         return drop.forward(&tensor_fusion(a, v, t)?, train);
     }
@@ -170,150 +171,6 @@ pub fn tensor_fusion_dropout(
     let n = a.elem_count() * v.dim(1)? * t.dim(1)?;
     let mask = drop.keep_mask(n, train);
     outer3(&a, &v, &t, mask)
-}
-
-/// The audio/vision sub-network shared by TFN and LMF:
-/// `z = ReLU(L₃ ReLU(L₂ ReLU(L₁ drop(BN(x)))))` on `B × d_in` inputs (`B × hidden` out).
-pub(crate) struct SubNet {
-    norm: BatchNorm,
-    drop: SeededDropout,
-    l1: Linear,
-    l2: Linear,
-    l3: Linear,
-}
-
-impl SubNet {
-    /// Builds the layers under `vb` (`norm`, `l1`, `l2`, `l3`).
-    pub(crate) fn new(
-        d_in: usize,
-        hidden: usize,
-        dropout: f64,
-        seed: u64,
-        vb: VarBuilder,
-    ) -> candle_core::Result<Self> {
-        Ok(Self {
-            norm: batch_norm(d_in, BatchNormConfig::default(), vb.pp("norm"))?,
-            drop: SeededDropout::new(dropout, seed),
-            l1: linear(d_in, hidden, vb.pp("l1"))?,
-            l2: linear(hidden, hidden, vb.pp("l2"))?,
-            l3: linear(hidden, hidden, vb.pp("l3"))?,
-        })
-    }
-
-    /// Forward pass on `B × d_in` (batch statistics and dropout when `train`; a training batch of
-    /// one sample is normalised with the running statistics).
-    pub(crate) fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let batch_stats = train && x.dim(0)? >= 2;
-        let x = self.norm.forward_t(x, batch_stats)?;
-        let x = self.drop.forward(&x, train)?;
-        let x = self.l1.forward(&x)?.relu()?;
-        let x = self.l2.forward(&x)?.relu()?;
-        self.l3.forward(&x)?.relu()
-    }
-}
-
-/// The text sub-network shared by TFN and LMF: a one-layer LSTM over `B × T × d_t` word vectors,
-/// the hidden state `h_L` at each sequence's last valid step, `z_t = W drop(h_L) + b`.
-pub(crate) struct TextSubNet {
-    lstm: FastLstm,
-    drop: SeededDropout,
-    out: Linear,
-}
-
-impl TextSubNet {
-    /// Builds the layers under `vb` (`lstm`, `out`).
-    pub(crate) fn new(
-        d_in: usize,
-        hidden: usize,
-        out: usize,
-        dropout: f64,
-        seed: u64,
-        vb: VarBuilder,
-    ) -> candle_core::Result<Self> {
-        Ok(Self {
-            lstm: fast_lstm(d_in, hidden, vb.pp("lstm"))?,
-            drop: SeededDropout::new(dropout, seed),
-            out: linear(hidden, out, vb.pp("out"))?,
-        })
-    }
-
-    /// Forward pass over sequences of valid `lengths` (the fast LSTM stops each sequence there).
-    pub(crate) fn forward(
-        &self,
-        x: &Tensor,
-        lengths: &[usize],
-        train: bool,
-    ) -> candle_core::Result<Tensor> {
-        let (_, h, _) = self.lstm.seq_masked(x, lengths)?; // h at the last valid step
-        self.out.forward(&self.drop.forward(&h, train)?)
-    }
-}
-
-/// The three TFN/LMF sub-networks and their outputs `(z_t, z_a, z_v)` for a batch.
-pub(crate) struct SubNets {
-    text: TextSubNet,
-    audio: SubNet,
-    video: SubNet,
-}
-
-/// Widths and dropouts of [`SubNets`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SubNetDims {
-    pub text_hidden: usize,
-    pub text_out: usize,
-    pub audio_hidden: usize,
-    pub video_hidden: usize,
-    pub text_dropout: f64,
-    pub audio_dropout: f64,
-    pub video_dropout: f64,
-}
-
-impl SubNets {
-    /// Builds the sub-networks under `vb` (`text`, `audio`, `video`), each dropout with its own
-    /// stream derived from `ctx.seed`.
-    pub(crate) fn new(s: SubNetDims, ctx: &BuildCtx, vb: &VarBuilder) -> candle_core::Result<Self> {
-        let [dt, da, dv] = ctx.dims;
-        Ok(Self {
-            text: TextSubNet::new(
-                dt,
-                s.text_hidden,
-                s.text_out,
-                s.text_dropout,
-                ctx.seed ^ 0x7E_A7,
-                vb.pp("text"),
-            )?,
-            audio: SubNet::new(
-                da,
-                s.audio_hidden,
-                s.audio_dropout,
-                ctx.seed ^ 0xA0_D1,
-                vb.pp("audio"),
-            )?,
-            video: SubNet::new(
-                dv,
-                s.video_hidden,
-                s.video_dropout,
-                ctx.seed ^ 0x71_DE,
-                vb.pp("video"),
-            )?,
-        })
-    }
-
-    /// `(z_t, z_a, z_v)`: audio and vision from their masked time-means, text from the LSTM.
-    pub(crate) fn forward(
-        &self,
-        b: &SeqBatch,
-        train: bool,
-    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let zt = self.text.forward(&b.inputs[0], &b.lengths, train)?;
-        let za = self
-            .audio
-            .forward(&masked_mean(&b.inputs[1], &b.mask)?, train)?;
-        let zv = self
-            .video
-            .forward(&masked_mean(&b.inputs[2], &b.mask)?, train)?;
-        Ok((zt, za, zv))
-    }
 }
 
 /// The model (variables: `text.*`, `audio.*`, `video.*`, `post1`, `post2`, `post3`).
@@ -350,19 +207,7 @@ impl FusionModel for Tfn {
         if let Err(e) = cfg.validate() {
             candle_core::bail!("TFN: {e}");
         }
-        let subnets = SubNets::new(
-            SubNetDims {
-                text_hidden: cfg.text_hidden,
-                text_out: cfg.text_out,
-                audio_hidden: cfg.audio_hidden,
-                video_hidden: cfg.video_hidden,
-                text_dropout: cfg.text_dropout,
-                audio_dropout: cfg.audio_dropout,
-                video_dropout: cfg.video_dropout,
-            },
-            ctx,
-            &vb,
-        )?;
+        let subnets = SubNets::new(&SubNetConfig::from(&cfg), ctx, &vb)?;
         // validate() bounded the product, so it cannot overflow here
         let fused = fused_width(cfg.audio_hidden, cfg.video_hidden, cfg.text_out).unwrap_or(0);
         Ok(Self {
@@ -391,7 +236,7 @@ impl FusionModel for Tfn {
         let (zt, za, zv) = self.subnets.forward(b, train)?;
         let f = tensor_fusion_dropout(&za, &zv, &zt, &self.post_drop, train)?;
         // The 9 M-weight layer: contiguous gradients (see `linear_forward`).
-        let y1 = crate::synergy::ops::linear_forward(&self.post1, &f)?.relu()?;
+        let y1 = crate::kernels::linear_forward(&self.post1, &f)?.relu()?;
         let y2 = self.post2.forward(&y1)?.relu()?;
         let s = self.post3.forward(&y2)?.squeeze(1)?;
         let prediction = match self.task {

@@ -2,6 +2,7 @@
 //! deltas with confidence intervals ([`super::stats`]), a verdict per claim, a summary line, and a
 //! forest plot.
 
+use super::error::PlotError;
 use super::forest::{Line, Panel, Tone};
 use super::stats::{paired_bootstrap, paired_t_interval, Interval, Verdict};
 use crate::data::DatasetName;
@@ -106,7 +107,7 @@ pub struct Claim {
 }
 
 /// The most seeds [`Claim::seeds_needed`] reports.
-pub const SEEDS_CAP: usize = 1000;
+pub(crate) const SEEDS_CAP: usize = 1000;
 
 /// The "seeds needed" cell: the number, `> 1000`, or `—` where it does not apply.
 fn seeds_cell(c: &Claim) -> String {
@@ -130,7 +131,7 @@ fn holm_member(c: &Claim) -> Option<(Verdict, f64)> {
 }
 
 /// Test labels of the runs (for the single-seed bootstrap), in the order of the predictions.
-pub type Labels<'a> = Option<&'a [f64]>;
+pub(crate) type Labels<'a> = Option<&'a [f64]>;
 
 /// Every claim of `dataset`'s table that the selected runs can speak to: for each model and
 /// synergy variant, Acc2 and MAE deltas against NLL (regression runs) or the accuracy delta
@@ -310,7 +311,7 @@ fn claim(
 /// (no verdict, outside Holm's family): it says whether audio and vision carry anything the
 /// model uses on this tier. The interval says "multimodal better" when it excludes 0 on the good
 /// side of the metric (above for Acc2/accuracy, below for MAE).
-pub fn text_only_controls(selected: &[Selected], labels: Labels<'_>) -> Vec<Claim> {
+pub(crate) fn text_only_controls(selected: &[Selected], labels: Labels<'_>) -> Vec<Claim> {
     let binary = selected
         .iter()
         .any(|s| s.result.selection == crate::train::Selection::Accuracy);
@@ -352,7 +353,7 @@ pub fn text_only_controls(selected: &[Selected], labels: Labels<'_>) -> Vec<Clai
 }
 
 /// How a control's interval reads: which side of 0 it excludes, for a metric.
-pub fn control_reading(c: &Claim) -> &'static str {
+pub(crate) fn control_reading(c: &Claim) -> &'static str {
     let Some(m) = c.measured else {
         return "—";
     };
@@ -374,7 +375,7 @@ pub fn control_reading(c: &Claim) -> &'static str {
 }
 
 /// The text-only controls as a markdown section (empty without any).
-pub fn controls_markdown(controls: &[Claim]) -> String {
+pub(crate) fn controls_markdown(controls: &[Claim]) -> String {
     if controls.is_empty() {
         return String::new();
     }
@@ -516,7 +517,7 @@ pub fn markdown(claims: &[Claim], tier: &str) -> String {
 
 /// A forest plot: one line per claim, the measured delta with its interval (dot and bar) and the
 /// paper's delta (cross), a vertical line at 0; one panel per metric ([`super::forest`]).
-pub fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> anyhow::Result<()> {
+pub(crate) fn forest_plot(path: &Path, title: &str, claims: &[Claim]) -> Result<(), PlotError> {
     let metrics: &[ClaimMetric] = if claims.iter().any(|c| c.metric == ClaimMetric::Accuracy) {
         &[ClaimMetric::Accuracy]
     } else {

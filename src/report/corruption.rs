@@ -22,7 +22,7 @@ use crate::train::{Variant, DROP_CONDITIONS};
 use serde::Serialize;
 
 /// The corruption table's conditions, the clean one first (the paper's column labels).
-pub const CONDITIONS: [&str; 4] = ["none", "T", "T+V", "T+A"];
+pub(crate) const CONDITIONS: [&str; 4] = ["none", "T", "T+V", "T+A"];
 
 /// Acc2 of one (model, variant) under each condition, over seeds.
 #[derive(Debug, Clone, Serialize)]
@@ -238,7 +238,7 @@ pub fn corruption(
 }
 
 /// The corruption table and its claims as markdown (empty when no run recorded a corruption).
-pub fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) -> String {
+pub(crate) fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier: &str) -> String {
     if rows.is_empty() {
         return String::new();
     }
@@ -340,7 +340,7 @@ pub fn forest_plot(
     path: &std::path::Path,
     title: &str,
     claims: &[CorruptionClaim],
-) -> anyhow::Result<()> {
+) -> Result<(), super::PlotError> {
     use super::forest::{Line, Panel, Tone};
     let panels: Vec<Panel> = DROP_CONDITIONS
         .iter()

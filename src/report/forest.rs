@@ -3,6 +3,7 @@
 //! (one per metric or condition). The claims of Tables 2/3/5/6, Table 4's corruption claims and the
 //! per-subset readings all draw through [`plot`], so they read the same way.
 
+use super::error::PlotError;
 use super::stats::{Interval, Verdict};
 use plotters::prelude::*;
 use std::path::Path;
@@ -20,7 +21,7 @@ pub enum Tone {
 
 impl Tone {
     /// The tone of a verdict (`None`: neutral).
-    pub fn of(v: Option<Verdict>) -> Tone {
+    pub(crate) fn of(v: Option<Verdict>) -> Tone {
         match v {
             Some(Verdict::Supported) => Tone::Good,
             Some(Verdict::Contradicted) => Tone::Bad,
@@ -49,7 +50,7 @@ pub struct Line {
 impl Line {
     /// The line of `model variant` (plus `suffix`, e.g. a subset) with its measured interval, the
     /// paper's delta and tone.
-    pub fn comparison(
+    pub(crate) fn comparison(
         model: &str,
         variant: &str,
         suffix: &str,
@@ -75,7 +76,7 @@ pub struct Panel {
 
 /// Pixel size of a plot of `panels`: 520 px per non-empty panel (at least 1000) wide, 120 + 40 px
 /// per line of the longest panel high.
-pub fn size(panels: &[Panel]) -> (u32, u32) {
+pub(crate) fn size(panels: &[Panel]) -> (u32, u32) {
     let drawn = panels.iter().filter(|p| !p.lines.is_empty()).count() as u32;
     let lines = panels
         .iter()
@@ -87,11 +88,11 @@ pub fn size(panels: &[Panel]) -> (u32, u32) {
 }
 
 /// Writes the forest plot of `panels` (empty panels are skipped) as a PNG at `path`.
-pub fn plot(path: &Path, title: &str, panels: &[Panel]) -> anyhow::Result<()> {
+pub fn plot(path: &Path, title: &str, panels: &[Panel]) -> Result<(), PlotError> {
     let dims = size(panels);
     let panels: Vec<&Panel> = panels.iter().filter(|p| !p.lines.is_empty()).collect();
     if panels.is_empty() {
-        anyhow::bail!("a forest plot needs at least one line");
+        return Err(PlotError::Empty("a forest plot needs at least one line"));
     }
     let root = BitMapBackend::new(path, dims).into_drawing_area();
     root.fill(&WHITE)?;

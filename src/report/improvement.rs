@@ -51,10 +51,10 @@ impl Better {
 }
 
 /// Resamples of the bootstrap in reports.
-pub const RESAMPLES: usize = 2000;
+pub(crate) const RESAMPLES: usize = 2000;
 
 /// The fixed seed of the reports' bootstrap (re-renders are byte-identical).
-pub const SEED: u64 = 0x0A9A_2021;
+pub(crate) const SEED: u64 = 0x0A9A_2021;
 
 /// Why a probability of improvement could not be computed.
 #[derive(Debug, Clone, PartialEq, Error)]

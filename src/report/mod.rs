@@ -1,91 +1,46 @@
-//! Reports: markdown tables and PNG plots.
+//! Reports: what a results folder's runs show, as markdown, JSON, CSV, PNG figures and one
+//! self-contained HTML page.
+//!
+//! The entry point is [`Report`]: [`load_folders`] reads the results folders of one table
+//! (`run.json` and the results files, checked and merged), [`Report::build`] makes the
+//! report once from the runs, and [`Report::write`] writes `table.md`, `table.json`, `table.csv`,
+//! the [`Figure`]s and `report.html` into a folder. Errors are [`ReportError`] (and [`PlotError`]
+//! for one figure).
+//!
+//! The pieces, one per section of the report: [`tables`] (the run context, the measured-vs-paper
+//! tables, the CSV), [`claims`] (paired deltas, verdicts, Holm), [`corruption`] (Table 4),
+//! [`robustness`] (graded robustness curves), [`subsets`] (per test subset), [`tuning`] (the
+//! tuning budget), [`prediction_pid`] (the synergy the predictions use), [`paper_tables`] (the
+//! paper's layout), [`summary`] (the newcomer's lines), [`html`] (`report.html`); [`stats`],
+//! [`improvement`] and [`forest`] are the statistics and the forest plot they share;
+//! [`scoreboard`] is the one page of every claim over many folders.
 
+mod build;
 pub mod claims;
 pub mod corruption;
+mod error;
+mod figure;
 pub mod forest;
 pub mod html;
 pub mod improvement;
+mod load;
+mod panels;
 pub mod paper_tables;
 pub mod prediction_pid;
 pub mod robustness;
 pub mod scoreboard;
 pub mod stats;
 pub mod subsets;
-pub mod summary;
+pub(crate) mod summary;
 pub mod tables;
 pub mod tuning;
 
-use plotters::prelude::*;
-use std::path::Path;
+pub use build::Report;
+pub use error::{PlotError, ReportError};
+pub use figure::Figure;
+pub use load::{load_folders, Loaded};
+pub use panels::{plot_panels, smooth};
 
-/// A markdown table from a header and rows.
-pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = format!("| {} |\n", header.join(" | "));
-    s += &format!("|{}\n", "---|".repeat(header.len()));
-    for r in rows {
-        s += &format!("| {} |\n", r.join(" | "));
-    }
-    s
-}
-
-/// Moving average over a centred window of `w` points (NaNs skipped), for readable loss curves.
-pub fn smooth(v: &[f64], w: usize) -> Vec<f64> {
-    let h = w / 2;
-    (0..v.len())
-        .map(|i| {
-            let lo = i.saturating_sub(h);
-            let hi = (i + h + 1).min(v.len());
-            let vals: Vec<f64> = v[lo..hi]
-                .iter()
-                .cloned()
-                .filter(|x| x.is_finite())
-                .collect();
-            if vals.is_empty() {
-                f64::NAN
-            } else {
-                vals.iter().sum::<f64>() / vals.len() as f64
-            }
-        })
-        .collect()
-}
-
-/// Line plot of several series against the step index, one panel per series (their scales
-/// differ), written as PNG.
-pub fn plot_panels(path: &Path, title: &str, series: &[(&str, Vec<f64>)]) -> anyhow::Result<()> {
-    let rows = series.len().max(1);
-    let root = BitMapBackend::new(path, (900, 220 * rows as u32 + 40)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let root = root.titled(title, ("sans-serif", 22))?;
-    let panels = root.split_evenly((rows, 1));
-    let colours = [BLUE, RED, GREEN, MAGENTA, BLACK, CYAN];
-    for (i, ((name, ys), area)) in series.iter().zip(panels.iter()).enumerate() {
-        let finite: Vec<f64> = ys.iter().cloned().filter(|v| v.is_finite()).collect();
-        if finite.is_empty() {
-            continue;
-        }
-        let lo = finite.iter().cloned().fold(f64::INFINITY, f64::min);
-        let hi = finite.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let pad = ((hi - lo) * 0.05).max(1e-9);
-        let mut chart = ChartBuilder::on(area)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(60)
-            .caption(*name, ("sans-serif", 16))
-            .build_cartesian_2d(0..ys.len(), (lo - pad)..(hi + pad))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .light_line_style(WHITE)
-            .draw()?;
-        let c = colours[i % colours.len()];
-        chart.draw_series(LineSeries::new(
-            ys.iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_finite())
-                .map(|(x, y)| (x, *y)),
-            &c,
-        ))?;
-    }
-    root.present()?;
-    Ok(())
-}
+/// A markdown table from a header and rows (the crate's one table writer, beside the layers so
+/// that those below this one print tables without importing it).
+pub(crate) use crate::markdown::table as markdown_table;

@@ -60,7 +60,7 @@ fn verdicts(claims: &[Claim], model: &str, variant: &str) -> String {
 
 /// Every paper table: filled for `dataset` (the results directory's corpus), listed otherwise.
 #[allow(clippy::too_many_arguments)]
-pub fn markdown(
+pub(crate) fn markdown(
     dataset: DatasetName,
     tier: &str,
     ran_models: &[String],

@@ -36,13 +36,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 /// Permutations of each run's null.
-pub const NULL_DRAWS: usize = DEFAULT_DRAWS;
+pub(crate) const NULL_DRAWS: usize = DEFAULT_DRAWS;
 /// Seed of the null's permutations (the same permutations for every run).
-pub const NULL_SEED: u64 = 0;
+pub(crate) const NULL_SEED: u64 = 0;
 /// Certified duality gap of every PID here, bits. The estimator's default (1e-10) costs about 4×
 /// the Newton steps on these 8 × 8 × 2 problems (233 vs 60 per solve, measured on a MOSI folder's
 /// predictions) for digits far below the three decimals reported.
-pub const PID_TOL_BITS: f64 = 1e-8;
+pub(crate) const PID_TOL_BITS: f64 = 1e-8;
 
 /// A PID in bits with its permutation null (`Y` shuffled; the null's fields are absent when no
 /// null was drawn).
@@ -286,7 +286,7 @@ pub fn prediction_pid_with(
 /// The PID of the test **labels** (discretised as [`label_codes`]) against the codes of `ctx`,
 /// with [`NULL_DRAWS`] permutations: the synergy the data holds, for reading the models' rows.
 /// None without codes, with codes of the wrong length, or with a non-finite label.
-pub fn label_pid(ctx: &RunContext) -> Option<PidWithNull> {
+pub(crate) fn label_pid(ctx: &RunContext) -> Option<PidWithNull> {
     let codes = ctx.pid_codes.as_ref()?;
     codes.check_len(ctx.test_labels.len()).ok()?;
     let y = label_codes(&ctx.test_labels, ctx.task).ok()?;

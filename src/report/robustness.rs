@@ -9,6 +9,7 @@
 //! "less robust" when it excludes 0 downwards, "unclear" otherwise. Folders whose records predate
 //! the curves have none and get no section.
 
+use super::error::PlotError;
 use super::stats::{paired_t_interval, Interval, Verdict};
 use crate::experiments::Selected;
 use crate::models::ModelKind;
@@ -235,9 +236,11 @@ pub fn markdown(rows: &[RobustnessRow], deltas: &[RobustnessDelta]) -> String {
 
 /// The curves as a PNG: per model a row of panels, one per (modality, corruption) that has
 /// curves, one line per variant (the seed mean).
-pub fn plot(path: &Path, title: &str, rows: &[RobustnessRow]) -> anyhow::Result<()> {
+pub fn plot(path: &Path, title: &str, rows: &[RobustnessRow]) -> Result<(), PlotError> {
     if rows.is_empty() {
-        anyhow::bail!("a robustness plot needs at least one curve");
+        return Err(PlotError::Empty(
+            "a robustness plot needs at least one curve",
+        ));
     }
     let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
     models.dedup();

@@ -176,7 +176,7 @@ pub fn seeds_for_power(sd: f64, delta: f64, power: f64, cap: usize) -> Option<us
 /// `delta ≠ 0` (a direction) and `sd > 0` (a zero spread — two seeds that moved by the same Acc2
 /// step, or two collapsed variants — estimates nothing). Where it applies and returns `None`, more
 /// seeds than its cap would be needed.
-pub fn power_plan_applies(sd: f64, delta: f64) -> bool {
+pub(crate) fn power_plan_applies(sd: f64, delta: f64) -> bool {
     sd.is_finite() && delta.is_finite() && delta != 0.0 && sd > 0.0
 }
 
@@ -210,7 +210,7 @@ pub fn holm(p: &[f64], alpha: f64) -> Vec<bool> {
 }
 
 /// A p-value for a table: `p = 0.012`, `p < 0.001`.
-pub fn p_text(p: f64) -> String {
+pub(crate) fn p_text(p: f64) -> String {
     if p < 0.001 {
         "p < 0.001".into()
     } else {
@@ -308,7 +308,7 @@ impl Verdict {
     }
 
     /// Lower-case name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Verdict::Supported => "supported",
             Verdict::Contradicted => "contradicted",

@@ -142,7 +142,7 @@ pub fn subset_cells(
 }
 
 /// The per-subset table as markdown (empty without subsets).
-pub fn markdown(cells: &[SubsetCell], subsets: &[TestSubset]) -> String {
+pub(crate) fn markdown(cells: &[SubsetCell], subsets: &[TestSubset]) -> String {
     if cells.is_empty() {
         return String::new();
     }
@@ -201,7 +201,7 @@ pub fn forest_plot(
     path: &std::path::Path,
     title: &str,
     cells: &[SubsetCell],
-) -> anyhow::Result<()> {
+) -> Result<(), super::PlotError> {
     use super::forest::{Line, Panel, Tone};
     let panels: Vec<Panel> = [ClaimMetric::Acc2, ClaimMetric::Mae]
         .iter()

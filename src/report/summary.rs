@@ -9,7 +9,7 @@ use crate::experiments::Profile;
 use std::path::Path;
 
 /// The headline metric of a report: Acc2 for regression, accuracy for a binary task.
-pub fn headline(task: Task) -> ClaimMetric {
+pub(crate) fn headline(task: Task) -> ClaimMetric {
     match task {
         Task::Regression => ClaimMetric::Acc2,
         Task::Binary => ClaimMetric::Accuracy,
@@ -33,7 +33,7 @@ fn verdict_text(c: &Claim) -> String {
 }
 
 /// The caveats that apply to every line: seeds, profile and tier.
-pub fn caveat(ctx: &RunContext) -> String {
+pub(crate) fn caveat(ctx: &RunContext) -> String {
     let mut parts = Vec::new();
     if ctx.seeds.len() < 2 {
         parts.push(
@@ -70,8 +70,9 @@ pub fn caveat(ctx: &RunContext) -> String {
 }
 
 /// The summary: a heading, one line per model (each synergy variant's headline delta, the
-/// paper's delta and the verdict), the caveat line, and where the report is (`out`).
-pub fn summary(ctx: &RunContext, claims: &[Claim], controls: &[Claim], out: &Path) -> String {
+/// paper's delta and the verdict) and the caveat line; [`where_line`] follows it once the report
+/// is written.
+pub(crate) fn summary(ctx: &RunContext, claims: &[Claim], controls: &[Claim]) -> String {
     let metric = headline(ctx.task);
     let seeds: Vec<String> = ctx.seeds.iter().map(|s| s.to_string()).collect();
     let mut s = format!(
@@ -119,9 +120,13 @@ pub fn summary(ctx: &RunContext, claims: &[Claim], controls: &[Claim], out: &Pat
         );
     }
     s += &format!("Caveat: {}.\n", caveat(ctx));
-    s += &format!(
+    s
+}
+
+/// The summary's last line: where the report is (`out`, the results folder).
+pub(crate) fn where_line(out: &Path) -> String {
+    format!(
         "Full report: {} (open it in a browser); table.md, table.json and table.csv beside it.\n",
         out.join("report.html").display()
-    );
-    s
+    )
 }

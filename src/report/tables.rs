@@ -3,9 +3,9 @@
 //! paper values for these models), Table 6's (accuracy, F1) for binary UR-FUNNY. Every header
 //! names its dataset and tier.
 
-use crate::data::{Ceiling, Dataset, DatasetName, Task, Tier};
+use crate::data::{DatasetName, Task};
 use crate::experiments::expected::{lookup, Expected};
-use crate::experiments::{paper_model, Plan, Profile, Selected};
+use crate::experiments::{paper_model, Selected};
 use crate::metrics::RegressionMetrics;
 use crate::models::ModelKind;
 use crate::train::Variant;
@@ -134,7 +134,7 @@ pub struct BinaryRow {
 
 /// Aggregates the selected binary runs per (model, variant), with the paper's accuracy from
 /// `dataset`'s table.
-pub fn binary_rows(
+pub(crate) fn binary_rows(
     selected: &[Selected],
     expected: &[Expected],
     dataset: DatasetName,
@@ -178,7 +178,7 @@ pub fn binary_rows(
 
 /// Mean absolute difference between measured and paper values over a model's rows, per metric
 /// (Acc2 in points, MAE): how close a reading of the paper's "LFN" comes, measured.
-pub fn paper_distance(rows: &[Row], model: &str) -> Option<(f64, f64)> {
+pub(crate) fn paper_distance(rows: &[Row], model: &str) -> Option<(f64, f64)> {
     let r: Vec<&Row> = rows.iter().filter(|r| r.model == model).collect();
     let acc: Vec<f64> = r
         .iter()
@@ -215,143 +215,7 @@ fn signed(v: f64, digits: usize) -> String {
     format!("{v:+.digits$}")
 }
 
-/// What a report needs to know about the runs besides their results (saved as `run.json` next to
-/// `results.jsonl`, so `reproduce-paper report --from DIR` re-renders without the data).
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct RunContext {
-    pub tier: Tier,
-    /// The corpus (`None` in a `run.json` written before datasets were recorded: MOSI).
-    #[serde(default)]
-    pub dataset: Option<DatasetName>,
-    /// Regression or binary (absent in older `run.json`: regression).
-    #[serde(default)]
-    pub task: Task,
-    pub profile: Profile,
-    pub seeds: Vec<u64>,
-    /// Model names in table order.
-    pub models: Vec<String>,
-    /// The dataset's description.
-    pub data: String,
-    pub ceilings: Vec<Ceiling>,
-    /// Test clip ids and labels, in the order of the saved test predictions.
-    pub test_ids: Vec<String>,
-    pub test_labels: Vec<f64>,
-    /// The epoch cap when `--max-epochs` overrode the profile's.
-    #[serde(default)]
-    pub max_epochs: Option<usize>,
-    /// Runs in the whole plan (all shards), so a merged report can tell what is missing.
-    #[serde(default)]
-    pub planned_runs: Option<usize>,
-    /// Test subsets with a known information structure (synthetic tiers), aligned with `test_ids`.
-    #[serde(default)]
-    pub test_subsets: Vec<crate::data::TestSubset>,
-    /// The (batch size, learning rate) grid when `--batch-size`/`--lr` replaced the profile's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grid: Option<Vec<(usize, f64)>>,
-    /// Each test clip's text and audio+vision codes (k-means fitted on the train split), aligned
-    /// with `test_ids`: what the PID of the runs' test predictions needs
-    /// ([`crate::report::prediction_pid`]). Absent in a `run.json` written before it existed
-    /// (`synergy pid-codes --from DIR` adds it) or when the features could not be coded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid_codes: Option<crate::experiments::synergy_pid::PidCodes>,
-}
-
-impl RunContext {
-    /// The corpus ([`DatasetName::Mosi`] for a `run.json` that predates the field).
-    pub fn dataset_or_mosi(&self) -> DatasetName {
-        self.dataset.unwrap_or_default()
-    }
-
-    /// The (batch size, learning rate) grid of the runs: the override, else the profile's
-    /// (as [`Plan::grid`]).
-    pub fn grid(&self) -> Vec<(usize, f64)> {
-        self.grid.clone().unwrap_or_else(|| self.profile.grid())
-    }
-
-    /// The contexts of several results folders as one (`report --from A --from B --out C`: one
-    /// table over models trained into separate folders). They must agree on everything that makes
-    /// their runs comparable — tier, corpus, task, profile, data, test clips and labels, subsets,
-    /// epoch cap and grid, and the PID codes where two folders both have them — else the error
-    /// names the first field that differs; the result has the union of their seeds (sorted) and
-    /// models (in the paper's table order), the sum of their planned runs, and the first folder's
-    /// PID codes that are present (the codes are a function of the data, which must agree).
-    pub fn merge(contexts: &[RunContext]) -> Result<RunContext, String> {
-        let first = contexts.first().ok_or("no run context to merge")?;
-        for (i, c) in contexts.iter().enumerate().skip(1) {
-            let differs = [
-                ("tier", c.tier != first.tier),
-                ("dataset", c.dataset_or_mosi() != first.dataset_or_mosi()),
-                ("task", c.task != first.task),
-                ("profile", c.profile != first.profile),
-                ("data", c.data != first.data),
-                ("test clips", c.test_ids != first.test_ids),
-                ("test labels", c.test_labels != first.test_labels),
-                ("test subsets", c.test_subsets != first.test_subsets),
-                ("epoch cap (--max-epochs)", c.max_epochs != first.max_epochs),
-                ("grid (--batch-size/--lr)", c.grid() != first.grid()),
-                (
-                    "PID codes (pid_codes)",
-                    matches!((&c.pid_codes, &first.pid_codes), (Some(a), Some(b)) if a != b),
-                ),
-            ];
-            if let Some((what, _)) = differs.iter().find(|d| d.1) {
-                return Err(format!(
-                    "results folder {} differs from the first in its {what}: their runs do not \
-                     belong in one table",
-                    i + 1
-                ));
-            }
-        }
-        let mut merged = first.clone();
-        merged.seeds = contexts.iter().flat_map(|c| c.seeds.clone()).collect();
-        merged.seeds.sort_unstable();
-        merged.seeds.dedup();
-        let rank = |name: &str| {
-            ModelKind::ALL
-                .iter()
-                .position(|m| m.name() == name)
-                .unwrap_or(usize::MAX)
-        };
-        let mut models: Vec<String> = contexts.iter().flat_map(|c| c.models.clone()).collect();
-        models.sort_by_key(|m| rank(m));
-        models.dedup();
-        merged.models = models;
-        merged.planned_runs = contexts.iter().map(|c| c.planned_runs).sum();
-        merged.pid_codes = contexts.iter().find_map(|c| c.pid_codes.clone());
-        Ok(merged)
-    }
-
-    /// The context of a plan on a dataset.
-    pub fn new(plan: &Plan, ds: &Dataset) -> Self {
-        Self {
-            tier: plan.tier,
-            // the full tier's file says which corpus it is, when it can
-            dataset: Some(ds.corpus().unwrap_or(plan.dataset)),
-            task: ds.task,
-            profile: plan.profile,
-            seeds: plan.seeds.clone(),
-            models: plan.models.iter().map(|m| m.kind().name().into()).collect(),
-            data: ds.description.clone(),
-            ceilings: ds.ceilings.clone(),
-            test_ids: ds.test.ids.clone(),
-            test_labels: ds.test.labels.iter().map(|v| *v as f64).collect(),
-            max_epochs: plan.max_epochs,
-            planned_runs: plan.runs(ds).ok().map(|r| r.len()),
-            test_subsets: ds.test_subsets.clone(),
-            grid: plan.grid.clone(),
-            pid_codes: match crate::experiments::synergy_pid::pid_codes(ds) {
-                Ok(codes) => Some(codes),
-                Err(e) => {
-                    eprintln!(
-                        "reproduce-paper: warning: no PID codes in run.json ({e}); the report will \
-                         have no PID of the test predictions"
-                    );
-                    None
-                }
-            },
-        }
-    }
-}
+pub use crate::experiments::RunContext;
 
 /// The markdown report: header (tier, profile, seeds, data, the runs behind each cell), ceilings,
 /// the table, the claims with verdicts and the timing.
@@ -617,7 +481,7 @@ fn paper_label(m: &str) -> &str {
 }
 
 /// The measured answer to "is the paper's LFN TFN or LMF?" (None unless both ran).
-pub fn lfn_reading(rows: &[Row]) -> Option<String> {
+pub(crate) fn lfn_reading(rows: &[Row]) -> Option<String> {
     let t = paper_distance(rows, "TFN")?;
     let l = paper_distance(rows, "LMF")?;
     let closer = if t.0 + t.1 * 10.0 <= l.0 + l.1 * 10.0 {
@@ -633,7 +497,7 @@ pub fn lfn_reading(rows: &[Row]) -> Option<String> {
 
 /// CSV of the rows (one line per variant), with the dataset in the first column: Table 2's
 /// columns for a regression task, accuracy and F1 for a binary one.
-pub fn csv(ctx: &RunContext, rows: &[Row], binary: &[BinaryRow]) -> String {
+pub(crate) fn csv(ctx: &RunContext, rows: &[Row], binary: &[BinaryRow]) -> String {
     let o = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     let ds = ctx.dataset_or_mosi().name();
     let (tier, profile) = (ctx.tier.name(), ctx.profile.name());

@@ -55,6 +55,7 @@
 //! same seed gives a paired delta with a 95 % t-interval over seeds ([`super::stats`]), the same
 //! comparison the claims make at the whole grid.
 
+use super::error::PlotError;
 use super::improvement::Better;
 use super::stats::{paired_t_interval, Interval};
 use crate::experiments::{incomplete_seeds, RunRecord};
@@ -626,9 +627,11 @@ pub fn markdown(curves: &[BudgetCurve]) -> String {
 /// The budget curves as a PNG: one row of panels per model, the expected best validation score
 /// (left) and the expected test score of the selection (right) against `n`, one line per variant
 /// with a band of ± one sd over seeds; the whole grid's values as a dashed line at the right edge.
-pub fn plot(path: &Path, title: &str, curves: &[BudgetCurve]) -> anyhow::Result<()> {
+pub fn plot(path: &Path, title: &str, curves: &[BudgetCurve]) -> Result<(), PlotError> {
     if curves.is_empty() {
-        anyhow::bail!("a tuning-budget plot needs at least one curve");
+        return Err(PlotError::Empty(
+            "a tuning-budget plot needs at least one curve",
+        ));
     }
     let mut models: Vec<&str> = curves.iter().map(|c| c.model.as_str()).collect();
     models.dedup();

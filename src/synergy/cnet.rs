@@ -3,6 +3,7 @@
 use super::losses::{dv_bound, mmd2, BandwidthSpec, KurtosisLoss};
 use super::nets::{InvertibleNet, Mlp, RandomProjection};
 use super::{Result, SynergyError};
+use crate::error::{check_non_negative, check_positive, check_width, EstimatorError, ParamError};
 use crate::estimators::{MmdVariant, StreamingKurtosisParams};
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -112,37 +113,31 @@ impl Default for SynergyConfig {
 }
 
 impl SynergyConfig {
-    /// Checks every field's domain.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(SynergyError::Config(m));
-        for (name, v) in [
-            ("gamma_l2", self.gamma_l2),
-            ("gamma_d", self.gamma_d),
-            ("gamma_k", self.gamma_k),
-            ("beta", self.beta),
-            ("weight_decay", self.weight_decay),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(format!("{name} must be finite and >= 0, got {v}"));
-            }
-        }
-        for (name, v) in [
-            ("lr_mi", self.lr_mi),
-            ("lr_critic", self.lr_critic),
-            ("grad_clip", self.grad_clip),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return bad(format!("{name} must be finite and > 0, got {v}"));
-            }
-        }
+    /// Checks every field's domain; the error names the field and why.
+    pub fn validate(&self) -> std::result::Result<(), ParamError> {
+        check_non_negative("gamma_l2", self.gamma_l2)?;
+        check_non_negative("gamma_d", self.gamma_d)?;
+        check_non_negative("gamma_k", self.gamma_k)?;
+        check_non_negative("beta", self.beta)?;
+        check_non_negative("weight_decay", self.weight_decay)?;
+        check_positive("lr_mi", self.lr_mi)?;
+        check_positive("lr_critic", self.lr_critic)?;
+        check_positive("grad_clip", self.grad_clip)?;
         if self.proj_dim < 2 {
-            return bad(format!("proj_dim must be >= 2, got {}", self.proj_dim));
+            return Err(ParamError::new(
+                "proj_dim",
+                format!("must be >= 2, got {}", self.proj_dim),
+            ));
         }
-        if self.hidden == 0 || self.coupling_layers == 0 {
-            return bad("hidden and coupling_layers must be >= 1".into());
+        check_width("hidden", self.hidden)?;
+        check_width("coupling_layers", self.coupling_layers)?;
+        match self.kurtosis.init() {
+            Ok(_) => Ok(()),
+            Err(EstimatorError::InvalidParameter { name, reason }) => {
+                Err(ParamError::new(format!("kurtosis.{name}"), reason))
+            }
+            Err(e) => Err(ParamError::new("kurtosis", e.to_string())),
         }
-        self.kurtosis.init()?;
-        Ok(())
     }
 }
 
@@ -210,13 +205,13 @@ impl CNetwork {
     ) -> Result<Self> {
         cfg.validate()?;
         if dims.len() < 2 {
-            return Err(SynergyError::Config(format!(
+            return Err(SynergyError::Mismatch(format!(
                 "the C-network needs at least two modalities, got {}",
                 dims.len()
             )));
         }
         if dims.contains(&0) || fused_dim == 0 {
-            return Err(SynergyError::Config(format!(
+            return Err(SynergyError::Mismatch(format!(
                 "representation widths must be >= 1, got {dims:?} and fused {fused_dim}"
             )));
         }
@@ -345,7 +340,7 @@ impl CNetwork {
             .map(|t| t.dim(1))
             .collect::<candle_core::Result<_>>()?;
         if got != self.dims || fused.dim(1)? != self.fused_dim {
-            return Err(SynergyError::Config(format!(
+            return Err(SynergyError::Mismatch(format!(
                 "representation widths {got:?} + fused {} do not match the C-network's {:?} + {}",
                 fused.dim(1)?,
                 self.dims,

@@ -152,7 +152,7 @@ impl IwasCritic {
         for (i, l) in self.layers.iter().enumerate() {
             h = l.forward(&h, update)?;
             if i + 1 < self.layers.len() {
-                h = super::ops::leaky_relu(&h, LEAKY_SLOPE)?;
+                h = crate::kernels::leaky_relu(&h, LEAKY_SLOPE)?;
             }
         }
         Ok(h.squeeze(1)?)

@@ -78,7 +78,7 @@ fn offdiag_sum(k: &Tensor) -> Result<Tensor> {
 /// Differentiable MMD² between the rows of `x` and `y` (see
 /// [`estimators::mmd`](crate::estimators::mmd) for the three variants' formulas). On the CPU
 /// (f32/f64) the biased and unbiased variants are one fused op
-/// ([`ops::mmd2_gaussian`](super::ops::mmd2_gaussian), accumulated in f64); elsewhere, and for
+/// ([`kernels::mmd2_gaussian`](crate::kernels::mmd2_gaussian), accumulated in f64); elsewhere, and for
 /// the linear variant, the composed candle ops of [`mmd2_composed`].
 pub fn mmd2(x: &Tensor, y: &Tensor, variant: MmdVariant, bw: &BandwidthSpec) -> Result<Tensor> {
     mmd2_impl(x, y, variant, bw, true)
@@ -115,9 +115,9 @@ fn mmd2_impl(
                 }
                 .into());
             }
-            if fused && super::ops::fusable_with(x, &[y]) {
+            if fused && crate::kernels::fusable_with(x, &[y]) {
                 let unbiased = variant == MmdVariant::Unbiased;
-                return Ok(super::ops::mmd2_gaussian(x, y, unbiased, b.as_slice())?);
+                return Ok(crate::kernels::mmd2_gaussian(x, y, unbiased, b.as_slice())?);
             }
             let kxx = offdiag_sum(&kernel(&sq_dists(x, x)?, &b)?)?;
             let kyy = offdiag_sum(&kernel(&sq_dists(y, y)?, &b)?)?;
@@ -222,14 +222,14 @@ impl KurtosisLoss {
     }
 
     /// `L_κ` of batch `z`; advances the buffer. On the CPU one fused op from the buffer's
-    /// Cholesky factor ([`ops::kurtosis_fixed_factor`](super::ops::kurtosis_fixed_factor));
+    /// Cholesky factor ([`kernels::kurtosis_fixed_factor`](crate::kernels::kurtosis_fixed_factor));
     /// elsewhere [`kurtosis_loss`] with the precision matrix uploaded.
     pub fn forward(&mut self, z: &Tensor) -> Result<Tensor> {
         let host = to_array2(&z.detach())?;
         let step = self.state.prepare(&host.view())?;
-        let loss = if super::ops::fusable_with(z, &[]) {
+        let loss = if crate::kernels::fusable_with(z, &[]) {
             // one op from the factor: no precision matrix, no candle row reductions
-            super::ops::kurtosis_fixed_factor(z, &step.chol)?
+            crate::kernels::kurtosis_fixed_factor(z, &step.chol)?
         } else {
             let p = from_array2(&step.precision(), z.dtype(), z.device())?;
             kurtosis_loss(z, &p)?

@@ -6,8 +6,8 @@
 //!   to relative 1e-10 in f64).
 //! * [`nets`]: the paper's four-layer LeakyReLU MLPs, fixed Johnson–Lindenstrauss projections and
 //!   the invertible affine-coupling network of `g_i`.
-//! * [`ops`]: the MLPs' LeakyReLU and the couplings' `b ⊙ exp(tanh s) + t` as single fused CPU
-//!   ops with hand-written backward passes (equal to the composed candle ops).
+//! * The fused CPU ops these run on (the MLPs' LeakyReLU, the couplings' `b ⊙ exp(tanh s) + t`,
+//!   MMD², the kurtosis) live in [`crate::kernels`], beside the models' kernels.
 //! * [`cnet`]: the C-network (`Q_i`, `g_i`, critics) and the regulariser
 //!   `L_reg = γ_L2 L_L2 + γ_d L_d + γ_κ L_κ`.
 //! * [`step`]: Algorithm D's three-optimiser step, for any model that returns
@@ -20,7 +20,6 @@ pub mod cnet;
 pub mod iwas;
 pub mod losses;
 pub mod nets;
-pub mod ops;
 pub mod step;
 
 pub use adamw::AdamW;
@@ -28,7 +27,7 @@ pub use cnet::{CNetwork, Divergence, KurtosisOn, RegLosses, SynergyConfig};
 pub use losses::{dv_bound, kurtosis_loss, mmd2, nwj_bound, BandwidthSpec, KurtosisLoss};
 pub use step::{clip_grad_norm, ModelOutput, ParamGroups, StepStats, SynergyStep, TaskStep};
 
-use crate::error::EstimatorError;
+use crate::error::{EstimatorError, ParamError};
 use thiserror::Error;
 
 /// Errors of the Candle path.
@@ -42,7 +41,10 @@ pub enum SynergyError {
     Estimator(#[from] EstimatorError),
     /// A configuration value is out of its domain.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ParamError),
+    /// Inputs that do not fit the C-network (too few modalities, widths it was not built for).
+    #[error("{0}")]
+    Mismatch(String),
     /// Inputs of incompatible shapes.
     #[error("shape: {0}")]
     Shape(String),

@@ -45,7 +45,7 @@ impl Module for Mlp {
         // candle ops off the CPU), the same values as `Linear` followed by `leaky_relu`.
         let mut h = x.clone();
         for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = super::ops::dense(&h, w, b, (i < 3).then_some(LEAKY_SLOPE))?;
+            h = crate::kernels::dense(&h, w, b, (i < 3).then_some(LEAKY_SLOPE))?;
         }
         Ok(h)
     }
@@ -100,9 +100,11 @@ impl AffineCoupling {
     /// A coupling layer on `dim ≥ 2` features.
     pub fn new(vb: VarBuilder, dim: usize, hidden: usize, flip: bool) -> Result<Self> {
         if dim < 2 {
-            return Err(super::SynergyError::Config(format!(
-                "an affine coupling layer needs at least 2 features, got {dim}"
-            )));
+            return Err(crate::error::ParamError::new(
+                "dim",
+                format!("must be >= 2 for an affine coupling layer, got {dim}"),
+            )
+            .into());
         }
         let split = dim / 2;
         let (na, nb) = if flip {
@@ -152,7 +154,7 @@ impl AffineCoupling {
 impl Module for AffineCoupling {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (a, b) = self.halves(x)?;
-        let yb = super::ops::affine_couple(&b, &self.net.forward(&a)?)?;
+        let yb = crate::kernels::affine_couple(&b, &self.net.forward(&a)?)?;
         self.join(&a, &yb)
     }
 }

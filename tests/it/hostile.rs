@@ -320,13 +320,13 @@ fn pickle_arrays_past_the_budget_are_an_error_naming_file_offset_and_size() {
     let mut budget = MemoryBudget::new(4096);
     let e = pickle::load_file_with(&path, &mut budget).unwrap_err();
     match &e {
-        DataError::OverBudget {
+        DataError::Input(InputError::OverBudget {
             path: p,
             offset,
             size,
             limit,
             ..
-        } => {
+        }) => {
             assert!(p.ends_with("aligned_p4.pkl"));
             assert!(*offset > 0 && *size > 0 && *limit == 4096, "{e}");
         }
@@ -356,26 +356,35 @@ fn pickle_arrays_past_the_budget_are_an_error_naming_file_offset_and_size() {
         &mut MemoryBudget::new(need - 1),
     )
     .unwrap_err();
-    assert!(matches!(e, DataError::OverBudget { .. }), "{e:?}");
+    assert!(
+        matches!(e, DataError::Input(InputError::OverBudget { .. })),
+        "{e:?}"
+    );
     // the other readers
     let e = urfunny::load_with(
         &fixtures().join("urfunny/v2"),
         &mut MemoryBudget::new(10_000),
     )
     .unwrap_err();
-    assert!(matches!(e, DataError::OverBudget { .. }), "{e:?}");
+    assert!(
+        matches!(e, DataError::Input(InputError::OverBudget { .. })),
+        "{e:?}"
+    );
     let e = csd::read_with(
         &fixtures().join("csd/fixture.csd"),
         &mut MemoryBudget::new(1000),
     )
     .unwrap_err();
     assert!(
-        matches!(&e, DataError::OverBudget { path, .. } if path.ends_with("fixture.csd")),
+        matches!(&e, DataError::Input(InputError::OverBudget { path, .. }) if path.ends_with("fixture.csd")),
         "{e:?}"
     );
     let e =
         csd::load_set_with(&fixtures().join("csd/set"), &mut MemoryBudget::new(1000)).unwrap_err();
-    assert!(matches!(e, DataError::OverBudget { .. }), "{e:?}");
+    assert!(
+        matches!(e, DataError::Input(InputError::OverBudget { .. })),
+        "{e:?}"
+    );
     // a generous budget loads them all
     let mut big = MemoryBudget::new(1 << 30);
     urfunny::load_with(&fixtures().join("urfunny/v2"), &mut big).unwrap();
@@ -397,7 +406,7 @@ fn real_text_label_rows_and_glove_vectors_are_charged_to_the_budget() {
     let rows = realtext::load_labels_with(&csv, &mut MemoryBudget::new(1 << 20)).unwrap();
     assert_eq!(rows.len(), 300);
     match realtext::load_labels_with(&csv, &mut MemoryBudget::new(10_000)).unwrap_err() {
-        DataError::OverBudget { path, offset, .. } => {
+        DataError::Input(InputError::OverBudget { path, offset, .. }) => {
             assert!(path.ends_with("label.csv"));
             assert!(offset > 19, "{offset}");
         }
@@ -408,7 +417,7 @@ fn real_text_label_rows_and_glove_vectors_are_charged_to_the_budget() {
     std::fs::write(&glove, line("a") + &line("b")).unwrap();
     let e = realtext::load_glove_with(&glove, &mut MemoryBudget::new(100)).unwrap_err();
     assert!(
-        matches!(&e, DataError::OverBudget { path, .. } if path.ends_with("glove.txt")),
+        matches!(&e, DataError::Input(InputError::OverBudget { path, .. }) if path.ends_with("glove.txt")),
         "{e:?}"
     );
     assert_eq!(

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::rnn::{lstm, LSTMConfig, RNN};
 use candle_nn::{VarBuilder, VarMap};
-use neural_synergy::models::lstm::{FastLstm, Packing};
+use neural_synergy::models::layers::lstm::{FastLstm, Packing};
 use neural_synergy::synergy::nets::seed_varmap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -326,7 +326,7 @@ fn config_defaults_validation_and_serde() {
     );
     assert!(d.validate().is_ok());
     let bad = MfnConfig { window: 0, ..d };
-    assert!(bad.validate().unwrap_err().contains("window"));
+    assert_eq!(bad.validate().unwrap_err().field, "window");
     let bad = MfnConfig {
         gamma1: MlpSpec {
             width: 8,
@@ -334,12 +334,12 @@ fn config_defaults_validation_and_serde() {
         },
         ..d
     };
-    assert!(bad.validate().unwrap_err().contains("gamma1.dropout"));
+    assert_eq!(bad.validate().unwrap_err().field, "gamma1.dropout");
     let bad = MfnConfig {
         hidden: [256, 0, 256],
         ..d
     };
-    assert!(bad.validate().unwrap_err().contains("hidden.audio"));
+    assert_eq!(bad.validate().unwrap_err().field, "hidden.audio");
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     let ctx = BuildCtx {

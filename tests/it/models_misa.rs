@@ -263,12 +263,12 @@ fn invalid_configurations_are_rejected() {
         heads: 3,
         ..MisaConfig::default()
     };
-    assert!(bad.validate().unwrap_err().contains("heads"));
+    assert_eq!(bad.validate().unwrap_err().field, "heads");
     let bad = MisaConfig {
         sim_weight: f64::NAN,
         ..MisaConfig::default()
     };
-    assert!(bad.validate().unwrap_err().contains("sim_weight"));
+    assert_eq!(bad.validate().unwrap_err().field, "sim_weight");
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     let ctx = BuildCtx {

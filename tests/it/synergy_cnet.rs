@@ -268,7 +268,7 @@ proptest! {
         let dt = if f32_ { DType::F32 } else { DType::F64 };
         let x = from_array2(&a, dt, &cpu()).unwrap();
         let w = from_array2(&randn(n, m, seed ^ 1), dt, &cpu()).unwrap();
-        let fused = value_and_grad(&x, &w, |x| neural_synergy::synergy::ops::leaky_relu(x, 0.01));
+        let fused = value_and_grad(&x, &w, |x| neural_synergy::kernels::leaky_relu(x, 0.01));
         let composed = value_and_grad(&x, &w, |x| candle_nn::ops::leaky_relu(x, 0.01));
         prop_assert_eq!(fused, composed);
     }
@@ -286,11 +286,11 @@ proptest! {
         };
         let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()));
         // gradient with respect to b, then to st
-        let (yf, gbf) = value_and_grad(&b, &w, |b| neural_synergy::synergy::ops::affine_couple(b, &st));
+        let (yf, gbf) = value_and_grad(&b, &w, |b| neural_synergy::kernels::affine_couple(b, &st));
         let (yc, gbc) = value_and_grad(&b, &w, |b| composed(b, &st));
         prop_assert!(close(&yf, &yc));
         prop_assert!(close(&gbf, &gbc));
-        let (_, gsf) = value_and_grad(&st, &w, |st| neural_synergy::synergy::ops::affine_couple(&b, st));
+        let (_, gsf) = value_and_grad(&st, &w, |st| neural_synergy::kernels::affine_couple(&b, st));
         let (_, gsc) = value_and_grad(&st, &w, |st| composed(&b, st));
         prop_assert!(close(&gsf, &gsc), "{gsf:?} vs {gsc:?}");
     }
@@ -313,7 +313,7 @@ proptest! {
         let g = from_array2(&randn(n, d_out, seed ^ 3), dt, &cpu()).unwrap();
         let b = bias.then_some(b);
         let close = |a: &[f64], c: &[f64]| a.iter().zip(c).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()));
-        let fused = |x: &Tensor, w: &Tensor, b: Option<&Tensor>| neural_synergy::synergy::ops::linear_nt(x, w, b);
+        let fused = |x: &Tensor, w: &Tensor, b: Option<&Tensor>| neural_synergy::kernels::linear_nt(x, w, b);
         let composed = |x: &Tensor, w: &Tensor, b: Option<&Tensor>| candle_nn::Linear::new(w.clone(), b.cloned()).forward(x);
         let (yf, gxf) = value_and_grad(&x, &g, |x| fused(x, &w, b.as_ref()));
         let (yc, gxc) = value_and_grad(&x, &g, |x| composed(x, &w, b.as_ref()));
@@ -338,7 +338,7 @@ proptest! {
     /// `w` and `b` (1e-12 in f64, 1e-5 relative in f32), with and without the activation.
     #[test]
     fn fused_dense_equals_linear_then_leaky_relu(n in 1usize..40, d_in in 1usize..70, d_out in 1usize..20, act in any::<bool>(), ties in any::<bool>(), seed in any::<u64>(), f32_ in any::<bool>()) {
-        use neural_synergy::synergy::ops;
+        use neural_synergy::kernels as ops;
         let dt = if f32_ { DType::F32 } else { DType::F64 };
         let tol = if f32_ { 1e-5 } else { 1e-12 };
         let slope = act.then_some(0.01);
@@ -416,7 +416,7 @@ proptest! {
     /// in f32 and f64, for 2-D and 3-D inputs.
     #[test]
     fn scale_shift_equals_broadcast_mul_add_bit_for_bit(a in 1usize..6, n in 1usize..12, m in 1usize..20, three_d in any::<bool>(), seed in any::<u64>(), f32_ in any::<bool>()) {
-        use neural_synergy::synergy::ops::scale_shift;
+        use neural_synergy::kernels::scale_shift;
         let dt = if f32_ { DType::F32 } else { DType::F64 };
         let shape: Vec<usize> = if three_d { vec![a, n, m] } else { vec![a * n, m] };
         let x = from_array2(&randn(a * n, m, seed), dt, &cpu()).unwrap().reshape(shape.clone()).unwrap();
@@ -442,7 +442,7 @@ proptest! {
     #[test]
     fn linear_rows_equals_candle_nn_linear(a in 1usize..5, n in 1usize..10, d_in in 1usize..40, d_out in 1usize..12, three_d in any::<bool>(), seed in any::<u64>(), f32_ in any::<bool>()) {
         use candle_nn::Module;
-        use neural_synergy::synergy::ops::linear_rows;
+        use neural_synergy::kernels::linear_rows;
         let dt = if f32_ { DType::F32 } else { DType::F64 };
         let tol = if f32_ { 1e-5 } else { 1e-12 };
         let (xs, gs): (Vec<usize>, Vec<usize>) = if three_d { (vec![a, n, d_in], vec![a, n, d_out]) } else { (vec![a * n, d_in], vec![a * n, d_out]) };
@@ -473,7 +473,7 @@ proptest! {
 /// and MMD² ops, not panics or NaNs.
 #[test]
 fn fused_dense_and_mmd2_reject_mismatched_shapes() {
-    use neural_synergy::synergy::ops;
+    use neural_synergy::kernels as ops;
     let x = from_array2(&randn(4, 5, 1), DType::F32, &cpu()).unwrap();
     let w = from_array2(&randn(3, 5, 2), DType::F32, &cpu()).unwrap();
     let b = from_array2(&randn(1, 4, 3), DType::F32, &cpu())
@@ -501,7 +501,7 @@ fn fused_dense_and_mmd2_reject_mismatched_shapes() {
 fn linear_nt_rejects_mismatched_widths() {
     let x = from_array2(&randn(4, 5, 1), DType::F32, &cpu()).unwrap();
     let w = from_array2(&randn(3, 6, 2), DType::F32, &cpu()).unwrap();
-    let e = neural_synergy::synergy::ops::linear_nt(&x, &w, None).unwrap_err();
+    let e = neural_synergy::kernels::linear_nt(&x, &w, None).unwrap_err();
     assert!(e.to_string().contains("does not match"), "{e}");
 }
 
@@ -515,13 +515,11 @@ fn fused_coupling_gradient_matches_finite_differences() {
     let w = from_array2(&randn(n, m, 13), DType::F64, &cpu()).unwrap();
     let obj = |st: &ndarray::Array2<f64>| {
         let st = from_array2(st, DType::F64, &cpu()).unwrap();
-        let y = neural_synergy::synergy::ops::affine_couple(&b, &st).unwrap();
+        let y = neural_synergy::kernels::affine_couple(&b, &st).unwrap();
         scalar(&(y * &w).unwrap().sum_all().unwrap()).unwrap()
     };
     let st = from_array2(&st0, DType::F64, &cpu()).unwrap();
-    let (_, g) = value_and_grad(&st, &w, |st| {
-        neural_synergy::synergy::ops::affine_couple(&b, st)
-    });
+    let (_, g) = value_and_grad(&st, &w, |st| neural_synergy::kernels::affine_couple(&b, st));
     let h = 1e-6;
     for (k, gk) in g.iter().enumerate() {
         let (mut p, mut q) = (st0.clone(), st0.clone());

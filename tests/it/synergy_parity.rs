@@ -322,7 +322,7 @@ proptest! {
     /// buffers of one or several batches.
     #[test]
     fn fused_kurtosis_equals_the_composed_loss_with_the_precision_matrix(n in 2usize..40, p in 1usize..10, batches in 1usize..3, seed in any::<u64>(), ridge in 1e-3f64..0.5, f32_ in any::<bool>()) {
-        use neural_synergy::synergy::ops::kurtosis_fixed_factor;
+        use neural_synergy::kernels::kurtosis_fixed_factor;
         let mut state = StreamingKurtosisParams { alpha: 0.9, ridge, clip: f64::INFINITY }.init().unwrap();
         let mut step = None;
         for b in 0..batches {
@@ -355,16 +355,16 @@ fn fused_kurtosis_rejects_a_batch_of_another_width() {
     let state = StreamingKurtosisParams::default().init().unwrap();
     let step = state.prepare(&randn(10, 3, 1).view()).unwrap();
     let z = t(&randn(5, 4, 2), DType::F32);
-    let e = neural_synergy::synergy::ops::kurtosis_fixed_factor(&z, &step.chol).unwrap_err();
+    let e = neural_synergy::kernels::kurtosis_fixed_factor(&z, &step.chol).unwrap_err();
     assert!(e.to_string().contains("3-wide buffer"), "{e}");
     // a factor that is not square or has a zero pivot is an error, not a panic in LAPACK's solve
     let z3 = t(&randn(5, 3, 2), DType::F64);
     let bad = ndarray::Array2::<f64>::eye(3)
         .slice(ndarray::s![.., ..2])
         .to_owned();
-    assert!(neural_synergy::synergy::ops::kurtosis_fixed_factor(&z3, &bad).is_err());
+    assert!(neural_synergy::kernels::kurtosis_fixed_factor(&z3, &bad).is_err());
     let mut singular = ndarray::Array2::<f64>::eye(3);
     singular[[1, 1]] = 0.0;
-    let e = neural_synergy::synergy::ops::kurtosis_fixed_factor(&z3, &singular).unwrap_err();
+    let e = neural_synergy::kernels::kurtosis_fixed_factor(&z3, &singular).unwrap_err();
     assert!(e.to_string().contains("positive"), "{e}");
 }

@@ -39,7 +39,7 @@
 //! embeddings), so BERT's output depends on the non-text modalities and on the trained gate.
 
 use super::bert_backbone::BertBackbone;
-use super::masked_mean;
+use super::pool::masked_mean;
 use crate::data::tokens::{SplitTokens, TokenBatch};
 use crate::data::Dataset;
 use crate::text::TextEncoderError as E;
@@ -250,8 +250,12 @@ impl FrozenText {
         Ok(())
     }
 
-    /// The pooled vectors of a batch's clips (`B × hidden`, the mask's dtype, no gradient), from
-    /// memory or computed now (and kept).
+    /// The pooled vectors of a batch's clips (the mask's dtype, no gradient), from memory or
+    /// computed now (and kept).
+    ///
+    /// # Shapes
+    /// * `tk.ids`, `tk.mask`: `B × L`
+    /// * returns: `B × hidden`
     pub fn pooled(&self, bert: &BertBackbone, tk: &TokenBatch) -> candle_core::Result<Tensor> {
         let ids = tk.ids.to_vec2::<u32>()?;
         let rows: Vec<&[u32]> = ids

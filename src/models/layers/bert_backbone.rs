@@ -28,6 +28,7 @@
 //! would draw `B·heads·L²` random numbers per layer and step on the CPU).
 
 use super::SeededDropout;
+use crate::models::BuildCtx;
 use crate::text::bert::checkpoint_name;
 use candle_core::{DType, IndexOp, Module, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Init, Linear, VarBuilder, VarMap};
@@ -57,7 +58,7 @@ pub fn read_config(dir: &Path) -> candle_core::Result<Config> {
 
 /// The checkpoint configuration for the BERT-based model `model` from the build context's
 /// encoder folder; an error naming the model and how to fetch an encoder when there is none.
-pub fn config_for(ctx: &super::BuildCtx, model: &str) -> candle_core::Result<Config> {
+pub fn config_for(ctx: &BuildCtx, model: &str) -> candle_core::Result<Config> {
     let dir = ctx.text_encoder.as_ref().ok_or_else(|| {
         candle_core::Error::Msg(format!(
             "{model} needs a text encoder; {}",
@@ -69,7 +70,7 @@ pub fn config_for(ctx: &super::BuildCtx, model: &str) -> candle_core::Result<Con
 
 /// [`load_pretrained`] of the `bert.` variables from the build context's encoder folder (nothing
 /// without one).
-pub fn load_from_ctx(vm: &VarMap, ctx: &super::BuildCtx) -> candle_core::Result<()> {
+pub fn load_from_ctx(vm: &VarMap, ctx: &BuildCtx) -> candle_core::Result<()> {
     if let Some(dir) = &ctx.text_encoder {
         load_pretrained(vm, "bert.", dir)?;
     }
@@ -96,6 +97,9 @@ impl Ln {
     }
 
     /// Normalises `x` over its last dimension.
+    ///
+    /// # Shapes
+    /// * `x`: `… × size`; returns the same shape
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let c = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let var = c.sqr()?.mean_keepdim(D::Minus1)?;
@@ -251,8 +255,12 @@ impl BertBackbone {
         self.config.hidden_size
     }
 
-    /// The embeddings `E = LN(W_word[ids] + W_pos[j] + W_type[segment])` (`B × L × H`), before
-    /// dropout. Errors if `L` exceeds `max_position_embeddings` or an id is outside the vocabulary.
+    /// The embeddings `E = LN(W_word[ids] + W_pos[j] + W_type[segment])`, before dropout. Errors
+    /// if `L` exceeds `max_position_embeddings` or an id is outside the vocabulary.
+    ///
+    /// # Shapes
+    /// * `ids`, `segment`: `B × L` (u32)
+    /// * returns: `B × L × H`
     pub fn embed(&self, ids: &Tensor, segment: &Tensor) -> candle_core::Result<Tensor> {
         let (_, l) = ids.dims2()?;
         if l > self.config.max_position_embeddings {
@@ -278,12 +286,18 @@ impl BertBackbone {
     }
 
     /// Dropout on the embeddings (training mode).
+    ///
+    /// # Shapes
+    /// * `e`: `B × L × H`; returns the same shape
     pub fn embed_dropout(&self, e: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.drop.forward(e, train)
     }
 
-    /// The encoder's last hidden state (`B × L × H`) from embeddings `x` and the 0/1 attention
-    /// `mask` (`B × L`).
+    /// The encoder's last hidden state from embeddings `x` and the 0/1 attention `mask`.
+    ///
+    /// # Shapes
+    /// * `x`: `B × L × H`, `mask`: `B × L`
+    /// * returns: `B × L × H`
     pub fn encode(&self, x: &Tensor, mask: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         // (1 − m)·(−10⁹), shaped B × 1 × 1 × L for the heads' score matrices
         let add = ((mask.to_dtype(x.dtype())? - 1.0)? * 1e9)?
@@ -296,7 +310,11 @@ impl BertBackbone {
         Ok(h)
     }
 
-    /// `tanh(W_p h_[CLS] + b_p)` (`B × H`); errors without a pooler.
+    /// `tanh(W_p h_[CLS] + b_p)`; errors without a pooler.
+    ///
+    /// # Shapes
+    /// * `hidden`: `B × L × H`
+    /// * returns: `B × H`
     pub fn pool(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let p = self
             .pooler

@@ -1,0 +1,147 @@
+//! The context of a results folder (`run.json`): what a report needs to know about the runs
+//! besides their results — tier, corpus, profile, seeds, models, test clips and labels, subsets and
+//! PID codes. Written by [`crate::experiments`] when a plan starts; read by [`crate::report`] and the
+//! `synergy` CLI. It lives here, below the report, so no layer imports upwards.
+
+use crate::data::{Ceiling, Dataset, DatasetName, Task, Tier};
+use crate::experiments::{Plan, Profile};
+use crate::models::ModelKind;
+use serde::Serialize;
+
+/// What a report needs to know about the runs besides their results (saved as `run.json` next to
+/// `results.jsonl`, so `reproduce-paper report --from DIR` re-renders without the data).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RunContext {
+    pub tier: Tier,
+    /// The corpus (`None` in a `run.json` written before datasets were recorded: MOSI).
+    #[serde(default)]
+    pub dataset: Option<DatasetName>,
+    /// Regression or binary (absent in older `run.json`: regression).
+    #[serde(default)]
+    pub task: Task,
+    pub profile: Profile,
+    pub seeds: Vec<u64>,
+    /// Model names in table order.
+    pub models: Vec<String>,
+    /// The dataset's description.
+    pub data: String,
+    pub ceilings: Vec<Ceiling>,
+    /// Test clip ids and labels, in the order of the saved test predictions.
+    pub test_ids: Vec<String>,
+    pub test_labels: Vec<f64>,
+    /// The epoch cap when `--max-epochs` overrode the profile's.
+    #[serde(default)]
+    pub max_epochs: Option<usize>,
+    /// Runs in the whole plan (all shards), so a merged report can tell what is missing.
+    #[serde(default)]
+    pub planned_runs: Option<usize>,
+    /// Test subsets with a known information structure (synthetic tiers), aligned with `test_ids`.
+    #[serde(default)]
+    pub test_subsets: Vec<crate::data::TestSubset>,
+    /// The (batch size, learning rate) grid when `--batch-size`/`--lr` replaced the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<Vec<(usize, f64)>>,
+    /// Each test clip's text and audio+vision codes (k-means fitted on the train split), aligned
+    /// with `test_ids`: what the PID of the runs' test predictions needs
+    /// ([`crate::report::prediction_pid`]). Absent in a `run.json` written before it existed
+    /// (`synergy pid-codes --from DIR` adds it) or when the features could not be coded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_codes: Option<crate::experiments::synergy_pid::PidCodes>,
+}
+
+impl RunContext {
+    /// The corpus ([`DatasetName::Mosi`] for a `run.json` that predates the field).
+    pub(crate) fn dataset_or_mosi(&self) -> DatasetName {
+        self.dataset.unwrap_or_default()
+    }
+
+    /// The (batch size, learning rate) grid of the runs: the override, else the profile's
+    /// (as [`Plan::grid`]).
+    pub(crate) fn grid(&self) -> Vec<(usize, f64)> {
+        self.grid.clone().unwrap_or_else(|| self.profile.grid())
+    }
+
+    /// The contexts of several results folders as one (`report --from A --from B --out C`: one
+    /// table over models trained into separate folders). They must agree on everything that makes
+    /// their runs comparable — tier, corpus, task, profile, data, test clips and labels, subsets,
+    /// epoch cap and grid, and the PID codes where two folders both have them — else the error
+    /// names the first field that differs; the result has the union of their seeds (sorted) and
+    /// models (in the paper's table order), the sum of their planned runs, and the first folder's
+    /// PID codes that are present (the codes are a function of the data, which must agree).
+    pub fn merge(contexts: &[RunContext]) -> Result<RunContext, String> {
+        let first = contexts.first().ok_or("no run context to merge")?;
+        for (i, c) in contexts.iter().enumerate().skip(1) {
+            let differs = [
+                ("tier", c.tier != first.tier),
+                ("dataset", c.dataset_or_mosi() != first.dataset_or_mosi()),
+                ("task", c.task != first.task),
+                ("profile", c.profile != first.profile),
+                ("data", c.data != first.data),
+                ("test clips", c.test_ids != first.test_ids),
+                ("test labels", c.test_labels != first.test_labels),
+                ("test subsets", c.test_subsets != first.test_subsets),
+                ("epoch cap (--max-epochs)", c.max_epochs != first.max_epochs),
+                ("grid (--batch-size/--lr)", c.grid() != first.grid()),
+                (
+                    "PID codes (pid_codes)",
+                    matches!((&c.pid_codes, &first.pid_codes), (Some(a), Some(b)) if a != b),
+                ),
+            ];
+            if let Some((what, _)) = differs.iter().find(|d| d.1) {
+                return Err(format!(
+                    "results folder {} differs from the first in its {what}: their runs do not \
+                     belong in one table",
+                    i + 1
+                ));
+            }
+        }
+        let mut merged = first.clone();
+        merged.seeds = contexts.iter().flat_map(|c| c.seeds.clone()).collect();
+        merged.seeds.sort_unstable();
+        merged.seeds.dedup();
+        let rank = |name: &str| {
+            ModelKind::ALL
+                .iter()
+                .position(|m| m.name() == name)
+                .unwrap_or(usize::MAX)
+        };
+        let mut models: Vec<String> = contexts.iter().flat_map(|c| c.models.clone()).collect();
+        models.sort_by_key(|m| rank(m));
+        models.dedup();
+        merged.models = models;
+        merged.planned_runs = contexts.iter().map(|c| c.planned_runs).sum();
+        merged.pid_codes = contexts.iter().find_map(|c| c.pid_codes.clone());
+        Ok(merged)
+    }
+
+    /// The context of a plan on a dataset.
+    pub fn new(plan: &Plan, ds: &Dataset) -> Self {
+        Self {
+            tier: plan.tier,
+            // the full tier's file says which corpus it is, when it can
+            dataset: Some(ds.corpus().unwrap_or(plan.dataset)),
+            task: ds.task,
+            profile: plan.profile,
+            seeds: plan.seeds.clone(),
+            models: plan.models.iter().map(|m| m.kind().name().into()).collect(),
+            data: ds.description.clone(),
+            ceilings: ds.ceilings.clone(),
+            test_ids: ds.test.ids.clone(),
+            test_labels: ds.test.labels.iter().map(|v| *v as f64).collect(),
+            max_epochs: plan.max_epochs,
+            planned_runs: plan.runs(ds).ok().map(|r| r.len()),
+            test_subsets: ds.test_subsets.clone(),
+            grid: plan.grid.clone(),
+            pid_codes: match crate::experiments::synergy_pid::pid_codes(ds) {
+                Ok(codes) => Some(codes),
+                Err(e) => {
+                    eprintln!(
+                        "reproduce-paper: warning: no PID codes in run.json ({e}); the report will \
+                         have no PID of the test predictions"
+                    );
+                    None
+                }
+            },
+        }
+    }
+}
