@@ -402,8 +402,26 @@ fn run(args: RunArgs) -> Result<()> {
     // one writer per results file: a second training into the same file fails here, naming the
     // first, before it touches anything (Slurm shards each lock their own file)
     let writer = crate::experiments::store::ResultsWriter::open(&results)?;
-    // run.json first, so `report --from` works on a folder still training (or killed early)
-    let ctx = tables::RunContext::new(&plan, &ds);
+    // run.json first, so `report --from` works on a folder still training (or killed early); a
+    // folder an earlier command trained other models or seeds into keeps them in its context
+    let mut ctx = tables::RunContext::new(&plan, &ds);
+    let mut widened = false;
+    let run_json = out.join("run.json");
+    if let Some(prev) = std::fs::read_to_string(&run_json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<tables::RunContext>(&t).ok())
+    {
+        match ctx.clone().widened_by(&prev) {
+            Ok(wide) => {
+                widened = wide.models != ctx.models || wide.seeds != ctx.seeds;
+                ctx = wide;
+            }
+            Err(e) => eprintln!(
+                "reproduce-paper: note: {} described other runs ({e}); it now describes this plan",
+                run_json.display()
+            ),
+        }
+    }
     write_atomically(
         &out.join("run.json"),
         serde_json::to_string_pretty(&ctx)?.as_bytes(),
@@ -430,6 +448,10 @@ fn run(args: RunArgs) -> Result<()> {
         let wall = start.elapsed().as_secs_f64();
         print_shard_done(shard, &records, &ctx, &results, &out, wall, args.json);
         return Ok(());
+    }
+    if widened {
+        // the folder holds runs of earlier commands too: its tables cover all of them
+        return report_from(std::slice::from_ref(&out), None, args.json);
     }
     render(
         &out,

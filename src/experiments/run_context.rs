@@ -114,6 +114,21 @@ impl RunContext {
         Ok(merged)
     }
 
+    /// This plan's context widened by the `run.json` an earlier training left in the same folder
+    /// (`prev`), so that a folder trained by several commands (more models, more seeds, other
+    /// variants) is described by one context: the union of their seeds and models, as
+    /// [`Self::merge`]. The planned-run count stays only when both commands planned the same
+    /// models and seeds (a resume); otherwise it is unknown (`None`), since the two plans may
+    /// overlap. `Err` when `prev` describes runs that do not belong in one table with these (other
+    /// data, tier, profile, grid…): the caller then replaces it.
+    pub fn widened_by(self, prev: &RunContext) -> Result<RunContext, String> {
+        let same_plan = prev.models == self.models && prev.seeds == self.seeds;
+        let planned = self.planned_runs;
+        let mut merged = RunContext::merge(&[self, prev.clone()])?;
+        merged.planned_runs = if same_plan { planned } else { None };
+        Ok(merged)
+    }
+
     /// The context of a plan on a dataset.
     pub fn new(plan: &Plan, ds: &Dataset) -> Self {
         Self {
@@ -143,5 +158,46 @@ impl RunContext {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(models: &[&str], seeds: &[u64], data: &str, planned: usize) -> RunContext {
+        serde_json::from_value(serde_json::json!({
+            "tier": "real-text", "profile": "quick", "seeds": seeds, "models": models,
+            "data": data, "ceilings": [], "test_ids": ["a", "b"], "test_labels": [0.5, -1.0],
+            "planned_runs": planned,
+        }))
+        .expect("a run.json")
+    }
+
+    #[test]
+    fn widening_by_an_earlier_plan_takes_the_union_of_models_and_seeds() {
+        let earlier = ctx(&["MIM"], &[0, 1, 2, 3, 4], "d", 20);
+        let now = ctx(&["MAGBERT"], &[0, 1, 2], "d", 12);
+        let w = now.widened_by(&earlier).unwrap();
+        assert_eq!(w.models, ["MAGBERT", "MIM"]);
+        assert_eq!(w.seeds, [0, 1, 2, 3, 4]);
+        // the two plans may overlap: their total is unknown, so no "incomplete" claim
+        assert_eq!(w.planned_runs, None);
+    }
+
+    #[test]
+    fn a_resume_of_the_same_plan_keeps_its_planned_runs() {
+        let w = ctx(&["MIM"], &[0, 1], "d", 8)
+            .widened_by(&ctx(&["MIM"], &[0, 1], "d", 8))
+            .unwrap();
+        assert_eq!(w.planned_runs, Some(8));
+    }
+
+    #[test]
+    fn an_earlier_run_json_of_other_data_is_refused_by_name() {
+        let e = ctx(&["MIM"], &[0], "new data", 4)
+            .widened_by(&ctx(&["MIM"], &[0], "old data", 4))
+            .unwrap_err();
+        assert!(e.contains("data"), "{e}");
     }
 }

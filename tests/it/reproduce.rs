@@ -812,3 +812,37 @@ fn subcommands_have_plain_help_and_the_old_flags_still_work() {
     assert_eq!(exp_sub, exp_flag);
     assert!(exp_sub.len() > 1000);
 }
+
+/// A second command that trains another seed into the same `--out` keeps the first command's seed
+/// in `run.json` and in the table it writes: the folder's context is widened, not replaced (a
+/// folder trained by several commands is described by one header).
+#[test]
+fn a_second_command_into_the_same_out_widens_its_run_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let base = [
+        "--profile",
+        "smoke",
+        "--models",
+        "flstm",
+        "--variants",
+        "nll",
+        "--quiet",
+        "--out",
+        out,
+    ];
+    for seed in ["0", "1"] {
+        let (code, _, err) = run(&[&base[..], &["--seeds", seed]].concat());
+        assert_eq!(code, 0, "{err}");
+    }
+    let ctx: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(ctx["seeds"], serde_json::json!([0, 1]));
+    let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert!(md.contains("seeds [0, 1]"), "{}", &md[..md.len().min(400)]);
+    assert!(
+        md.contains("| FLSTM | NLL | 2 |"),
+        "both runs behind the cell"
+    );
+}
