@@ -7,7 +7,7 @@
 //! model behind one trait) ← [`train`] (generic over models; selection on validation only) ←
 //! [`experiments`] (the paper's tables as data, tiers, plans, resumable runs) ← [`report`]
 //! (markdown/JSON/CSV, plots). [`kernels`] (the fused CPU ops below `synergy` and `models`), [`data`],
-//! [`text`] (the pretrained BERT encoder), [`metrics`], [`io`] and the crate-internal markdown-table helper every layer prints with sit beside; [`app`]
+//! [`metrics`], [`io`] and the crate-internal markdown-table helper every layer prints with sit beside; [`app`]
 //! (argument parsing, the demo, the device check) sits on top and the binaries only call it.
 #![deny(missing_debug_implementations)]
 
@@ -23,7 +23,6 @@ pub mod metrics;
 pub mod models;
 pub mod report;
 pub mod synergy;
-pub mod text;
 pub mod train;
 
 pub use error::{EstimatorError, ParamError, Result};
@@ -61,6 +60,22 @@ pub fn try_init_threads(threads: Option<usize>) -> std::result::Result<usize, Th
                 .filter(|t: &usize| *t > 0)
         })
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // refuse up front what the address space cannot hold: a pool started to the edge of the
+    // limit can get its threads but not their signal stacks, and the runtime then aborts
+    if let Some(limit) = address_space_limit() {
+        let stacks = (n as u64).saturating_mul(THREAD_STACK_BYTES);
+        if stacks > limit / 2 {
+            return Err(ThreadsError {
+                threads: n,
+                reason: format!(
+                    "their stacks alone, {n} × {} MiB, exceed half of the process's address-space \
+                     limit of {} MiB",
+                    THREAD_STACK_BYTES >> 20,
+                    limit >> 20
+                ),
+            });
+        }
+    }
     if let Err(e) = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()
@@ -81,6 +96,21 @@ pub fn try_init_threads(threads: Option<usize>) -> std::result::Result<usize, Th
     // rayon's (which do not read the environment) exist.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     Ok(n)
+}
+
+/// The stack a worker thread reserves (Rust's default for spawned threads, which rayon keeps).
+const THREAD_STACK_BYTES: u64 = 2 << 20;
+
+/// The soft address-space limit of this process in bytes (`ulimit -v`), from `/proc/self/limits`;
+/// `None` when unlimited or unknown (no procfs).
+fn address_space_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max address space"))?;
+    line.trim_start_matches("Max address space")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// [`try_init_threads`] for callers without an error path: on failure it prints the error on

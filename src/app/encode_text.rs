@@ -1,7 +1,7 @@
 //! `synergy encode-text`: sentences on stdin (one per line) → token ids, attention masks, `[CLS]`
-//! and masked-mean vectors of a pretrained BERT ([`crate::text::TextEncoder`]).
+//! and masked-mean vectors of a pretrained BERT ([`crate::data::bert::TextEncoder`]).
 
-use crate::text::{bert::DEFAULT_MAX_LEN, resolve_encoder_dir, TextEncoder};
+use crate::data::bert::{encoder::DEFAULT_MAX_LEN, resolve_encoder_dir, TextEncoder};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};

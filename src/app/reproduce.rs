@@ -220,6 +220,11 @@ pub enum ReproduceCommand {
         /// The results folder (results.jsonl and/or results.shard-K-of-N.jsonl).
         #[arg(long)]
         from: PathBuf,
+        /// Then split every results file larger than this many MiB into archive parts
+        /// (results.part-NNN.jsonl) of whole records, each at most this size; readers and a
+        /// resume merge them.
+        #[arg(long, default_value_t = 2.0)]
+        max_file_mib: f64,
     },
     /// One page of every claim of the paper (Tables 2-6) against the best measurement of it in
     /// the results folders under a root, per tier, with counts, the text-only controls and the
@@ -254,7 +259,7 @@ pub fn main_with(args: ReproduceArgs) -> Result<()> {
             crate::try_init_threads(Some(1))?;
             report_from(&from, out.as_deref(), json)
         }
-        Some(ReproduceCommand::Compact { from }) => compact(&from),
+        Some(ReproduceCommand::Compact { from, max_file_mib }) => compact(&from, max_file_mib),
         Some(ReproduceCommand::Scoreboard { from, out, json }) => {
             crate::try_init_threads(Some(1))?;
             scoreboard(&from, out.as_deref(), json)
@@ -449,8 +454,10 @@ fn run(args: RunArgs) -> Result<()> {
         print_shard_done(shard, &records, &ctx, &results, &out, wall, args.json);
         return Ok(());
     }
-    if widened {
-        // the folder holds runs of earlier commands too: its tables cover all of them
+    if widened || folder_has_other_runs(&out, &ctx, &records)? {
+        // the folder holds runs of earlier commands too (other models, seeds, variants or grid
+        // points on the same data): its tables cover all of them, as `report --from` does, so a
+        // narrower command never leaves a narrower table behind
         return report_from(std::slice::from_ref(&out), None, args.json);
     }
     render(
@@ -463,6 +470,25 @@ fn run(args: RunArgs) -> Result<()> {
         &[],
         args.json,
     )
+}
+
+/// Whether `out` holds finished runs on `ctx`'s tier, profile and data that are not among
+/// `records` (this command's plan): runs an earlier command trained into the folder.
+fn folder_has_other_runs(
+    out: &std::path::Path,
+    ctx: &tables::RunContext,
+    records: &[crate::experiments::RunRecord],
+) -> Result<bool> {
+    let mine: std::collections::HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    Ok(crate::experiments::shard::read_dir(out)?
+        .records
+        .iter()
+        .any(|r| {
+            r.tier == ctx.tier
+                && r.profile == ctx.profile
+                && r.data == ctx.data
+                && !mine.contains(r.key.as_str())
+        }))
 }
 
 /// What a finished shard prints (it renders no table: `report --from` merges the shards).
@@ -791,19 +817,41 @@ fn scoreboard(from: &std::path::Path, out: Option<&std::path::Path>, json: bool)
     Ok(())
 }
 
-/// `reproduce-paper compact --from DIR`.
-fn compact(dir: &std::path::Path) -> Result<()> {
-    let done = crate::experiments::compact::compact_dir(dir)?;
+/// `reproduce-paper compact --from DIR [--max-file-mib M]`.
+fn compact(dir: &std::path::Path, max_file_mib: f64) -> Result<()> {
+    if !(max_file_mib.is_finite() && max_file_mib > 0.0) {
+        anyhow::bail!("--max-file-mib must be a positive number of MiB, got {max_file_mib}");
+    }
+    let max_bytes = (max_file_mib * 1024.0 * 1024.0).floor() as u64;
+    let done = crate::experiments::compact::compact_dir(dir, max_bytes)?;
     if done.files.is_empty() {
         eprintln!(
-            "reproduce-paper: {}: nothing to compact (no finished seed has unselected runs with predictions)",
+            "reproduce-paper: {}: no predictions to drop (no finished seed has unselected runs with predictions)",
             dir.display()
         );
     }
     for (f, bytes) in &done.files {
         eprintln!("reproduce-paper: rewrote {} ({bytes} bytes)", f.display());
     }
+    for (f, bytes) in &done.split {
+        eprintln!(
+            "reproduce-paper: split into {} ({bytes} bytes)",
+            f.display()
+        );
+    }
+    for (f, bytes) in &done.oversized {
+        eprintln!(
+            "reproduce-paper: warning: {} is {bytes} bytes, over --max-file-mib {max_file_mib}: one record alone is larger",
+            f.display()
+        );
+    }
     let s = if done.runs == 1 { "" } else { "s" };
     println!("dropped the saved predictions of {} run{s}", done.runs);
+    if done.new_parts > 0 {
+        println!(
+            "moved runs of oversized results files into {} new archive part(s) of at most {max_bytes} bytes",
+            done.new_parts
+        );
+    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Batches for training: [`Dataset::batch`] gathers rows of a split on the host into a
 //! [`SeqBatch`]; [`DeviceSplit`] uploads a split once and gathers its batches on the device.
 
-use super::{tokens, Dataset, Split};
+use super::{bert::tokens, Dataset, Split};
 use candle_core::{DType, Device, Tensor};
 
 /// A batch on a device.

@@ -2,7 +2,7 @@
 //! them with what is known about it ([`TestSubset`]s, reference [`Ceiling`]s), and the check
 //! every loader runs before returning one ([`Dataset::check`]: shapes agree, no id twice).
 
-use super::{tokens, DataError, DatasetName, Task, Tier};
+use super::{bert::tokens, DataError, DatasetName, Task, Tier};
 use serde::{Deserialize, Serialize};
 
 /// Bytes of the padded splits of `n` clips × `t` steps × `dims` (f32) plus per-clip bookkeeping.

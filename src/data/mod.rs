@@ -6,11 +6,12 @@
 //!
 //! Files: `dataset.rs` ([`Dataset`], [`Split`], the checks every loader runs), `batch.rs` ([`SeqBatch`],
 //! [`DeviceSplit`]), `error.rs` ([`DataError`], charging the memory budget), one file or folder
-//! per format ([`pickle`], [`mmsa`], [`urfunny`], [`csd`], [`realtext`], [`tokens`]), the
+//! per format ([`pickle`], [`mmsa`], [`urfunny`], [`csd`], [`realtext`], [`bert`]), the
 //! generators ([`synthetic`]) and [`inspect`]; this file: the tier and corpus names and
 //! [`load_full`].
 
 mod batch;
+pub mod bert;
 pub mod csd;
 mod dataset;
 mod error;
@@ -19,7 +20,6 @@ pub mod mmsa;
 pub mod pickle;
 pub mod realtext;
 pub mod synthetic;
-pub mod tokens;
 pub mod urfunny;
 
 pub use batch::{DeviceSplit, SeqBatch};

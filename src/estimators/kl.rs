@@ -26,6 +26,22 @@ fn need_more_rows_than_dims(what: &'static str, x: &ArrayView2<f64>) -> Result<(
 ///
 /// with `(μ₁, Σ₁)` from `x ~ P` and `(μ₂, Σ₂)` from `y ~ Q`, evaluated via Cholesky factors
 /// (`tr(Σ₂⁻¹Σ₁) = ‖L₂⁻¹L₁‖²_F`). Needs `n > d` in both samples; a singular covariance is an error.
+///
+/// # Example
+///
+/// A sample against itself is exactly 0; a mean shift of `δ` in one of `d` unit-variance
+/// dimensions adds about `δ²/2` nats:
+///
+/// ```
+/// use ndarray::Array2;
+/// use neural_synergy::estimators::gaussian_kl;
+///
+/// let x = Array2::from_shape_fn((400, 2), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 11.0);
+/// assert!(gaussian_kl(&x.view(), &x.view())?.abs() < 1e-12);
+/// let y = &x + &ndarray::array![[0.5, 0.0]];
+/// assert!(gaussian_kl(&x.view(), &y.view())? > 0.0);
+/// # Ok::<(), neural_synergy::EstimatorError>(())
+/// ```
 pub fn gaussian_kl(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<f64> {
     super::check_pair(x, y)?;
     need_more_rows_than_dims("Gaussian KL (x)", x)?;

@@ -25,6 +25,19 @@ pub struct Mardia {
 ///
 /// Facts: `b₂,p ≥ p²` (Jensen, since `mean(mᵢ) = p`) and invariance under invertible
 /// affine maps `x ↦ Ax + c`. Needs `n > p` and a non-singular `S`.
+///
+/// # Example
+///
+/// Jensen's bound `b₂,p ≥ p²` holds for every sample, with equality when every point is at the
+/// same Mahalanobis distance (here: the four corners of a square):
+///
+/// ```
+/// use neural_synergy::estimators::mardia_kurtosis;
+///
+/// let corners = ndarray::array![[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]];
+/// assert!((mardia_kurtosis(&corners.view())? - 4.0).abs() < 1e-12);
+/// # Ok::<(), neural_synergy::EstimatorError>(())
+/// ```
 pub fn mardia(x: &ArrayView2<f64>) -> Result<Mardia> {
     super::check_matrix("x", x)?;
     let (n, p) = x.dim();

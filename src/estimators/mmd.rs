@@ -60,6 +60,22 @@ impl FromStr for MmdVariant {
 }
 
 /// MMD² between the rows of `x` and of `y` under the mean Gaussian kernel over `bandwidths`.
+///
+/// # Example
+///
+/// The biased statistic is exactly 0 between a sample and itself and positive after a shift:
+///
+/// ```
+/// use ndarray::Array2;
+/// use neural_synergy::estimators::{median_bandwidths, mmd2, MmdVariant};
+///
+/// let x = Array2::from_shape_fn((64, 3), |(i, j)| ((i * 5 + j) % 9) as f64);
+/// let y = &x + 2.0;
+/// let bw = median_bandwidths(&x.view(), &y.view())?;
+/// assert!(mmd2(&x.view(), &x.view(), MmdVariant::Biased, &bw)?.abs() < 1e-12);
+/// assert!(mmd2(&x.view(), &y.view(), MmdVariant::Biased, &bw)? > 0.0);
+/// # Ok::<(), neural_synergy::EstimatorError>(())
+/// ```
 pub fn mmd2(
     x: &ArrayView2<f64>,
     y: &ArrayView2<f64>,

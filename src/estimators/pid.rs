@@ -169,6 +169,22 @@ const NONE: usize = usize::MAX;
 
 /// The BROJA PID of three equal-length code vectors (any `usize` labels; only equality matters).
 /// See the module documentation for the definition and the solver.
+///
+/// # Example
+///
+/// `Y = X1 XOR X2` with independent fair bits: neither input alone says anything about `Y`, both
+/// together say everything — one bit of pure synergy:
+///
+/// ```
+/// use neural_synergy::estimators::pid_discrete;
+///
+/// let (x1, x2) = (vec![0, 0, 1, 1], vec![0, 1, 0, 1]);
+/// let y: Vec<usize> = x1.iter().zip(&x2).map(|(a, b)| a ^ b).collect();
+/// let pid = pid_discrete(&x1, &x2, &y)?;
+/// assert!((pid.synergy - 1.0).abs() < 1e-6);
+/// assert!(pid.redundancy.abs() < 1e-6 && pid.unique_x1.abs() < 1e-6);
+/// # Ok::<(), neural_synergy::estimators::PidError>(())
+/// ```
 pub fn pid_discrete(x1: &[usize], x2: &[usize], y: &[usize]) -> Result<Pid> {
     Ok(pid_discrete_with(x1, x2, y, &PidOptions::default())?.pid)
 }

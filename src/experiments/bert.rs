@@ -1,9 +1,9 @@
 //! The BERT-based models (MAG-BERT, MIM) in `reproduce-paper`: what they consume per tier.
 //!
 //! * **real-text**: the real transcripts' words are tokenised with the chosen checkpoint's
-//!   tokenizer ([`crate::data::tokens::attach`]); the checkpoint folder comes from
+//!   tokenizer ([`crate::data::bert::tokens::attach`]); the checkpoint folder comes from
 //!   `--text-encoder DIR`, else `NEURAL_SYNERGY_TEXT_ENCODER`, else the fetch script's cache
-//!   ([`crate::text::resolve_encoder_dir`]). Asked for explicitly (`--models magbert,mim`) without
+//!   ([`crate::data::bert::resolve_encoder_dir`]). Asked for explicitly (`--models magbert,mim`) without
 //!   an encoder, the run stops with a one-line error saying how to fetch one; in the default
 //!   "all models" plan they are left out with a note instead.
 //! * **synthetic** and **full**: no words (the synthetic generators have none; the full tier's
@@ -11,17 +11,17 @@
 //!   applicable: they are left out of the plan with that reason on stderr and their cells stay
 //!   empty ("—").
 
+use crate::data::bert::encoder::DEFAULT_MAX_LEN;
+use crate::data::bert::TextEncoder;
 use crate::data::Dataset;
 use crate::models::misa::TextEncoderKind;
 use crate::models::ModelConfig;
-use crate::text::bert::DEFAULT_MAX_LEN;
-use crate::text::TextEncoder;
 use std::path::Path;
 
 /// Applies `reproduce-paper`'s text options to the plan's model configurations: `misa_bert`
 /// switches MISA to its BERT text path ([`TextEncoderKind::Bert`]); `frozen` freezes BERT in
 /// every BERT-based model (MIM and BERT-MISA then use the frozen-feature cache,
-/// [`crate::models::frozen_text`]). Returns notes for stderr.
+/// [`crate::models::bert::frozen`]). Returns notes for stderr.
 pub fn text_options(models: &mut [ModelConfig], misa_bert: bool, frozen: bool) -> Vec<String> {
     let mut notes = Vec::new();
     for m in models.iter_mut() {
@@ -58,7 +58,7 @@ pub fn prepare(
     models: &mut Vec<ModelConfig>,
     explicit: bool,
     encoder: Option<&Path>,
-) -> Result<Vec<String>, crate::text::TextEncoderError> {
+) -> Result<Vec<String>, crate::data::bert::TextEncoderError> {
     let names: Vec<&str> = models
         .iter()
         .filter(|m| m.needs_tokens())
@@ -81,13 +81,13 @@ pub fn prepare(
             ds.name
         ));
     }
-    let dir = match crate::text::resolve_encoder_dir(encoder) {
+    let dir = match crate::data::bert::resolve_encoder_dir(encoder) {
         Ok(d) => d,
         Err(e) if explicit => return Err(e),
         Err(e) => return drop(e.to_string()),
     };
     let enc = TextEncoder::load_with(&dir, &candle_core::Device::Cpu, DEFAULT_MAX_LEN)?;
-    crate::data::tokens::attach(ds, enc.tokenizer(), dir.clone(), enc.checkpoint_key())?;
+    crate::data::bert::tokens::attach(ds, enc.tokenizer(), dir.clone(), enc.checkpoint_key())?;
     Ok(vec![format!(
         "{names}: text encoder {} (checkpoint {})",
         dir.display(),

@@ -1,4 +1,5 @@
-//! Compaction of a results folder: the saved predictions of the runs no table can use.
+//! Compaction of a results folder: the saved predictions of the runs no table can use, then
+//! files over a size budget split into archive parts of whole records.
 //!
 //! Every run saves its test predictions and the predictions under each test-time corruption
 //! (≈ 34 KB per TFN run on MOSI), so a grid of 10 points × 5 seeds grows a results file past what
@@ -74,7 +75,18 @@ pub struct Compacted {
     pub runs: usize,
     /// The results files rewritten, with their size in bytes afterwards.
     pub files: Vec<(PathBuf, u64)>,
+    /// The files written by splitting oversized results files (archive parts, then the cut file),
+    /// with their sizes in bytes.
+    pub split: Vec<(PathBuf, u64)>,
+    /// How many of [`Compacted::split`] are new archive parts (the rest: the files cut).
+    pub new_parts: usize,
+    /// Files still over the size budget: one record alone is larger than it.
+    pub oversized: Vec<(PathBuf, u64)>,
 }
+
+/// The default size budget of one results file for `compact` (2 MiB: what a repository's
+/// checks commonly flag as a large file).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// The size of file `f` in bytes.
 fn size_of(f: &Path) -> Result<u64, super::ExperimentError> {
@@ -86,16 +98,19 @@ fn size_of(f: &Path) -> Result<u64, super::ExperimentError> {
         })
 }
 
-/// Rewrites the results files of `dir` (`results.jsonl` and the shards') without the predictions
-/// of the [`prunable`] runs, each file atomically and under its writer lock (a training writing
-/// into the folder makes it fail, naming the training; see [`super::store`]). Every file is read
-/// before any is written (a file that cannot be read stops it with nothing changed). Only the
-/// lines that lose predictions change, and they keep every other field, known to this build or
-/// not; the others are copied byte for byte.
-pub fn compact_dir(dir: &Path) -> Result<Compacted, super::ExperimentError> {
+/// Rewrites the results files of `dir` (`results.jsonl`, the shards' and the archive parts)
+/// without the predictions of the [`prunable`] runs, each file atomically and under its writer
+/// lock (a training writing into the folder makes it fail, naming the training; see
+/// [`super::store`]). Every file is read before any is written (a file that cannot be read stops
+/// it with nothing changed). Only the lines that lose predictions change, and they keep every
+/// other field, known to this build or not; the others are copied byte for byte. Then every
+/// results file still larger than `max_bytes` is split into archive parts of at most that size
+/// ([`super::store::split_file`]: whole records, moved byte for byte), so the folder's records —
+/// and its tables — stay the same.
+pub fn compact_dir(dir: &Path, max_bytes: u64) -> Result<Compacted, super::ExperimentError> {
     let merged = super::shard::read_dir(dir)?;
     if let Some(u) = merged.unreadable.first() {
-        return Err(super::ExperimentError::Unreadable(u.clone()));
+        return Err(super::ExperimentError::CompactRefused(u.clone()));
     }
     let drop = prunable(&merged.records);
     let mut done = Compacted::default();
@@ -110,6 +125,22 @@ pub fn compact_dir(dir: &Path) -> Result<Compacted, super::ExperimentError> {
         if changed > 0 {
             done.runs += changed;
             done.files.push((f.to_path_buf(), size_of(f)?));
+        }
+    }
+    for f in &merged.files {
+        if size_of(f)? <= max_bytes {
+            continue;
+        }
+        let written = super::store::split_file(f, max_bytes)?;
+        if written.is_empty() {
+            done.oversized.push((f.to_path_buf(), size_of(f)?));
+        }
+        done.new_parts += written.len().saturating_sub(1);
+        for (p, bytes) in written {
+            if bytes > max_bytes {
+                done.oversized.push((p.clone(), bytes));
+            }
+            done.split.push((p, bytes));
         }
     }
     Ok(done)

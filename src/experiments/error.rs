@@ -4,10 +4,10 @@
 //! [`crate::app`].
 
 use super::store::StoreError;
+use crate::data::bert::TextEncoderError;
 use crate::data::DataError;
 use crate::error::ParamError;
 use crate::synergy::SynergyError;
-use crate::text::TextEncoderError;
 use thiserror::Error;
 
 /// Why a plan, a run or a results folder failed.
@@ -37,7 +37,8 @@ pub enum ExperimentError {
         path: String,
         source: std::io::Error,
     },
-    /// A results file of a folder could not be read, so the folder was left as it was.
+    /// `compact` found a results file of the folder it could not read, so it left the folder as
+    /// it was (rewriting the others could drop the only copy of a selection's predictions).
     #[error("{0}; nothing was compacted")]
-    Unreadable(String),
+    CompactRefused(String),
 }

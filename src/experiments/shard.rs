@@ -111,10 +111,11 @@ pub struct Merged {
     pub duplicates: usize,
 }
 
-/// Whether `name` is a results file of a run directory: `results.jsonl` or
-/// `results.shard-K-of-N.jsonl`.
+/// Whether `name` is a results file of a run directory: `results.jsonl`,
+/// `results.shard-K-of-N.jsonl` or an archive part `results.part-NNN.jsonl`
+/// ([`super::store::split_file`]).
 pub fn is_results_file(name: &str) -> bool {
-    if name == "results.jsonl" {
+    if name == "results.jsonl" || super::store::part_number(name).is_some() {
         return true;
     }
     name.strip_prefix("results.shard-")

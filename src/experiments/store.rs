@@ -15,6 +15,11 @@
 //!   It edits the JSON of the lines it changes (removing saved predictions) and copies every other
 //!   line byte for byte, so fields written by a newer or older build survive. It takes the lock of
 //!   every file it rewrites, so it fails instead of racing a training.
+//! * **No file grows past what a repository takes.** `compact --max-file-mib M` moves whole
+//!   records, byte for byte and in order, out of a results file larger than M MiB into new
+//!   archive parts `results.part-NNN.jsonl` of at most M MiB each ([`split_file`]), under the
+//!   file's lock. Parts are only ever created, never appended to; readers merge them and a resume
+//!   counts their runs as done.
 //! * Readers (`report --from`) take no lock: a record is visible once its line is complete, and a
 //!   torn last line is skipped with a warning.
 
@@ -237,9 +242,12 @@ impl ResultsWriter {
         })
     }
 
-    /// The records already in the file (under the lock, so no other writer adds to them).
+    /// The records already in the file (under the lock, so no other writer adds to them),
+    /// then those of the folder's archive parts ([`split_file`]): what a resume counts as done.
     pub fn records(&self) -> Result<Vec<RunRecord>, StoreError> {
-        read_results(&self.path)
+        let mut recs = read_results(&self.path)?;
+        recs.extend(archived_records(&dir_of(&self.path))?);
+        Ok(recs)
     }
 
     /// Appends one record as one line (one `write` to a file opened for appending) and flushes
@@ -365,8 +373,210 @@ pub fn edit_lines(
     Ok(changed)
 }
 
+/// The folder of a results file (`.` for a bare file name).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The file name of archive part `n` of a results folder: `results.part-NNN.jsonl`. Parts hold
+/// finished runs moved out of an oversized results file by [`split_file`]; no training appends to
+/// them, every reader merges them ([`super::shard::read_dir`]) and a resume counts their runs as
+/// done ([`ResultsWriter::records`]).
+pub fn part_name(n: usize) -> String {
+    format!("results.part-{n:03}.jsonl")
+}
+
+/// The number of archive part `name` (`results.part-N.jsonl`, N decimal digits), or `None`.
+pub fn part_number(name: &str) -> Option<usize> {
+    name.strip_prefix("results.part-")?
+        .strip_suffix(".jsonl")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
+}
+
+/// The records of every archive part in `dir` (see [`part_name`]), in name order. A part that
+/// cannot be read is an error: its runs would otherwise be trained again.
+pub fn archived_records(dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().and_then(part_number).is_some())
+        .map(|e| e.path())
+        .collect();
+    parts.sort();
+    let mut out = Vec::new();
+    for p in &parts {
+        out.extend(read_results(p)?);
+    }
+    Ok(out)
+}
+
+/// Splits lines of the given byte sizes (each counted with its newline) into consecutive runs of
+/// lines whose sizes sum to at most `max` bytes, greedily from the first line; a line longer than
+/// `max` is a run of its own. The runs cover `0..sizes.len()` in order, without gaps or overlap.
+pub fn chunk_lines(sizes: &[u64], max: u64) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, &s) in sizes.iter().enumerate() {
+        if i > start && bytes + s > max {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += s;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
+}
+
+/// Writes `bytes` to a new file `dir/part_name(n)` for the first free `n ≥ first`, never replacing
+/// an existing file (a temporary file hard-linked to its name, which fails if the name is taken).
+fn write_new_part(dir: &Path, first: usize, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let tmp = dir.join(format!(".results.part.tmp.{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    let mut n = first;
+    let result = loop {
+        let part = dir.join(part_name(n));
+        match std::fs::hard_link(&tmp, &part) {
+            Ok(()) => break Ok(part),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => break Err(io_err(&part)(e)),
+        }
+    };
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// Splits a results file larger than `max` bytes: under its writer lock, its records are cut
+/// into consecutive runs of lines of at most `max` bytes ([`chunk_lines`]); every run but the
+/// last moves, byte for byte, into a new archive part ([`part_name`], numbered after the folder's
+/// existing parts), and the file keeps the last run (rewritten atomically). Lines stay whole and
+/// in order, so the folder holds the same records before and after. Parts are written before the
+/// file is cut: a crash in between leaves runs in two files, which readers count once (the same
+/// key) and report as duplicates. Returns the files written with their sizes in bytes (empty:
+/// the file was at most `max`, or is one record).
+pub fn split_file(path: &Path, max: u64) -> Result<Vec<(PathBuf, u64)>, StoreError> {
+    let _lock = WriterLock::acquire(path)?;
+    let len = std::fs::metadata(path).map_err(io_err(path))?.len();
+    if len <= max {
+        return Ok(Vec::new());
+    }
+    let lines: Vec<String> = read_lines(path)?
+        .lines
+        .into_iter()
+        .filter(|(_, r)| r.is_some()) // a torn last line was never a record
+        .map(|(t, _)| t)
+        .collect();
+    let sizes: Vec<u64> = lines.iter().map(|l| l.len() as u64 + 1).collect();
+    let chunks = chunk_lines(&sizes, max);
+    if chunks.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let dir = dir_of(path);
+    let first = std::fs::read_dir(&dir)
+        .map_err(io_err(&dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(part_number))
+        .max()
+        .map_or(1, |n| n + 1);
+    let text = |r: &std::ops::Range<usize>| -> String {
+        lines[r.clone()].iter().map(|l| format!("{l}\n")).collect()
+    };
+    let mut written = Vec::new();
+    let (last, moved) = chunks.split_last().expect("two chunks or more");
+    for r in moved {
+        let body = text(r);
+        let part = write_new_part(&dir, first + written.len(), body.as_bytes())?;
+        written.push((part, body.len() as u64));
+    }
+    let body = text(last);
+    let tmp = path.with_extension(format!("jsonl.tmp.{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(body.as_bytes()).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    written.push((path.to_path_buf(), body.len() as u64));
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The chunks are consecutive, start at 0 and end at the last line: no line is lost,
+        /// repeated or reordered.
+        #[test]
+        fn chunks_cover_every_line_once_in_order(
+            sizes in proptest::collection::vec(1u64..500, 0..60),
+            max in 1u64..2000,
+        ) {
+            let chunks = super::chunk_lines(&sizes, max);
+            let mut next = 0;
+            for c in &chunks {
+                prop_assert_eq!(c.start, next);
+                prop_assert!(c.end > c.start);
+                next = c.end;
+            }
+            prop_assert_eq!(next, sizes.len());
+        }
+
+        /// Every chunk fits the budget unless it is one line alone (a record is never cut).
+        #[test]
+        fn every_chunk_fits_the_budget_or_is_one_line(
+            sizes in proptest::collection::vec(1u64..500, 0..60),
+            max in 1u64..2000,
+        ) {
+            for c in super::chunk_lines(&sizes, max) {
+                let bytes: u64 = sizes[c.clone()].iter().sum();
+                prop_assert!(bytes <= max || c.len() == 1, "{c:?}: {bytes} > {max}");
+            }
+        }
+
+        /// Greedy: no chunk could have taken the next line, so no more files are written than
+        /// needed one after another.
+        #[test]
+        fn no_chunk_could_take_the_next_line(
+            sizes in proptest::collection::vec(1u64..500, 0..60),
+            max in 1u64..2000,
+        ) {
+            let chunks = super::chunk_lines(&sizes, max);
+            for w in chunks.windows(2) {
+                let bytes: u64 = sizes[w[0].clone()].iter().sum();
+                prop_assert!(bytes + sizes[w[1].start] > max);
+            }
+        }
+    }
+
+    #[test]
+    fn part_names_round_trip_and_other_names_are_not_parts() {
+        for n in [1, 7, 42, 999, 1000, 123_456] {
+            assert_eq!(super::part_number(&super::part_name(n)), Some(n));
+        }
+        for name in [
+            "results.jsonl",
+            "results.part-.jsonl",
+            "results.part-1a.jsonl",
+            "results.part-+1.jsonl",
+            "results.part-1.jsonl.lock",
+            "results.shard-1-of-2.jsonl",
+        ] {
+            assert_eq!(super::part_number(name), None, "{name}");
+        }
+    }
+
     #[test]
     fn utc_text_matches_known_dates() {
         assert_eq!(super::utc_text(0), "1970-01-01 00:00:00 UTC");

@@ -4,7 +4,7 @@
 //!
 //! # Structure
 //! 1. BERT embeddings `E = LN(W_word[id] + W_pos + W_type)` of the `text_bert` tokens
-//!    ([`crate::data::tokens`]).
+//!    ([`crate::data::bert::tokens`]).
 //! 2. The **Multimodal Adaptation Gate** at every token, with the word-aligned audio `A` and
 //!    vision `V` (one frame per word-piece, zeros at `[CLS]`/`[SEP]`/padding):
 //!    * `g_v = ReLU(W_hv [V; E])`, `g_a = ReLU(W_ha [A; E])` (gates, `H` wide);
@@ -28,20 +28,20 @@
 //! everything at 2e-5 with Adam and no weight decay; the generic trainer uses AdamW with the
 //! protocol's weight decay and gradient clip 5.
 //! A frozen MAG-BERT still runs BERT at every step: it cannot use the frozen-feature cache
-//! ([`super::layers::frozen_text`]) because the gate adds audio and vision inside BERT (after the
+//! ([`super::bert::frozen`]) because the gate adds audio and vision inside BERT (after the
 //! embeddings), so BERT's output depends on the other modalities and on the trained gate.
 //!
 //! # Deviations from MMSA / the original
 //! * `‖H‖ = 0` is not replaced by 1 as in MMSA: at such a token `αH = 0` whatever `α` is, so the
 //!   output is identical; the norms are `sqrt(Σ(·)² + 10⁻³⁰)` so the gradient at 0 is 0, not NaN.
-//! * Audio/vision alignment comes from the tier's word steps (see [`crate::data::tokens`]); the
+//! * Audio/vision alignment comes from the tier's word steps (see [`crate::data::bert::tokens`]); the
 //!   real-text tier's audio/vision are its synthetic per-word cues (74/35 wide), not COVAREP/Facet.
-//! * Attention-probability dropout is omitted inside BERT (see [`super::layers::bert_backbone`]).
+//! * Attention-probability dropout is omitted inside BERT (see [`super::bert::backbone`]).
 //! * Loss: the protocol's task loss (L1 for MOSI, as MMSA); MAG-o used MSE with warm-up.
 
-use super::layers::bert_backbone::{config_for, load_from_ctx, BertBackbone, Ln};
+use super::bert::backbone::{config_for, load_from_ctx, BertBackbone, Ln};
 use super::{check_dropout, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout};
-use crate::data::{tokens::TokenBatch, SeqBatch};
+use crate::data::{bert::tokens::TokenBatch, SeqBatch};
 use crate::error::{check_positive, ParamError};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
@@ -179,7 +179,7 @@ pub(crate) fn tokens_of<'a>(b: &'a SeqBatch, model: &str) -> candle_core::Result
     b.tokens.as_ref().ok_or_else(|| {
         candle_core::Error::Msg(format!(
             "{model} needs BERT tokens: a dataset with words (the real-text tier) tokenised with \
-             a text encoder (data::tokens::attach); the synthetic tiers have no words"
+             a text encoder (data::bert::tokens::attach); the synthetic tiers have no words"
         ))
     })
 }

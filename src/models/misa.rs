@@ -52,7 +52,7 @@
 //!   `z_t = LN(ReLU(W_t u_t))` as before. Options in `bert` ([`MisaBert`]): `lr` (the BERT
 //!   variables' learning rate, default 1e-4 = MMSA's MISA rate on MOSI), `finetune` (default true,
 //!   MMSA's `use_finetune`), `dropout` (BERT's hidden dropout, 0.1) and `feature_cache` (frozen
-//!   BERT only: cache the masked means, [`super::layers::frozen_text`]). This path reads tokens, so it is
+//!   BERT only: cache the masked means, [`super::bert::frozen`]). This path reads tokens, so it is
 //!   not applicable on tiers without words (as MAG-BERT and MMIM).
 //! * [`TextEncoderKind::MaskedMean`] is the BERT path minus BERT: the masked time-mean of the text
 //!   inputs (e.g. precomputed BERT token outputs), projected.
@@ -69,9 +69,9 @@
 //!   (1e-4 on MOSI); here BERT is its own parameter group at `bert.lr` (default the same 1e-4) and
 //!   the rest at the protocol's grid rate, with AdamW and the protocol's norm clip. MMSA's
 //!   projection `project_t` is hard-coded 768 wide; here it is the checkpoint's hidden size. The
-//!   dropout on BERT's attention probabilities is omitted ([`super::layers::bert_backbone`]). A frozen,
+//!   dropout on BERT's attention probabilities is omitted ([`super::bert::backbone`]). A frozen,
 //!   cached BERT runs in inference mode (MMSA's frozen BERT keeps its dropout;
-//!   [`super::layers::frozen_text`]). Audio and vision are packed with the word-step lengths (MMSA packs
+//!   [`super::bert::frozen`]). Audio and vision are packed with the word-step lengths (MMSA packs
 //!   them with the BERT token count, see below).
 //! * Bidirectional LSTMs (`BiLstm`) are two [`FastLstm`](super::layers::lstm::FastLstm)s
 //!   (candle-nn's weights, whole-sequence kernel) that run each sequence's valid steps only; the backward one reads each sequence reversed within its
@@ -93,8 +93,8 @@
 //! * MMSA packs audio and vision with the text token count; here all modalities share one
 //!   (word-aligned) length, so the quirk does not arise.
 
-use super::layers::bert_backbone::{config_for, load_from_ctx, BertBackbone};
-use super::layers::frozen_text::{FrozenText, Pooling};
+use super::bert::backbone::{config_for, load_from_ctx, BertBackbone};
+use super::bert::frozen::{FrozenText, Pooling};
 use super::layers::lstm::{BiLstm, Reversal};
 use super::mag_bert::tokens_of;
 use super::{
@@ -132,7 +132,7 @@ pub struct MisaBert {
     /// BERT's hidden dropout in training mode (`hidden_dropout_prob` 0.1).
     pub dropout: f64,
     /// With a frozen BERT: compute each clip's masked mean once and cache it in memory and on
-    /// disk ([`super::layers::frozen_text`]) instead of running BERT at every step.
+    /// disk ([`super::bert::frozen`]) instead of running BERT at every step.
     pub feature_cache: bool,
 }
 

@@ -56,14 +56,14 @@
 //!   matrix: −∞/NaN).
 //! * Audio/vision are the tier's word-step features with the word lengths (MMSA reads unaligned
 //!   COVAREP/Facet sequences with their own lengths).
-//! * BERT: attention-probability dropout omitted (see [`super::layers::bert_backbone`]).
+//! * BERT: attention-probability dropout omitted (see [`super::bert::backbone`]).
 //! * Frozen BERT (`finetune: false`) with `feature_cache` (the default): the `[CLS]` vectors are
-//!   computed once per token sequence in inference mode and cached ([`super::layers::frozen_text`]); MMSA's
+//!   computed once per token sequence in inference mode and cached ([`super::bert::frozen`]); MMSA's
 //!   frozen BERT keeps its dropout. `feature_cache: false` runs BERT (with dropout, output
 //!   detached) at every step.
 
-use super::layers::bert_backbone::{config_for, load_from_ctx, BertBackbone};
-use super::layers::frozen_text::{FrozenText, Pooling};
+use super::bert::backbone::{config_for, load_from_ctx, BertBackbone};
+use super::bert::frozen::{FrozenText, Pooling};
 use super::layers::lstm::{BiLstm, Reversal};
 use super::mag_bert::tokens_of;
 use super::{
@@ -102,7 +102,7 @@ pub struct MmimConfig {
     /// Fine-tune BERT (MMSA `use_finetune` true; `false` freezes it).
     pub finetune: bool,
     /// With a frozen BERT: compute each clip's `[CLS]` vector once and cache it in memory and on
-    /// disk ([`super::layers::frozen_text`]) instead of running BERT at every step (default true;
+    /// disk ([`super::bert::frozen`]) instead of running BERT at every step (default true;
     /// serialised only when false, so existing configurations keep their JSON).
     #[serde(skip_serializing_if = "is_true")]
     pub feature_cache: bool,

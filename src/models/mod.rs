@@ -35,10 +35,14 @@
 //! * this file: the trait, the registry, [`BuildCtx`], the validation helpers;
 //! * one file per model (above); MFN's fused memory recurrence, step-by-step reference and
 //!   configuration sit in `mfn/`;
-//! * [`layers`]: the LSTM, the TFN/LMF sub-networks, the BERT backbone and its frozen cache,
-//!   dropout and pooling. [`lstm`], [`bert_backbone`], [`frozen_text`], [`SeededDropout`],
-//!   [`masked_mean`] and [`last_valid`] are re-exported here under their earlier paths.
+//! * [`layers`]: the LSTM, the TFN/LMF sub-networks, dropout and pooling. [`lstm`],
+//!   [`SeededDropout`], [`masked_mean`] and [`last_valid`] are re-exported here under their
+//!   earlier paths;
+//! * [`bert`]: the trainable BERT ([`bert::backbone`]) and a frozen BERT's cached pooled outputs
+//!   ([`bert::frozen`]) that MAG-BERT, MISA's BERT text path and MMIM build on (the BERT inputs —
+//!   tokenizer, frozen encoder, token batches — are [`crate::data::bert`]).
 
+pub mod bert;
 pub mod ef_lstm;
 pub mod layers;
 pub mod lmf;
@@ -48,9 +52,9 @@ pub mod misa;
 pub mod mmim;
 pub mod tfn;
 
+pub use layers::lstm;
 pub use layers::pool::{last_valid, masked_mean};
 pub use layers::SeededDropout;
-pub use layers::{bert_backbone, frozen_text, lstm};
 
 use crate::data::{Dataset, SeqBatch, Task};
 pub use crate::synergy::ModelOutput;
@@ -124,7 +128,7 @@ pub trait FusionModel: Sized {
     fn rep_dims(&self) -> (Vec<usize>, usize);
 
     /// Whether the model with configuration `cfg` reads BERT tokens ([`SeqBatch::tokens`]) and so
-    /// needs a dataset with words and a text encoder ([`crate::data::tokens`]). Default: no (MISA
+    /// needs a dataset with words and a text encoder ([`crate::data::bert::tokens`]). Default: no (MISA
     /// reads them only with its BERT text path).
     fn needs_tokens(_cfg: &Self::Config) -> bool {
         false

@@ -7,8 +7,8 @@
 use crate::common::{run_bin_with, shared};
 use candle_core::{DType, Device, Tensor};
 use ndarray::{s, Array2, Axis};
-use neural_synergy::text::cache::{CacheStatus, FeatureCache};
-use neural_synergy::text::{
+use neural_synergy::data::bert::cache::{CacheStatus, FeatureCache};
+use neural_synergy::data::bert::{
     resolve_encoder_dir, BertTokenizer, TextEncoder, TextEncoderError, Tokenized, MINILM_SHA256,
 };
 use proptest::prelude::*;

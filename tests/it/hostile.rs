@@ -604,6 +604,9 @@ fn both_bombs_end_in_a_clean_error_under_a_4_gib_address_space_limit() {
     assert_eq!(r.0, 0, "{}", r.2);
 }
 
+/// Refused before any thread starts: a pool started to the edge of the limit got its threads but,
+/// under load, not a thread's signal stack, and the runtime aborted (seen once in a full suite
+/// beside a training).
 #[test]
 fn threads_the_memory_limit_cannot_hold_are_a_clean_error_not_a_panic() {
     // 3000 stacks of 2 MiB do not fit in 4 GiB

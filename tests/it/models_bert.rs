@@ -4,10 +4,10 @@
 //! `NEURAL_SYNERGY_TEXT_ENCODER` is set; CI sets it).
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use neural_synergy::data::{synthetic, tokens, Dataset};
+use neural_synergy::data::bert::BertTokenizer;
+use neural_synergy::data::{bert::tokens, synthetic, Dataset};
 use neural_synergy::models::mag_bert::{MagBert, MagBertConfig};
 use neural_synergy::models::{BuildCtx, FusionModel};
-use neural_synergy::text::BertTokenizer;
 use neural_synergy::train::{build_model, param_groups};
 use std::path::{Path, PathBuf};
 

@@ -1,20 +1,20 @@
 //! MISA's BERT text path (MMSA's MISA) and the frozen-encoder feature cache
-//! (`models::layers::frozen_text`), with the tiny fixture encoder (no download).
+//! (`models::bert::frozen`), with the tiny fixture encoder (no download).
 
 use crate::models::one_epoch_run;
 use crate::models_bert::{changed, ctx, small, tiny_dir, values};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
+use neural_synergy::data::bert::TextEncoderError;
 use neural_synergy::data::{synthetic, Dataset};
-use neural_synergy::models::layers::bert_backbone::{load_pretrained, read_config, BertBackbone};
-use neural_synergy::models::layers::frozen_text::{
+use neural_synergy::models::bert::backbone::{load_pretrained, read_config, BertBackbone};
+use neural_synergy::models::bert::frozen::{
     read_file, split_rows, weights_key, CacheOutcome, FrozenText, Pooling,
 };
 use neural_synergy::models::misa::{Misa, MisaConfig, TextEncoderKind};
 use neural_synergy::models::mmim::{Mmim, MmimConfig};
 use neural_synergy::models::{FusionModel, ModelConfig, ModelKind};
 use neural_synergy::synergy::TaskStep;
-use neural_synergy::text::TextEncoderError;
 use neural_synergy::train::{build_model, param_groups, train_run, TaskLoss, Variant};
 use proptest::prelude::*;
 

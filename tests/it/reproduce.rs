@@ -845,4 +845,26 @@ fn a_second_command_into_the_same_out_widens_its_run_json() {
         md.contains("| FLSTM | NLL | 2 |"),
         "both runs behind the cell"
     );
+    // a third command with the same models and seeds but only another variant: the folder's
+    // table still shows every cell (it used to shrink to this command's plan until `report`)
+    let (code, _, err) = run(&[
+        "--profile",
+        "smoke",
+        "--models",
+        "flstm",
+        "--variants",
+        "nll-smmd",
+        "--seeds",
+        "0,1",
+        "--quiet",
+        "--out",
+        out,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert!(
+        md.contains("| FLSTM | NLL | 2 |"),
+        "the earlier variant's cell stays: {}",
+        &md[..md.len().min(1200)]
+    );
 }

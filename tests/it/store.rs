@@ -359,3 +359,106 @@ fn text_only_control_zeroes_audio_and_vision_and_reports_its_delta() {
     }
     assert_eq!(pairs.len(), 6);
 }
+
+/// A results file over `compact --max-file-mib` (the committed MOSEI folders reached 6 MB: every
+/// run selected, each with 4,659 test predictions × 4 passes) is split into archive parts of
+/// whole records, each within the budget; the folder holds the same lines byte for byte, its
+/// tables re-render identically, a resume trains nothing, and new runs still go to
+/// `results.jsonl`. A budget below one record is reported, not looped on.
+#[test]
+fn compact_splits_an_oversized_results_file_into_parts_that_render_and_resume_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let results = dir.path().join("results.jsonl");
+    let args = small(out, "0,1,2");
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read_to_string(&results).unwrap();
+    // the re-rendered tables (a training's own render also states its wall time)
+    let (code, _, err) = run(&["report", "--from", out]);
+    assert_eq!(code, 0, "{err}");
+    let table = std::fs::read_to_string(dir.path().join("table.json")).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    let longest = before.lines().map(|l| l.len() + 1).max().unwrap();
+    // room for two records per file, not three
+    let budget = 2 * longest + 10;
+    assert!(before.len() > 2 * budget, "the file must need splitting");
+    let mib = format!("{}", budget as f64 / (1024.0 * 1024.0));
+    let (code, stdout, err) = run(&["compact", "--from", out, "--max-file-mib", &mib]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("new archive part"), "{stdout}\n{err}");
+    let budget_bytes = (budget as f64 / (1024.0 * 1024.0) * 1024.0 * 1024.0).floor() as usize;
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("results.") && n.ends_with(".jsonl"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    assert!(
+        files.iter().any(|f| f.starts_with("results.part-")),
+        "{files:?}"
+    );
+    let mut lines_after: Vec<String> = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
+        assert!(
+            text.len() <= budget_bytes,
+            "{f}: {} > {budget_bytes}",
+            text.len()
+        );
+        assert!(text.ends_with('\n'), "{f} ends on a whole record");
+        lines_after.extend(text.lines().map(String::from));
+    }
+    let mut lines_before: Vec<String> = before.lines().map(String::from).collect();
+    lines_before.sort();
+    lines_after.sort();
+    assert_eq!(lines_before, lines_after, "the same records, byte for byte");
+    // the tables re-render identically from the parts
+    let (code, _, err) = run(&["report", "--from", out]);
+    assert_eq!(code, 0, "{err}");
+    let same = |f: &str, want: &str| std::fs::read_to_string(dir.path().join(f)).unwrap() == want;
+    assert!(
+        same("table.json", &table),
+        "table.json re-renders identically"
+    );
+    assert!(same("table.md", &md), "table.md re-renders identically");
+    // a resume finds every run done (in the parts too) and trains nothing
+    let kept = std::fs::read_to_string(&results).unwrap();
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&results).unwrap(),
+        kept,
+        "nothing retrained"
+    );
+    // a new seed still appends to results.jsonl, and the folder renders all four seeds
+    let more = small(out, "0,1,2,3");
+    let more: Vec<&str> = more.iter().map(|s| s.as_str()).collect();
+    let (code, _, err) = run(&more);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        keys(&results).len(),
+        kept.lines().count() + 2,
+        "seed 3's 2 runs appended"
+    );
+    // a budget below one record: reported, nothing lost
+    let (code, _, err) = run(&["compact", "--from", out, "--max-file-mib", "0.000001"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("one record alone is larger"), "{err}");
+    let mut total = 0;
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let n = e.unwrap().file_name().into_string().unwrap();
+        if n.starts_with("results.") && n.ends_with(".jsonl") {
+            total += std::fs::read_to_string(dir.path().join(&n))
+                .unwrap()
+                .lines()
+                .count();
+        }
+    }
+    assert_eq!(total, 8, "4 seeds × 2 variants, each once");
+    let (code, _, err) = run(&["compact", "--from", out, "--max-file-mib", "0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--max-file-mib must be a positive"), "{err}");
+}

@@ -6,18 +6,14 @@
 //! |---|---|---|
 //! | [`lstm`] | [`FastLstm`](lstm::FastLstm): a single-layer LSTM with a fused CPU recurrence; [`Packing`](lstm::Packing) (packed sequences); `BiLstm` (bidirectional) | EF-LSTM, TFN, LMF, MFN, MISA, MMIM |
 //! | [`subnet`] | [`SubNetConfig`](subnet::SubNetConfig) and the audio/vision/text sub-networks | TFN, LMF |
-//! | [`bert_backbone`] | [`BertBackbone`](bert_backbone::BertBackbone): a trainable BERT with pretrained weights | MAG-BERT, MISA (BERT text), MMIM |
-//! | [`frozen_text`] | [`FrozenText`](frozen_text::FrozenText): a frozen BERT's cached pooled outputs | MISA (BERT text), MMIM |
 //! | [`dropout`] | [`SeededDropout`](dropout::SeededDropout): dropout with reproducible masks | all |
 //! | [`pool`] | [`masked_mean`](pool::masked_mean), [`last_valid`](pool::last_valid): pooling over time | all but MAG-BERT |
 //!
 //! Dependencies run one way: [`crate::kernels`] (the fused CPU ops and their f32/f64 dispatch) ←
-//! `lstm` ← `subnet`; `dropout` ← `bert_backbone` ←
-//! `frozen_text`; nothing here reads a model's file.
+//! `lstm` ← `subnet`; `dropout` and `pool` ← [`crate::models::bert`] (the trainable BERT and its
+//! frozen cache, one room of their own); nothing here reads a model's file.
 
-pub mod bert_backbone;
 pub mod dropout;
-pub mod frozen_text;
 pub mod lstm;
 pub mod pool;
 pub mod subnet;

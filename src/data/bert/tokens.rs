@@ -20,8 +20,8 @@
 //! cells stay empty ("—") with that reason (`reproduce-paper` drops them from a synthetic plan and
 //! says so). Feeding a BERT random token ids would measure nothing about the paper's claims.
 
-use super::{Dataset, Split};
-use crate::text::{BertTokenizer, TextEncoderError};
+use super::{BertTokenizer, TextEncoderError};
+use crate::data::{Dataset, Split};
 use candle_core::{DType, Device, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,7 +13,7 @@
 //! `encoder.layer.{i}.attention.self.query.weight`, …, `pooler.dense.weight`) under the prefix the
 //! model chooses (`bert.`), so [`load_pretrained`] maps a checkpoint by name, with the `bert.`
 //! prefix and `gamma`/`beta` LayerNorm names of older checkpoints handled as in
-//! [`crate::text::bert`].
+//! [`crate::data::bert::encoder`].
 //!
 //! # Why not candle-transformers' `BertEncoder`
 //! Its LayerNorms call `candle_nn::ops::layer_norm`, a fused kernel applied with
@@ -27,9 +27,9 @@
 //! each sub-layer's output projection; the dropout on the attention probabilities is omitted (it
 //! would draw `B·heads·L²` random numbers per layer and step on the CPU).
 
-use super::SeededDropout;
+use crate::data::bert::encoder::checkpoint_name;
+use crate::models::layers::SeededDropout;
 use crate::models::BuildCtx;
-use crate::text::bert::checkpoint_name;
 use candle_core::{DType, IndexOp, Module, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Init, Linear, VarBuilder, VarMap};
 use candle_transformers::models::bert::{Config, HiddenAct};
@@ -40,7 +40,11 @@ use std::path::Path;
 pub fn read_config(dir: &Path) -> candle_core::Result<Config> {
     let p = dir.join("config.json");
     let bytes = std::fs::read(&p).map_err(|e| {
-        candle_core::Error::Msg(format!("{}: {e}; {}", p.display(), crate::text::FETCH_HINT))
+        candle_core::Error::Msg(format!(
+            "{}: {e}; {}",
+            p.display(),
+            crate::data::bert::FETCH_HINT
+        ))
     })?;
     let c: Config = serde_json::from_slice(&bytes).map_err(|e| {
         candle_core::Error::Msg(format!("{}: not a BERT config.json ({e})", p.display()))
@@ -62,7 +66,7 @@ pub fn config_for(ctx: &BuildCtx, model: &str) -> candle_core::Result<Config> {
     let dir = ctx.text_encoder.as_ref().ok_or_else(|| {
         candle_core::Error::Msg(format!(
             "{model} needs a text encoder; {}",
-            crate::text::FETCH_HINT
+            crate::data::bert::FETCH_HINT
         ))
     })?;
     read_config(dir)
@@ -332,7 +336,11 @@ impl BertBackbone {
 pub fn load_pretrained(vm: &VarMap, prefix: &str, dir: &Path) -> candle_core::Result<usize> {
     let path = dir.join("model.safetensors");
     if !path.is_file() {
-        candle_core::bail!("{}: missing; {}", path.display(), crate::text::FETCH_HINT);
+        candle_core::bail!(
+            "{}: missing; {}",
+            path.display(),
+            crate::data::bert::FETCH_HINT
+        );
     }
     let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
         .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;

@@ -5,7 +5,7 @@
 //! token ids, so running BERT at every training step repeats the same computation. A
 //! [`FrozenText`] keeps one vector per distinct token sequence (the ids from `[CLS]` to `[SEP]`:
 //! BERT's outputs at real tokens do not depend on padding, see
-//! [`super::bert_backbone`]) and computes only the sequences it has not seen, in inference mode.
+//! [`super::backbone`]) and computes only the sequences it has not seen, in inference mode.
 //!
 //! # On disk
 //! Before training, [`FrozenText::prepare_dataset`] fills the memory from one file per split:
@@ -18,7 +18,7 @@
 //! * the **rows hash** covers the split's `max_len` and every clip's token ids (so another split,
 //!   corpus, truncation or tokenizer is another file);
 //! * `<dir>` is `${NEURAL_SYNERGY_CACHE:-~/.cache/neural-synergy}/features`
-//!   ([`crate::text::cache::FeatureCache::default_dir`]), shared with `synergy encode-text`'s cache.
+//!   ([`crate::data::bert::cache::FeatureCache::default_dir`]), shared with `synergy encode-text`'s cache.
 //!
 //! A file holds a magic string, the pooling, the shape, every row's ids, the `f32` vectors and a
 //! sha256 of all of that. It is written to a temporary name and renamed (a reader never sees half
@@ -38,11 +38,11 @@
 //! MAG-BERT cannot use this cache: its gate adds audio and vision **inside** BERT (after the
 //! embeddings), so BERT's output depends on the non-text modalities and on the trained gate.
 
-use super::bert_backbone::BertBackbone;
-use super::pool::masked_mean;
-use crate::data::tokens::{SplitTokens, TokenBatch};
+use super::backbone::BertBackbone;
+use crate::data::bert::tokens::{SplitTokens, TokenBatch};
+use crate::data::bert::TextEncoderError as E;
 use crate::data::Dataset;
-use crate::text::TextEncoderError as E;
+use crate::models::layers::pool::masked_mean;
 use candle_core::{IndexOp, Tensor};
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -152,7 +152,7 @@ impl FrozenText {
 
     /// The default folder, `${NEURAL_SYNERGY_CACHE:-~/.cache/neural-synergy}/features`.
     pub fn default_dir() -> Option<PathBuf> {
-        crate::text::cache::FeatureCache::default_dir()
+        crate::data::bert::cache::FeatureCache::default_dir()
     }
 
     /// How many token sequences BERT has encoded so far (cache misses; for tests and notes).

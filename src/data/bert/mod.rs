@@ -1,20 +1,24 @@
-//! Pretrained text encoders: a frozen BERT ([`bert::TextEncoder`]) with MMSA's `text_bert`
-//! tokenisation, and a feature cache ([`cache`]).
+//! The inputs of BERT: MMSA's `text_bert` tokenisation ([`encoder::BertTokenizer`]), a frozen
+//! pretrained encoder ([`encoder::TextEncoder`]: `synergy encode-text` and the feature tiers), its
+//! feature cache ([`cache`]) and a dataset's word-piece tokens with their word-aligned audio and
+//! vision batches ([`tokens`]).
 //!
-//! **Why here, beside [`crate::data`], and not under [`crate::models`]:** the encoder turns raw
-//! transcripts into features. Data tiers use it as a feature extractor (MMSA's `text` feature is
-//! exactly a frozen BERT's last hidden state) and the BERT-based fusion models (MAG-BERT, MMIM,
-//! MISA's text path) will consume its tokenisation and weights; both sit above it, so it must not
-//! live inside either. It depends only on candle and the checkpoint folder.
+//! **Why here, in `data`, and not under [`crate::models`]:** these turn transcripts into what a
+//! model consumes. The data tiers use the encoder as a feature extractor (MMSA's `text` feature is
+//! exactly a frozen BERT's last hidden state), and a batch's tokens are cut from the split's
+//! arrays; every model sits above them. The trainable BERT the models build on is
+//! [`crate::models::bert`]; what `reproduce-paper` does with both for a plan is
+//! [`crate::experiments::bert`] (one room named `bert` per layer).
 //!
 //! A checkpoint folder holds `config.json`, `model.safetensors` and `tokenizer.json` (Hugging Face
 //! layout). The project's stand-in for bert-base-uncased is all-MiniLM-L6-v2, fetched and verified
 //! by `scripts/fetch-encoder.sh`; [`resolve_encoder_dir`] finds it.
 
-pub mod bert;
 pub mod cache;
+pub mod encoder;
+pub mod tokens;
 
-pub use bert::{BertTokenizer, Encoded, TextEncoder, Tokenized};
+pub use encoder::{BertTokenizer, Encoded, TextEncoder, Tokenized};
 
 use std::path::{Path, PathBuf};
 use thiserror::Error;
