@@ -65,10 +65,10 @@ pub enum InputError {
 
 /// Environment variable that sets the memory budget of the file readers: bytes, or a number with
 /// a `K`, `M`, `G` or `T` suffix (powers of 1024; `16G`, `1.5T`, `512MiB` are all sizes).
-pub const MEMORY_BUDGET_ENV: &str = "NEURAL_SYNERGY_MEMORY_BUDGET";
+pub(crate) const MEMORY_BUDGET_ENV: &str = "NEURAL_SYNERGY_MEMORY_BUDGET";
 
 /// The budget when the machine's memory cannot be determined (8 GiB).
-pub const FALLBACK_MEMORY_BUDGET: u64 = 8 << 30;
+pub(crate) const FALLBACK_MEMORY_BUDGET: u64 = 8 << 30;
 
 /// `NEURAL_SYNERGY_MEMORY_BUDGET` holds something that is not a size.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -162,7 +162,7 @@ pub fn default_memory_budget() -> u64 {
 
 /// The memory budget of one load: [`MEMORY_BUDGET_ENV`] when set, else
 /// [`default_memory_budget`].
-pub fn memory_budget() -> Result<u64, BudgetEnvError> {
+pub(crate) fn memory_budget() -> Result<u64, BudgetEnvError> {
     match std::env::var(MEMORY_BUDGET_ENV) {
         Ok(v) => parse_size(&v).ok_or(BudgetEnvError { value: v }),
         Err(std::env::VarError::NotPresent) => Ok(default_memory_budget()),
@@ -232,7 +232,7 @@ impl MemoryBudget {
     }
 
     /// The budget of [`memory_budget`] (environment or default).
-    pub fn from_env() -> Result<Self, BudgetEnvError> {
+    pub(crate) fn from_env() -> Result<Self, BudgetEnvError> {
         memory_budget().map(Self::new)
     }
 
@@ -268,7 +268,7 @@ impl MemoryBudget {
 }
 
 /// `count × size` in bytes, saturating (a saturated product is over any budget).
-pub fn bytes_of(count: usize, size: usize) -> u64 {
+pub(crate) fn bytes_of(count: usize, size: usize) -> u64 {
     (count as u64).saturating_mul(size as u64)
 }
 
@@ -317,7 +317,7 @@ fn npy_item_size(descr: &str) -> Option<usize> {
 
 /// Longest `.npy` header read (numpy writes a few hundred bytes for a numeric array; since numpy
 /// 1.24 its own reader refuses headers over 10 000 bytes by default).
-pub const MAX_NPY_HEADER: u64 = 1 << 20;
+pub(crate) const MAX_NPY_HEADER: u64 = 1 << 20;
 
 /// Reads and checks the header of an open `.npy` file (leaves the file position unspecified).
 fn check_npy_header(
@@ -540,7 +540,7 @@ pub fn read_matrix(path: &Path) -> Result<Array2<f64>, InputError> {
 }
 
 /// A vector; an `n × 1` matrix is accepted.
-pub fn read_vector(path: &Path) -> Result<Array1<f64>, InputError> {
+pub(crate) fn read_vector(path: &Path) -> Result<Array1<f64>, InputError> {
     let a = read_any(path)?;
     let shape = a.shape().to_vec();
     match (a.ndim(), shape.as_slice()) {
@@ -558,7 +558,7 @@ pub fn read_vector(path: &Path) -> Result<Array1<f64>, InputError> {
 }
 
 /// A stack of batches `K × N × p`.
-pub fn read_batches(path: &Path) -> Result<Array3<f64>, InputError> {
+pub(crate) fn read_batches(path: &Path) -> Result<Array3<f64>, InputError> {
     let a = read_any(path)?;
     let shape = a.shape().to_vec();
     if a.ndim() != 3 {

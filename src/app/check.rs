@@ -20,7 +20,7 @@ fn randn(n: usize, d: usize, seed: u64) -> Array2<f64> {
 
 /// Largest relative error of one loss on the device.
 #[derive(Debug, Clone, Serialize)]
-pub struct ParityRow {
+pub(crate) struct ParityRow {
     pub loss: String,
     pub dtype: String,
     /// max over the cases of |device − reference| / max(|reference|, 0.01)
@@ -30,7 +30,7 @@ pub struct ParityRow {
 
 /// Timing of forward + backward of the synergy losses.
 #[derive(Debug, Clone, Serialize)]
-pub struct TimingRow {
+pub(crate) struct TimingRow {
     pub batch: usize,
     pub dim: usize,
     pub dtype: String,
@@ -40,7 +40,7 @@ pub struct TimingRow {
 
 /// Everything `synergy check-device` reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct DeviceReport {
+pub(crate) struct DeviceReport {
     pub device: String,
     pub parity: Vec<ParityRow>,
     /// max relative difference of device gradients (f64) from the CPU's (which the test suite
@@ -80,7 +80,7 @@ pub fn synergy_workload(
 }
 
 /// Runs the parity checks (and, with `bench`, the timings) on `device`.
-pub fn check_device(device: &Device, bench: bool, iters: usize) -> Result<DeviceReport> {
+pub(crate) fn check_device(device: &Device, bench: bool, iters: usize) -> Result<DeviceReport> {
     let mut parity = Vec::new();
     let mut ok = true;
     for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {

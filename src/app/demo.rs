@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Input widths of the demo modalities (text, audio, vision).
-pub const DEMO_DIMS: [usize; 3] = [24, 12, 8];
+pub(crate) const DEMO_DIMS: [usize; 3] = [24, 12, 8];
 
 /// One batch: three modality matrices and the labels.
 #[derive(Debug, Clone)]
@@ -151,7 +151,7 @@ impl DemoFusion {
 
 /// Settings of [`run_demo`].
 #[derive(Debug, Clone)]
-pub struct DemoConfig {
+pub(crate) struct DemoConfig {
     pub steps: usize,
     pub batch: usize,
     pub lr_task: f64,
@@ -176,7 +176,7 @@ impl Default for DemoConfig {
 
 /// Per-step losses of a demo run.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct DemoTrace {
+pub(crate) struct DemoTrace {
     pub task: Vec<f64>,
     pub l2: Vec<f64>,
     pub ld: Vec<f64>,
@@ -186,7 +186,7 @@ pub struct DemoTrace {
 
 /// Trains [`DemoFusion`] with [`crate::synergy::SynergyStep`] on a [`DemoStream`] (CPU, f32) and records every
 /// step's losses.
-pub fn run_demo(cfg: &DemoConfig) -> Result<DemoTrace> {
+pub(crate) fn run_demo(cfg: &DemoConfig) -> Result<DemoTrace> {
     let dev = Device::Cpu;
     let model = DemoFusion::new(cfg.seed, DType::F32, &dev)?;
     let h = DemoFusion::HIDDEN;

@@ -21,7 +21,7 @@ pub struct EncodeTextArgs {
 }
 
 /// Encodes the lines of `input` (a trailing `\r` is dropped).
-pub fn encode_lines(args: &EncodeTextArgs, input: impl BufRead) -> Result<Value> {
+pub(crate) fn encode_lines(args: &EncodeTextArgs, input: impl BufRead) -> Result<Value> {
     let dir = resolve_encoder_dir(args.text_encoder.as_deref())?;
     let mut lines = Vec::new();
     for (i, line) in input.lines().enumerate() {

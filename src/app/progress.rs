@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Live bars (standard error is a terminal).
     Live,
     /// Plain lines on standard error.
@@ -20,7 +20,7 @@ pub enum Mode {
 
 impl Mode {
     /// `Quiet` with `quiet`, else `Live` on a terminal and `Lines` otherwise.
-    pub fn detect(quiet: bool) -> Mode {
+    pub(crate) fn detect(quiet: bool) -> Mode {
         use std::io::IsTerminal;
         if quiet {
             Mode::Quiet
@@ -33,7 +33,7 @@ impl Mode {
 }
 
 /// The ETA of `remaining` runs when `trained` runs took `elapsed` (`None` before the first ends).
-pub fn eta(elapsed: Duration, trained: usize, remaining: usize) -> Option<Duration> {
+pub(crate) fn eta(elapsed: Duration, trained: usize, remaining: usize) -> Option<Duration> {
     (trained > 0).then(|| elapsed.mul_f64(remaining as f64 / trained as f64))
 }
 
@@ -51,7 +51,7 @@ pub fn human(d: Duration) -> String {
 
 /// The display of one `run`.
 #[derive(Debug)]
-pub struct Display {
+pub(crate) struct Display {
     mode: Mode,
     metric: &'static str,
     start: Instant,

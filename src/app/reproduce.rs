@@ -758,7 +758,7 @@ fn render(
 /// name and the rest still merge; runs missing from the plan are reported in the table's header.
 /// Several `dirs` (one table over folders on the same data, [`tables::RunContext::merge`]) write
 /// into `out`; a run found in two folders counts once.
-pub fn report_from(
+pub(crate) fn report_from(
     dirs: &[std::path::PathBuf],
     out: Option<&std::path::Path>,
     json: bool,

@@ -108,7 +108,7 @@ impl DatasetName {
     /// The corpus a [`Dataset::name`] stands for, when known: `mosi`, `mosei`, `urfunny` and
     /// the loaders' prefixed/suffixed forms (`mmsa-mosei`, `csd-mosi`, `urfunny-v1`, …);
     /// `None` for a file whose corpus the loader could not tell (e.g. `mmsa-custom`).
-    pub fn of_dataset(name: &str) -> Option<Self> {
+    pub(crate) fn of_dataset(name: &str) -> Option<Self> {
         let base = name
             .strip_prefix("mmsa-")
             .or_else(|| name.strip_prefix("csd-"))
@@ -154,7 +154,7 @@ pub mod mosi_facts {
     /// Counts of `round(label)` for −3, −2, …, 3.
     pub const ROUNDED_COUNTS: [f64; 7] = [80.0, 383.0, 404.0, 402.0, 379.0, 462.0, 85.0];
     /// Share of labels exactly 0.
-    pub const EXACT_ZERO: f64 = 0.0437;
+    pub(crate) const EXACT_ZERO: f64 = 0.0437;
     /// Median and mean words per transcript.
     pub const MEDIAN_WORDS: f64 = 10.0;
     pub const MEAN_WORDS: f64 = 12.6;

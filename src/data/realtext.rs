@@ -39,7 +39,7 @@ pub(crate) const CUE_DIMS: [usize; 2] = [74, 35];
 /// `s·sqrt(d·L)·|y|/1.57` — with `s = 0.02`, d = 74 and L = 10 words, ≈ 0.55·|y|/1.57: weak
 /// cues, as real acoustic/visual features are for MOSI sentiment. (Amplitudes of 0.5/0.3 leaked the
 /// label: a text+cue EF-LSTM reached test MAE 0.16 and Acc2 99.4 %.)
-pub const CUE_SNR: [f32; 2] = [0.02, 0.015];
+pub(crate) const CUE_SNR: [f32; 2] = [0.02, 0.015];
 
 /// What the real-text tier's synthetic audio/vision cues carry.
 #[derive(

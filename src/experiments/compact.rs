@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 /// predictions: a duplicate in another file may). Records are
 /// grouped by their tier, profile and data first (a folder may hold runs on other data; each group
 /// selects on its own).
-pub fn prunable(records: &[RunRecord]) -> BTreeSet<String> {
+pub(crate) fn prunable(records: &[RunRecord]) -> BTreeSet<String> {
     let mut groups: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
     for r in records {
         let g = format!("{}|{}|{}", r.tier.name(), r.profile.name(), r.data);
@@ -70,7 +70,7 @@ pub fn strip_predictions(r: &mut RunRecord) {
 
 /// What [`compact_dir`] did.
 #[derive(Debug, Default)]
-pub struct Compacted {
+pub(crate) struct Compacted {
     /// Runs whose predictions were dropped.
     pub runs: usize,
     /// The results files rewritten, with their size in bytes afterwards.
@@ -107,7 +107,7 @@ fn size_of(f: &Path) -> Result<u64, super::ExperimentError> {
 /// results file still larger than `max_bytes` is split into archive parts of at most that size
 /// ([`super::store::split_file`]: whole records, moved byte for byte), so the folder's records —
 /// and its tables — stay the same.
-pub fn compact_dir(dir: &Path, max_bytes: u64) -> Result<Compacted, super::ExperimentError> {
+pub(crate) fn compact_dir(dir: &Path, max_bytes: u64) -> Result<Compacted, super::ExperimentError> {
     let merged = super::shard::read_dir(dir)?;
     if let Some(u) = merged.unreadable.first() {
         return Err(super::ExperimentError::CompactRefused(u.clone()));

@@ -89,7 +89,11 @@ fn measured_epoch_s(
 
 /// The cost plan of `runs` on a dataset with `train_clips` training clips; `measured` are finished
 /// runs of the same data (their wall time per epoch wins over the embedded table).
-pub fn plan_cost(runs: &[RunConfig], train_clips: usize, measured: &[RunRecord]) -> Vec<CostLine> {
+pub(crate) fn plan_cost(
+    runs: &[RunConfig],
+    train_clips: usize,
+    measured: &[RunRecord],
+) -> Vec<CostLine> {
     let mut keys: Vec<(String, Variant)> = runs
         .iter()
         .map(|c| (c.model.kind().name().to_string(), c.variant))

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The transcription, as shipped.
-pub const EXPECTED_TOML: &str = include_str!("../../paper/expected.toml");
+pub(crate) const EXPECTED_TOML: &str = include_str!("../../paper/expected.toml");
 
 #[derive(Debug, Deserialize)]
 struct File {
@@ -66,7 +66,7 @@ pub fn expected() -> Vec<Expected> {
 }
 
 /// The expected value of one cell (condition "none"), if the paper has it.
-pub fn lookup(
+pub(crate) fn lookup(
     all: &[Expected],
     table: u8,
     model: &str,
@@ -77,7 +77,7 @@ pub fn lookup(
 }
 
 /// The expected value of one cell under a condition (Table 4's dropped modalities), if any.
-pub fn lookup_at(
+pub(crate) fn lookup_at(
     all: &[Expected],
     table: u8,
     model: &str,

@@ -221,7 +221,7 @@ pub struct WeightGrid {
 pub const BINARY_TASK_GAMMA_L2: f64 = 0.01;
 
 /// The weights `--tune` accepts.
-pub const TUNABLE_WEIGHTS: [&str; 4] = ["beta", "gamma_l2", "gamma_d", "gamma_k"];
+pub(crate) const TUNABLE_WEIGHTS: [&str; 4] = ["beta", "gamma_l2", "gamma_d", "gamma_k"];
 
 impl WeightGrid {
     /// No weight is tuned.
@@ -306,7 +306,7 @@ impl WeightGrid {
 /// The model of the paper's tables that a model's rows are compared with: the paper's "LFN" rows
 /// (recorded as TFN in `paper/expected.toml`) for both TFN and LMF; `None` for a model the paper
 /// does not report on this table.
-pub fn paper_model(kind: ModelKind) -> &'static str {
+pub(crate) fn paper_model(kind: ModelKind) -> &'static str {
     match kind.name() {
         "LMF" => "TFN",
         name => name,
@@ -420,7 +420,7 @@ pub struct Selected {
 
 /// What one run's progress callback sees.
 #[derive(Debug, Clone, Copy)]
-pub struct Progress<'a> {
+pub(crate) struct Progress<'a> {
     pub config: &'a RunConfig,
     /// Runs finished (including ones found in the results file).
     pub done: usize,
@@ -435,7 +435,7 @@ pub struct Progress<'a> {
 /// appending each finished run to the results file that `results` holds locked; returns all records of this plan (shard) and the
 /// selected run per (model, variant, seed). A run that fails inside
 /// (see [`crate::train`]) is recorded with its cause and the plan goes on.
-pub fn run_plan(
+pub(crate) fn run_plan(
     plan: &Plan,
     ds: &Dataset,
     results: &store::ResultsWriter,
@@ -564,10 +564,10 @@ pub fn run_plan(
 
 /// A point of the hyper-parameter grid: batch size, then the bits of the learning rate and of the
 /// synergy weights `β, γ_L2, γ_d, γ_κ` (constant unless `--tune` varies them).
-pub type GridPoint = (usize, [u64; 5]);
+pub(crate) type GridPoint = (usize, [u64; 5]);
 
 /// The grid point of a run.
-pub fn grid_point(r: &RunResult) -> GridPoint {
+pub(crate) fn grid_point(r: &RunResult) -> GridPoint {
     let (c, s) = (&r.config, &r.config.synergy);
     (
         c.batch_size,
@@ -587,7 +587,11 @@ pub fn grid_points<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Vec<Gri
 /// every grid point that some other seed of the cell tried (a run still in progress, an
 /// interrupted shard). Such a seed is not selected: a grid point chosen among a subset of the grid
 /// is not the protocol's selection.
-pub fn incomplete_seeds(records: &[RunRecord], model: ModelKind, variant: Variant) -> Vec<u64> {
+pub(crate) fn incomplete_seeds(
+    records: &[RunRecord],
+    model: ModelKind,
+    variant: Variant,
+) -> Vec<u64> {
     let runs: Vec<&RunResult> = records
         .iter()
         .map(|r| &r.result)
@@ -621,7 +625,7 @@ pub fn select(records: &[RunRecord]) -> Vec<Selected> {
 }
 
 /// The records [`select`] selects, in its order (what needs their stored keys: compaction).
-pub fn select_records(records: &[RunRecord]) -> Vec<&RunRecord> {
+pub(crate) fn select_records(records: &[RunRecord]) -> Vec<&RunRecord> {
     let mut sorted: Vec<&RunRecord> = records.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut keys: Vec<(ModelKind, Variant, u64)> = records

@@ -121,7 +121,7 @@ impl RunContext {
     /// models and seeds (a resume); otherwise it is unknown (`None`), since the two plans may
     /// overlap. `Err` when `prev` describes runs that do not belong in one table with these (other
     /// data, tier, profile, grid…): the caller then replaces it.
-    pub fn widened_by(self, prev: &RunContext) -> Result<RunContext, String> {
+    pub(crate) fn widened_by(self, prev: &RunContext) -> Result<RunContext, String> {
         let same_plan = prev.models == self.models && prev.seeds == self.seeds;
         let planned = self.planned_runs;
         let mut merged = RunContext::merge(&[self, prev.clone()])?;

@@ -57,7 +57,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 /// The lock file of a results file (`results.jsonl` → `results.jsonl.lock`).
-pub fn lock_path(results: &Path) -> PathBuf {
+pub(crate) fn lock_path(results: &Path) -> PathBuf {
     let mut name = results.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");
     results.with_file_name(name)
@@ -73,7 +73,7 @@ pub struct WriterLock {
 
 impl WriterLock {
     /// Takes the lock of `results`, or fails at once with [`StoreError::Locked`] naming the holder.
-    pub fn acquire(results: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn acquire(results: &Path) -> Result<Self, StoreError> {
         let path = lock_path(results);
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -252,7 +252,7 @@ impl ResultsWriter {
 
     /// Appends one record as one line (one `write` to a file opened for appending) and flushes
     /// it to disk.
-    pub fn append(&self, rec: &RunRecord) -> Result<(), StoreError> {
+    pub(crate) fn append(&self, rec: &RunRecord) -> Result<(), StoreError> {
         let mut line = serde_json::to_string(rec).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
             line: 0,
@@ -330,7 +330,7 @@ fn cut_torn_tail(path: &Path) -> Result<(), StoreError> {
 /// whether it changed it), atomically (a temporary file and a rename) and under the file's writer
 /// lock. Unchanged lines are copied byte for byte and changed ones keep every field they had,
 /// known to this build or not. Returns the number of lines changed (0: the file is untouched).
-pub fn edit_lines(
+pub(crate) fn edit_lines(
     path: &Path,
     mut edit: impl FnMut(&RunRecord, &mut serde_json::Value) -> bool,
 ) -> Result<usize, StoreError> {
@@ -385,12 +385,12 @@ fn dir_of(path: &Path) -> PathBuf {
 /// finished runs moved out of an oversized results file by [`split_file`]; no training appends to
 /// them, every reader merges them ([`super::shard::read_dir`]) and a resume counts their runs as
 /// done ([`ResultsWriter::records`]).
-pub fn part_name(n: usize) -> String {
+pub(crate) fn part_name(n: usize) -> String {
     format!("results.part-{n:03}.jsonl")
 }
 
 /// The number of archive part `name` (`results.part-N.jsonl`, N decimal digits), or `None`.
-pub fn part_number(name: &str) -> Option<usize> {
+pub(crate) fn part_number(name: &str) -> Option<usize> {
     name.strip_prefix("results.part-")?
         .strip_suffix(".jsonl")
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?
@@ -400,7 +400,7 @@ pub fn part_number(name: &str) -> Option<usize> {
 
 /// The records of every archive part in `dir` (see [`part_name`]), in name order. A part that
 /// cannot be read is an error: its runs would otherwise be trained again.
-pub fn archived_records(dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
+pub(crate) fn archived_records(dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
     let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io_err(dir))?
         .filter_map(|e| e.ok())
@@ -418,7 +418,7 @@ pub fn archived_records(dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
 /// Splits lines of the given byte sizes (each counted with its newline) into consecutive runs of
 /// lines whose sizes sum to at most `max` bytes, greedily from the first line; a line longer than
 /// `max` is a run of its own. The runs cover `0..sizes.len()` in order, without gaps or overlap.
-pub fn chunk_lines(sizes: &[u64], max: u64) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn chunk_lines(sizes: &[u64], max: u64) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
     for (i, &s) in sizes.iter().enumerate() {
@@ -465,7 +465,7 @@ fn write_new_part(dir: &Path, first: usize, bytes: &[u8]) -> Result<PathBuf, Sto
 /// file is cut: a crash in between leaves runs in two files, which readers count once (the same
 /// key) and report as duplicates. Returns the files written with their sizes in bytes (empty:
 /// the file was at most `max`, or is one record).
-pub fn split_file(path: &Path, max: u64) -> Result<Vec<(PathBuf, u64)>, StoreError> {
+pub(crate) fn split_file(path: &Path, max: u64) -> Result<Vec<(PathBuf, u64)>, StoreError> {
     let _lock = WriterLock::acquire(path)?;
     let len = std::fs::metadata(path).map_err(io_err(path))?.len();
     if len <= max {

@@ -46,16 +46,17 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Clusters per input (see the module documentation for why 8).
-pub const DEFAULT_CLUSTERS: usize = 8;
+pub(crate) const DEFAULT_CLUSTERS: usize = 8;
 /// Permutations of the null.
-pub const DEFAULT_DRAWS: usize = 100;
+pub(crate) const DEFAULT_DRAWS: usize = 100;
 /// Principal axes kept before k-means when a summary is wider.
-pub const MAX_COMPONENTS: usize = 10;
+pub(crate) const MAX_COMPONENTS: usize = 10;
 /// Seed of the k-means initialisation (and of the null's permutations by default).
-pub const DEFAULT_SEED: u64 = 0;
+pub(crate) const DEFAULT_SEED: u64 = 0;
 
 /// One sentence describing how [`PidCodes`] are made (stored with them).
-pub const CODES_METHOD: &str = "per clip: mean of each modality's features over its valid steps; \
+pub(crate) const CODES_METHOD: &str =
+    "per clip: mean of each modality's features over its valid steps; \
     z-scored with the train split's column means/sds; PCA to at most 10 axes and k-means \
     (k-means++ seeds, 4 restarts) fitted on the train split, applied to the test split; cluster \
     labels renumbered by first appearance in the test split";
@@ -209,7 +210,7 @@ fn group_means(
 /// [`MAX_COMPONENTS`] axes, `k` clusters). Code of a row `x`: the nearest centroid of
 /// `(x − μ)/σ` after the projection.
 #[derive(Debug, Clone)]
-pub struct Quantiser {
+pub(crate) struct Quantiser {
     /// Training column means.
     pub mean: Array1<f64>,
     /// Training column standard deviations (population; 1 where a column is constant).
@@ -269,7 +270,7 @@ impl Quantiser {
 }
 
 /// `codes` renumbered `0, 1, …` in order of first appearance (the same partition).
-pub fn canonical(codes: &[usize]) -> Vec<usize> {
+pub(crate) fn canonical(codes: &[usize]) -> Vec<usize> {
     let mut seen: std::collections::HashMap<usize, usize> = Default::default();
     codes
         .iter()
@@ -413,7 +414,7 @@ pub fn pid_codes(ds: &Dataset) -> Result<PidCodes> {
 
 /// The test split's text and audio+vision codes: clip means, standardised, PCA and k-means with
 /// `clusters` clusters fitted on the train split (see the module documentation).
-pub fn pid_codes_with(ds: &Dataset, clusters: usize, seed: u64) -> Result<PidCodes> {
+pub(crate) fn pid_codes_with(ds: &Dataset, clusters: usize, seed: u64) -> Result<PidCodes> {
     let text = group_codes(ds, &[Modality::Text], EvalSplit::Test, clusters, seed)?;
     let audio_vision = group_codes(
         ds,

@@ -117,7 +117,7 @@ pub fn variant_of(table: u8, name: &str) -> Option<Variant> {
 
 /// The registered models whose rows are compared with paper model `pm` (TFN and, when it ran,
 /// LMF for the paper's "LFN", recorded as TFN).
-pub fn kinds_of(pm: &str) -> Vec<ModelKind> {
+pub(crate) fn kinds_of(pm: &str) -> Vec<ModelKind> {
     ModelKind::ALL
         .iter()
         .copied()
@@ -127,7 +127,7 @@ pub fn kinds_of(pm: &str) -> Vec<ModelKind> {
 
 /// The registered model a table's row is planned with: the one named `pm` (the paper's "LFN" is
 /// planned as TFN; LMF runs only when asked for with `--models`).
-pub fn kind_of(pm: &str) -> Option<ModelKind> {
+pub(crate) fn kind_of(pm: &str) -> Option<ModelKind> {
     ModelKind::ALL.iter().copied().find(|k| k.name() == pm)
 }
 

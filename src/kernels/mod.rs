@@ -35,7 +35,7 @@ use candle_core::{
 
 /// Whether the fused ops are on: they are unless `NEURAL_SYNERGY_FUSED_OPS=0` (read once), which
 /// falls back to the composed candle ops — for side-by-side timing and for checking a result.
-pub fn fused_ops_enabled() -> bool {
+pub(crate) fn fused_ops_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("NEURAL_SYNERGY_FUSED_OPS").map_or(true, |v| v.trim() != "0"))
 }
@@ -48,7 +48,7 @@ fn fusable(x: &Tensor) -> bool {
 /// the fused ops are on, and every other input is on the CPU with `x`'s dtype. The one check
 /// behind every fused op here and their callers ([`outer3`], [`mmd2_gaussian`],
 /// [`kurtosis_fixed_factor`]).
-pub fn fusable_with(x: &Tensor, others: &[&Tensor]) -> bool {
+pub(crate) fn fusable_with(x: &Tensor, others: &[&Tensor]) -> bool {
     fusable(x)
         && others
             .iter()

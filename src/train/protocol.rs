@@ -70,7 +70,7 @@ impl Variant {
     /// Table 5's ablation rows between MLE (= NLL) and +SMMD (= NLL+SMMD): each term alone. The
     /// paper's text says "without each" in one place and "activated each" in another; the row
     /// labels (+L_L2, +L_d, +L_κ) add one term to MLE, which is what these are.
-    pub const ABLATION: [Variant; 3] = [Variant::NllL2, Variant::NllLd, Variant::NllLk];
+    pub(crate) const ABLATION: [Variant; 3] = [Variant::NllL2, Variant::NllLd, Variant::NllLk];
 
     /// Every variant of every table, in table order (what reports iterate over), then the
     /// text-only control.
@@ -100,13 +100,13 @@ impl Variant {
     }
 
     /// Whether this is a control of the harness (no paper row, no paper claim).
-    pub fn is_control(self) -> bool {
+    pub(crate) fn is_control(self) -> bool {
         self == Variant::NllTextOnly
     }
 
     /// The modalities this variant zeroes everywhere (0 = text, 1 = audio, 2 = vision): audio and
     /// vision for the text-only control, none otherwise.
-    pub fn zeroed_modalities(self) -> &'static [usize] {
+    pub(crate) fn zeroed_modalities(self) -> &'static [usize] {
         match self {
             Variant::NllTextOnly => &[1, 2],
             _ => &[],
@@ -114,17 +114,17 @@ impl Variant {
     }
 
     /// Whether this variant trains with the C-network or IWas (else at the cost of NLL).
-    pub fn has_regulariser(self) -> bool {
+    pub(crate) fn has_regulariser(self) -> bool {
         self.divergence().is_some() || self == Variant::NllIwas
     }
 
     /// Whether this is one of Table 5's single-term ablations.
-    pub fn is_ablation(self) -> bool {
+    pub(crate) fn is_ablation(self) -> bool {
         Self::ABLATION.contains(&self)
     }
 
     /// The name of the row in `table` (Table 5 calls NLL "MLE" and NLL+SMMD "+SMMD").
-    pub fn name_in_table(self, table: u8) -> &'static str {
+    pub(crate) fn name_in_table(self, table: u8) -> &'static str {
         match (table, self) {
             (5, Variant::Nll) => "MLE",
             (5, Variant::NllSmmd) => "+SMMD",
@@ -145,7 +145,7 @@ impl Variant {
 
     /// The regulariser's weights `(γ_L2, γ_d, γ_κ)` for this variant from the configured ones:
     /// an ablation keeps its own term's weight and zeroes the other two.
-    pub fn gammas(self, l2: f64, d: f64, k: f64) -> (f64, f64, f64) {
+    pub(crate) fn gammas(self, l2: f64, d: f64, k: f64) -> (f64, f64, f64) {
         match self {
             Variant::NllL2 => (l2, 0.0, 0.0),
             Variant::NllLd => (0.0, d, 0.0),
@@ -170,7 +170,7 @@ pub enum TaskLoss {
 
 impl TaskLoss {
     /// The default loss of a task: L1 for regression, BCE for binary.
-    pub fn for_task(task: Task) -> Self {
+    pub(crate) fn for_task(task: Task) -> Self {
         match task {
             Task::Regression => TaskLoss::L1,
             Task::Binary => TaskLoss::Bce,
@@ -268,7 +268,7 @@ pub enum Selection {
 
 impl Selection {
     /// The selection metric of a task.
-    pub fn for_task(task: Task) -> Self {
+    pub(crate) fn for_task(task: Task) -> Self {
         match task {
             Task::Regression => Selection::Mae,
             Task::Binary => Selection::Accuracy,

@@ -16,7 +16,7 @@ pub struct BinaryMetrics {
 }
 
 /// Accuracy and F1 of logits against 0/1 labels.
-pub fn binary_metrics(logits: &[f64], label: &[f64]) -> BinaryMetrics {
+pub(crate) fn binary_metrics(logits: &[f64], label: &[f64]) -> BinaryMetrics {
     let p: Vec<bool> = logits.iter().map(|z| *z >= 0.0).collect();
     let t: Vec<bool> = label.iter().map(|y| *y >= 0.5).collect();
     let (accuracy, f1) = binary_acc_f1(&p, &t);
@@ -87,7 +87,7 @@ pub struct RunResult {
 }
 
 /// How a device is named in results: `None` for the CPU, `"cuda:N"` for a CUDA GPU.
-pub fn device_label(device: &Device) -> Option<String> {
+pub(crate) fn device_label(device: &Device) -> Option<String> {
     match device.location() {
         candle_core::DeviceLocation::Cpu => None,
         candle_core::DeviceLocation::Cuda { gpu_id } => Some(format!("cuda:{gpu_id}")),
@@ -97,7 +97,7 @@ pub fn device_label(device: &Device) -> Option<String> {
 
 /// Table 4's test-time modality corruptions (after Colombo et al. 2021): the text alone, text and
 /// vision, text and audio zeroed (0 = text, 1 = audio, 2 = vision), named as the paper's columns.
-pub const DROP_CONDITIONS: [(&str, &[usize]); 3] =
+pub(crate) const DROP_CONDITIONS: [(&str, &[usize]); 3] =
     [("T", &[0]), ("T+V", &[0, 2]), ("T+A", &[0, 1])];
 
 /// The selected checkpoint's test metrics under one modality corruption.
@@ -115,7 +115,7 @@ pub struct DroppedEval {
 
 impl RunResult {
     /// The saved test predictions as f64 (what metrics and bootstraps take).
-    pub fn test_predictions_f64(&self) -> Option<Vec<f64>> {
+    pub(crate) fn test_predictions_f64(&self) -> Option<Vec<f64>> {
         Some(
             self.test_predictions
                 .as_ref()?
@@ -126,7 +126,7 @@ impl RunResult {
     }
 
     /// Test metrics under a corruption condition (`"none"` = the clean test metrics).
-    pub fn test_under(&self, condition: &str) -> Option<&TestMetrics> {
+    pub(crate) fn test_under(&self, condition: &str) -> Option<&TestMetrics> {
         if condition == "none" {
             self.test.as_ref()
         } else {
@@ -138,7 +138,7 @@ impl RunResult {
     }
 
     /// The saved test predictions under `condition` (`"none"`: the clean ones) as f64.
-    pub fn predictions_under(&self, condition: &str) -> Option<Vec<f64>> {
+    pub(crate) fn predictions_under(&self, condition: &str) -> Option<Vec<f64>> {
         if condition == "none" {
             return self.test_predictions_f64();
         }
@@ -147,13 +147,15 @@ impl RunResult {
     }
 
     /// Whether this run can be selected (finished without failure, with a checkpoint).
-    pub fn is_usable(&self) -> bool {
+    pub(crate) fn is_usable(&self) -> bool {
         self.failure.is_none() && self.test.is_some() && self.valid_score.is_finite()
     }
 }
 
 /// Model selection: among usable runs, the one with the best validation score.
-pub fn select_best<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Option<&'a RunResult> {
+pub(crate) fn select_best<'a>(
+    runs: impl IntoIterator<Item = &'a RunResult>,
+) -> Option<&'a RunResult> {
     runs.into_iter().filter(|r| r.is_usable()).reduce(|a, b| {
         if a.selection.better(b.valid_score, a.valid_score) {
             b

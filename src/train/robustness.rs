@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 pub const ROBUSTNESS_LEVELS: [f64; 10] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 /// The modalities' names, in the order of the dataset's arrays (0 = text, 1 = audio, 2 = vision).
-pub const MODALITY_NAMES: [&str; 3] = ["text", "audio", "vision"];
+pub(crate) const MODALITY_NAMES: [&str; 3] = ["text", "audio", "vision"];
 
 /// How a modality is corrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ impl RobustnessCurve {
 }
 
 /// The headline score of a test evaluation in percent (accuracy, or Acc2 without zero labels).
-pub fn headline(m: &TestMetrics) -> f64 {
+pub(crate) fn headline(m: &TestMetrics) -> f64 {
     100.0
         * match m {
             TestMetrics::Regression(r) => r.acc2_non0,

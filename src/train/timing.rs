@@ -24,7 +24,7 @@ pub struct EpochTiming {
 }
 
 /// CPU time of the process so far (`CLOCK_PROCESS_CPUTIME_ID`), in seconds.
-pub fn process_cpu_seconds() -> Option<f64> {
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
     #[cfg(unix)]
     {
         let mut ts = libc::timespec {

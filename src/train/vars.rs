@@ -77,7 +77,7 @@ pub(super) fn build_validated<M: FusionModel>(
 }
 
 /// A copy of every variable (weights and buffers).
-pub fn snapshot(vm: &VarMap) -> candle_core::Result<Vec<(Var, Tensor)>> {
+pub(crate) fn snapshot(vm: &VarMap) -> candle_core::Result<Vec<(Var, Tensor)>> {
     let data = vm.data().lock().expect("VarMap lock");
     data.values()
         .map(|v| Ok((v.clone(), v.as_tensor().copy()?)))
@@ -85,7 +85,7 @@ pub fn snapshot(vm: &VarMap) -> candle_core::Result<Vec<(Var, Tensor)>> {
 }
 
 /// Restores a [`snapshot`].
-pub fn restore(s: &[(Var, Tensor)]) -> candle_core::Result<()> {
+pub(crate) fn restore(s: &[(Var, Tensor)]) -> candle_core::Result<()> {
     for (v, t) in s {
         v.set(t)?;
     }

@@ -37,7 +37,7 @@ impl FeatureCache {
     }
 
     /// `${NEURAL_SYNERGY_CACHE:-~/.cache/neural-synergy}/features` (`None` without HOME either).
-    pub fn default_dir() -> Option<PathBuf> {
+    pub(crate) fn default_dir() -> Option<PathBuf> {
         super::cache_root().map(|c| c.join("features"))
     }
 

