@@ -223,7 +223,7 @@ pub enum ReproduceCommand {
         /// Then split every results file larger than this many MiB into archive parts
         /// (results.part-NNN.jsonl) of whole records, each at most this size; readers and a
         /// resume merge them.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = crate::experiments::compact::DEFAULT_MAX_FILE_BYTES as f64 / MIB)]
         max_file_mib: f64,
     },
     /// One page of every claim of the paper (Tables 2-6) against the best measurement of it in
@@ -817,12 +817,15 @@ fn scoreboard(from: &std::path::Path, out: Option<&std::path::Path>, json: bool)
     Ok(())
 }
 
+/// Bytes per MiB (`compact --max-file-mib`).
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// `reproduce-paper compact --from DIR [--max-file-mib M]`.
 fn compact(dir: &std::path::Path, max_file_mib: f64) -> Result<()> {
     if !(max_file_mib.is_finite() && max_file_mib > 0.0) {
         anyhow::bail!("--max-file-mib must be a positive number of MiB, got {max_file_mib}");
     }
-    let max_bytes = (max_file_mib * 1024.0 * 1024.0).floor() as u64;
+    let max_bytes = (max_file_mib * MIB).floor() as u64;
     let done = crate::experiments::compact::compact_dir(dir, max_bytes)?;
     if done.files.is_empty() {
         eprintln!(

@@ -363,14 +363,23 @@ pub(crate) fn edit_lines(
     if changed == 0 {
         return Ok(0);
     }
-    let tmp = path.with_extension(format!("jsonl.tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(out.as_bytes()).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    replace_atomically(path, out.as_bytes())?;
     Ok(changed)
+}
+
+/// Writes `bytes` to a new file `path` and flushes it to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut f = std::fs::File::create(path).map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file named after this process, flushed,
+/// then renamed over it (a reader sees the old file or the new one, never half of either).
+fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension(format!("jsonl.tmp.{}", std::process::id()));
+    write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
 /// The folder of a results file (`.` for a bare file name).
@@ -401,18 +410,22 @@ pub(crate) fn part_number(name: &str) -> Option<usize> {
 /// The records of every archive part in `dir` (see [`part_name`]), in name order. A part that
 /// cannot be read is an error: its runs would otherwise be trained again.
 pub(crate) fn archived_records(dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_str().and_then(part_number).is_some())
-        .map(|e| e.path())
-        .collect();
-    parts.sort();
     let mut out = Vec::new();
-    for p in &parts {
-        out.extend(read_results(p)?);
+    for (_, p) in part_files(dir)? {
+        out.extend(read_results(&p)?);
     }
     Ok(out)
+}
+
+/// The archive parts in `dir` (see [`part_name`]) with their numbers, in name order.
+fn part_files(dir: &Path) -> Result<Vec<(usize, PathBuf)>, StoreError> {
+    let mut parts: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().to_str().and_then(part_number)?, e.path())))
+        .collect();
+    parts.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(parts)
 }
 
 /// Splits lines of the given byte sizes (each counted with its newline) into consecutive runs of
@@ -439,11 +452,7 @@ pub(crate) fn chunk_lines(sizes: &[u64], max: u64) -> Vec<std::ops::Range<usize>
 /// an existing file (a temporary file hard-linked to its name, which fails if the name is taken).
 fn write_new_part(dir: &Path, first: usize, bytes: &[u8]) -> Result<PathBuf, StoreError> {
     let tmp = dir.join(format!(".results.part.tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
+    write_synced(&tmp, bytes)?;
     let mut n = first;
     let result = loop {
         let part = dir.join(part_name(n));
@@ -483,12 +492,11 @@ pub(crate) fn split_file(path: &Path, max: u64) -> Result<Vec<(PathBuf, u64)>, S
         return Ok(Vec::new());
     }
     let dir = dir_of(path);
-    let first = std::fs::read_dir(&dir)
-        .map_err(io_err(&dir))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(part_number))
+    let first = part_files(&dir)?
+        .iter()
+        .map(|(n, _)| n + 1)
         .max()
-        .map_or(1, |n| n + 1);
+        .unwrap_or(1);
     let text = |r: &std::ops::Range<usize>| -> String {
         lines[r.clone()].iter().map(|l| format!("{l}\n")).collect()
     };
@@ -500,13 +508,7 @@ pub(crate) fn split_file(path: &Path, max: u64) -> Result<Vec<(PathBuf, u64)>, S
         written.push((part, body.len() as u64));
     }
     let body = text(last);
-    let tmp = path.with_extension(format!("jsonl.tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(body.as_bytes()).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    replace_atomically(path, body.as_bytes())?;
     written.push((path.to_path_buf(), body.len() as u64));
     Ok(written)
 }
