@@ -75,9 +75,9 @@ pub type Result<T> = std::result::Result<T, EstimatorError>;
 
 /// A configuration value outside its domain: which setting (`field`, with the model or section that
 /// owns it when there is one) and why (`reason`). Every validated configuration of the library —
-/// the models' hyper-parameters ([`crate::models::ModelParams::validate`]), a run's protocol
-/// ([`crate::train::RunConfig::validate`]) and the C-network's settings
-/// ([`crate::synergy::SynergyConfig::validate`]) — refuses a bad value with one of these, checked
+/// the models' hyper-parameters ([`crate::models::ModelParams`]), a run's protocol
+/// ([`crate::train::RunConfig`]) and the C-network's settings ([`crate::synergy::SynergyConfig`]),
+/// each [`crate::Validate`] — refuses a bad value with one of these, checked
 /// once before anything is built.
 ///
 /// It prints as `owner: field reason`, e.g. `tfn: post_fusion_dropout must be in [0, 1), got 1.5`.

@@ -21,11 +21,13 @@ pub mod kernels;
 pub(crate) mod markdown;
 pub mod metrics;
 pub mod models;
+pub mod params;
 pub mod report;
 pub mod synergy;
 pub mod train;
 
 pub use error::{EstimatorError, ParamError, Result};
+pub use params::{Checked, Validate};
 
 /// Why the worker threads could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

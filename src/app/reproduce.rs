@@ -486,7 +486,7 @@ fn folder_has_other_runs(
         .any(|r| {
             r.tier == ctx.tier
                 && r.profile == ctx.profile
-                && r.data == ctx.data
+                && crate::data::same_data(&r.data, &ctx.data)
                 && !mine.contains(r.key.as_str())
         }))
 }
@@ -567,8 +567,7 @@ fn synergy_weights(args: &RunArgs) -> Result<SynergyConfig> {
         gamma_k: args.gamma_k.unwrap_or(d.gamma_k),
         ..d
     };
-    synergy
-        .validate()
+    crate::Validate::validate(&synergy)
         .map_err(|e| anyhow::anyhow!("{e} (from --beta/--gamma-l2/--gamma-d/--gamma-k)"))?;
     Ok(synergy)
 }
@@ -674,7 +673,7 @@ fn print_plan(
         crate::experiments::shard::read_dir(out)?
             .records
             .into_iter()
-            .filter(|r| r.data == ds.description)
+            .filter(|r| crate::data::same_data(&r.data, &ds.description))
             .collect()
     } else {
         Vec::new()

@@ -453,7 +453,7 @@ fn pid_codes_cmd(a: &PidCodesArgs) -> Result<Value> {
         );
         let ds = crate::experiments::load_dataset(&plan)
             .with_context(|| format!("rebuilding the data of {}", path.display()))?;
-        let matches = ds.description == ctx.data;
+        let matches = crate::data::same_data(&ds.description, &ctx.data);
         rebuilt = Some(ds);
         if matches {
             break;

@@ -100,6 +100,39 @@ impl Split {
     }
 }
 
+/// The start of the note [`crate::data::bert::tokens::attach`] appends to a dataset's
+/// description when it tokenises the words for the BERT-based models: `"; BERT tokens: text_bert
+/// max_len L from checkpoint K"`. Only the runs of models that read the tokens depend on it
+/// ([`Dataset::description_for`]).
+pub const TOKEN_NOTE: &str = "; BERT tokens: ";
+
+/// A data description split into what every model reads and its BERT token note (the
+/// [`TOKEN_NOTE`] segment, up to the next `"; "` or the end; `None` when no tokens were
+/// attached).
+pub fn split_token_note(description: &str) -> (String, Option<&str>) {
+    let Some(i) = description.find(TOKEN_NOTE) else {
+        return (description.to_string(), None);
+    };
+    let rest = &description[i + TOKEN_NOTE.len()..];
+    let end = rest
+        .find("; ")
+        .map_or(description.len(), |j| i + TOKEN_NOTE.len() + j);
+    (
+        format!("{}{}", &description[..i], &description[end..]),
+        Some(&description[i..end]),
+    )
+}
+
+/// Whether runs recorded on data `a` and runs recorded on data `b` belong in one table: the same
+/// data apart from the BERT token note, and the same note where both carry one. A run of a model
+/// that reads no tokens records the description without the note, so it shares a folder (and a
+/// table) with the BERT models' runs on the same data; two BERT checkpoints' runs do not mix.
+pub fn same_data(a: &str, b: &str) -> bool {
+    let (base_a, note_a) = split_token_note(a);
+    let (base_b, note_b) = split_token_note(b);
+    base_a == base_b && !matches!((note_a, note_b), (Some(x), Some(y)) if x != y)
+}
+
 /// A dataset with its three splits and what is known about it.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -163,6 +196,19 @@ impl Ceiling {
 }
 
 impl Dataset {
+    /// The description of the data as a model reads it, which is what its runs' keys and records
+    /// carry: the whole [`Dataset::description`] for a model that reads BERT tokens, and the
+    /// description without the token note ([`TOKEN_NOTE`]) for one that does not. So a GloVe
+    /// model's run has the same key whether or not its plan also held a BERT model, and the
+    /// BERT models' keys are what they were when every run carried the note.
+    pub fn description_for(&self, reads_tokens: bool) -> String {
+        if reads_tokens {
+            self.description.clone()
+        } else {
+            split_token_note(&self.description).0
+        }
+    }
+
     /// Checks that every split's arrays agree with each other and with the dataset's shape (ids,
     /// lengths, labels and words one per clip; each modality `N × t_max × d_m`; lengths in
     /// `1..=t_max`; labels finite) and that no id is in two splits or twice in one. The loaders
@@ -233,5 +279,47 @@ impl Dataset {
     /// The corpus this dataset is (from [`Dataset::name`]; see [`DatasetName::of_dataset`]).
     pub fn corpus(&self) -> Option<DatasetName> {
         DatasetName::of_dataset(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Description text without the note's marker (`;` is kept out so no segment is invented).
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 ,()/.-]{0,40}"
+    }
+
+    proptest! {
+        /// Splitting inverts appending the note, also with later segments after it.
+        #[test]
+        fn split_token_note_inverts_appending_a_note(base in text(), note in text(), tail in text()) {
+            let with_note = format!("{base}{TOKEN_NOTE}{note}");
+            let (b, n) = split_token_note(&with_note);
+            prop_assert_eq!(&b, &base);
+            let expected = format!("{TOKEN_NOTE}{note}");
+            prop_assert_eq!(n, Some(expected.as_str()));
+            let later = format!("{with_note}; {tail}");
+            let (b, n) = split_token_note(&later);
+            prop_assert_eq!(b, format!("{base}; {tail}"));
+            prop_assert_eq!(n, Some(expected.as_str()));
+            prop_assert_eq!(split_token_note(&base), (base.clone(), None));
+        }
+
+        /// `same_data` is reflexive and symmetric, ignores a one-sided note, and tells two notes
+        /// or two bases apart.
+        #[test]
+        fn same_data_ignores_a_one_sided_note_and_nothing_else(
+            a in text(), b in text(), n1 in text(), n2 in text()
+        ) {
+            let na = format!("{a}{TOKEN_NOTE}{n1}");
+            prop_assert!(same_data(&a, &a));
+            prop_assert!(same_data(&na, &na));
+            prop_assert!(same_data(&a, &na) && same_data(&na, &a));
+            prop_assert_eq!(same_data(&a, &b), a == b);
+            prop_assert_eq!(same_data(&na, &format!("{a}{TOKEN_NOTE}{n2}")), n1 == n2);
+        }
     }
 }

@@ -24,7 +24,7 @@ pub mod urfunny;
 
 pub use batch::{DeviceSplit, SeqBatch};
 pub(crate) use dataset::{check_unique_ids, split_bytes};
-pub use dataset::{Ceiling, Dataset, Split, TestSubset};
+pub use dataset::{same_data, split_token_note, Ceiling, Dataset, Split, TestSubset, TOKEN_NOTE};
 pub use error::DataError;
 pub(crate) use error::{charge, FieldError};
 

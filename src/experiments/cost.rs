@@ -89,11 +89,12 @@ fn measured_epoch_s(
 
 /// The cost plan of `runs` on a dataset with `train_clips` training clips; `measured` are finished
 /// runs of the same data (their wall time per epoch wins over the embedded table).
-pub(crate) fn plan_cost(
-    runs: &[RunConfig],
+pub(crate) fn plan_cost<C: std::borrow::Borrow<RunConfig>>(
+    runs: &[C],
     train_clips: usize,
     measured: &[RunRecord],
 ) -> Vec<CostLine> {
+    let runs: Vec<&RunConfig> = runs.iter().map(|c| c.borrow()).collect();
     let mut keys: Vec<(String, Variant)> = runs
         .iter()
         .map(|c| (c.model.kind().name().to_string(), c.variant))
@@ -104,6 +105,7 @@ pub(crate) fn plan_cost(
         .map(|(model, variant)| {
             let mine: Vec<&RunConfig> = runs
                 .iter()
+                .copied()
                 .filter(|c| c.model.kind().name() == model && c.variant == variant)
                 .collect();
             let epoch_cap = mine.iter().map(|c| c.max_epochs).max().unwrap_or(0);

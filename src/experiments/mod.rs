@@ -14,8 +14,9 @@ pub mod tables;
 
 use crate::data::{self, Dataset, DatasetName, Tier};
 use crate::models::{ModelConfig, ModelKind};
+use crate::params::Checked;
 use crate::synergy::SynergyConfig;
-use crate::train::{select_best, train_run_on, RunConfig, RunResult, TaskLoss, Variant};
+use crate::train::{select_best, train_checked_on, RunConfig, RunResult, TaskLoss, Variant};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -160,8 +161,8 @@ impl Plan {
         self.grid.clone().unwrap_or_else(|| self.profile.grid())
     }
 
-    /// Every run of the plan (model × variant × seed × grid point), each validated.
-    pub fn runs(&self, ds: &Dataset) -> Result<Vec<RunConfig>, ExperimentError> {
+    /// Every run of the plan (model × variant × seed × grid point), each checked once.
+    pub fn runs(&self, ds: &Dataset) -> Result<Vec<Checked<RunConfig>>, ExperimentError> {
         let (cap, patience) = self.profile.epochs();
         let max_epochs = self.max_epochs.unwrap_or(cap);
         let mut out = Vec::new();
@@ -187,8 +188,7 @@ impl Plan {
                                 loss: TaskLoss::for_task(ds.task),
                                 synergy: synergy.clone(),
                             };
-                            c.validate()?;
-                            out.push(c);
+                            out.push(Checked::new(c)?);
                         }
                     }
                 }
@@ -446,9 +446,11 @@ pub(crate) fn run_plan(
     let mut keys: Vec<String> = configs
         .iter()
         .map(|c| {
+            // a model that reads no BERT tokens runs on the data without the token note
+            let data = ds.description_for(c.model.needs_tokens());
             let data = match crate::train::device_label(&plan.device) {
-                None => ds.description.clone(),
-                Some(d) => format!("{}|{d}", ds.description),
+                None => data,
+                Some(d) => format!("{data}|{d}"),
             };
             run_key(plan.tier, plan.profile, &data, c)
         })
@@ -505,7 +507,7 @@ pub(crate) fn run_plan(
                     resumed: false,
                     finished: None,
                 });
-                let r = train_run_on(ds, c, &plan.device, |e, v| {
+                let r = train_checked_on(ds, c, &plan.device, |e, v| {
                     (on_epoch.lock().expect("epoch"))(e, v)
                 });
                 let result = match r {
@@ -529,7 +531,7 @@ pub(crate) fn run_plan(
                     key: keys[i].clone(),
                     tier: plan.tier,
                     profile: plan.profile,
-                    data: ds.description.clone(),
+                    data: ds.description_for(c.model.needs_tokens()),
                     result,
                 };
                 {

@@ -76,7 +76,7 @@ impl RunContext {
                 ("dataset", c.dataset_or_mosi() != first.dataset_or_mosi()),
                 ("task", c.task != first.task),
                 ("profile", c.profile != first.profile),
-                ("data", c.data != first.data),
+                ("data", !crate::data::same_data(&c.data, &first.data)),
                 ("test clips", c.test_ids != first.test_ids),
                 ("test labels", c.test_labels != first.test_labels),
                 ("test subsets", c.test_subsets != first.test_subsets),
@@ -96,6 +96,14 @@ impl RunContext {
             }
         }
         let mut merged = first.clone();
+        // the description with the BERT token note, where a folder has one (its BERT models'
+        // runs carry it; the other models' runs on the same data do not)
+        if let Some(c) = contexts
+            .iter()
+            .find(|c| crate::data::split_token_note(&c.data).1.is_some())
+        {
+            merged.data = c.data.clone();
+        }
         merged.seeds = contexts.iter().flat_map(|c| c.seeds.clone()).collect();
         merged.seeds.sort_unstable();
         merged.seeds.dedup();
@@ -197,6 +205,28 @@ mod tests {
     fn an_earlier_run_json_of_other_data_is_refused_by_name() {
         let e = ctx(&["MIM"], &[0], "new data", 4)
             .widened_by(&ctx(&["MIM"], &[0], "old data", 4))
+            .unwrap_err();
+        assert!(e.contains("data"), "{e}");
+    }
+
+    #[test]
+    fn a_glove_plan_widens_a_bert_folder_and_keeps_its_token_note() {
+        let note = "d; BERT tokens: text_bert max_len 50 from checkpoint k1";
+        // either order: the merged description is the one with the note
+        for (now, earlier) in [
+            (("FLSTM", "d"), ("MIM", note)),
+            (("MIM", note), ("FLSTM", "d")),
+        ] {
+            let w = ctx(&[now.0], &[0], now.1, 4)
+                .widened_by(&ctx(&[earlier.0], &[0], earlier.1, 4))
+                .unwrap();
+            assert_eq!(w.data, note);
+            assert_eq!(w.models, ["FLSTM", "MIM"]);
+        }
+        // two checkpoints' tokens are other data
+        let other = "d; BERT tokens: text_bert max_len 50 from checkpoint k2";
+        let e = ctx(&["MIM"], &[0], other, 4)
+            .widened_by(&ctx(&["MIM"], &[0], note, 4))
             .unwrap_err();
         assert!(e.contains("data"), "{e}");
     }

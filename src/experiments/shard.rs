@@ -62,12 +62,16 @@ impl Shard {
 
     /// Indices (ascending, i.e. in plan order) of the runs of `configs` that belong to this shard;
     /// `keys[i]` is the run key of `configs[i]` (see the module docs for the rule).
-    pub fn select(self, configs: &[RunConfig], keys: &[String]) -> Vec<usize> {
+    pub fn select<C: std::borrow::Borrow<RunConfig>>(
+        self,
+        configs: &[C],
+        keys: &[String],
+    ) -> Vec<usize> {
         debug_assert_eq!(configs.len(), keys.len());
         let mut order: Vec<usize> = (0..configs.len()).collect();
         order.sort_by(|&a, &b| {
-            (configs[a].model.kind().name(), &keys[a])
-                .cmp(&(configs[b].model.kind().name(), &keys[b]))
+            let name = |i: usize| configs[i].borrow().model.kind().name();
+            (name(a), &keys[a]).cmp(&(name(b), &keys[b]))
         });
         let mut mine: Vec<usize> = order
             .into_iter()

@@ -27,6 +27,16 @@
 //! The ops of this file (`Kernel` + `kernel_op!`) are stateless: a kernel over one to three
 //! inputs, written once for `T: Float`. `real.rs` is for recurrences whose forward keeps
 //! activations for the backward (`RealOp` holds them). Both dispatch f32/f64 here, nowhere else.
+//!
+//! Two things look like duplicates and are not:
+//! * **Two float traits.** `Float` (here) has std's `tanh` and `exp`; `Real` (`real.rs`) has a
+//!   faster f32 `tanh` (within 2 ulp of std's, see `tanh_f32`) that only the recurrences use. One
+//!   trait with both would make every kernel choose between two `tanh`s; merging them into one
+//!   `tanh` would change the C-network's numbers, which the reproducibility tests pin.
+//! * **`Dense` and `MatmulNt` implement `CustomOp3`/`CustomOp2` by hand** rather than through
+//!   `kernel_op!`: their forward is candle's own storage `matmul` (the call candle-nn's `Linear`
+//!   makes, so the product's rounding is candle's), which works on storages and layouts, not on
+//!   the element slices a `Kernel` is given.
 
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result,

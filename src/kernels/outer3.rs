@@ -33,7 +33,7 @@ pub(super) fn outer3_dims(a: &Shape, v: &Shape, t: &Shape) -> Result<(usize, usi
     let (bv, dv) = v.dims2()?;
     let (bt, dt) = t.dims2()?;
     if bv != b || bt != b {
-        candle_core::bail!("tensor_fusion: batch sizes differ (audio {b}, video {bv}, text {bt})");
+        candle_core::bail!("tensor_fusion: batch sizes differ (audio {b}, vision {bv}, text {bt})");
     }
     Ok((b, da, dv, dt))
 }

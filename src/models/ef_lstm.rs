@@ -11,8 +11,8 @@
 
 use super::layers::lstm::FastLstm;
 use super::{
-    check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
-    SeededDropout,
+    check_dropout, check_width, masked_mean, BuildCtx, Checked, FusionModel, ModelOutput,
+    ModelParams, SeededDropout, Validate,
 };
 use crate::data::SeqBatch;
 use crate::error::ParamError;
@@ -49,7 +49,9 @@ impl Default for EfLstmConfig {
     }
 }
 
-impl ModelParams for EfLstmConfig {
+impl ModelParams for EfLstmConfig {}
+
+impl Validate for EfLstmConfig {
     fn validate(&self) -> Result<(), ParamError> {
         check_width("proj", self.proj)?;
         check_width("hidden", self.hidden)?;
@@ -81,8 +83,12 @@ impl FusionModel for EfLstm {
     type Config = EfLstmConfig;
     const NAME: &'static str = "FLSTM";
 
-    fn new(cfg: &EfLstmConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
-        let cfg = *cfg;
+    fn new(
+        cfg: &Checked<EfLstmConfig>,
+        ctx: &BuildCtx,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let cfg: EfLstmConfig = **cfg;
         let proj = ctx
             .dims
             .iter()

@@ -42,7 +42,8 @@
 use super::layers::subnet::{subnet_fields, SubNetConfig, SubNets};
 use super::tfn::extend_one;
 use super::{
-    check_dropout, check_width, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout,
+    check_dropout, check_width, BuildCtx, Checked, FusionModel, ModelOutput, ModelParams,
+    SeededDropout, Validate,
 };
 use crate::data::SeqBatch;
 use crate::error::ParamError;
@@ -62,7 +63,9 @@ pub struct LmfConfig {
     /// Width of the audio sub-network (`Z_a`).
     pub audio_hidden: usize,
     /// Width of the vision sub-network (`Z_v`).
-    pub video_hidden: usize,
+    /// Serialised as `video_hidden` (the name stored run keys hash; `vision_hidden` is accepted).
+    #[serde(rename = "video_hidden", alias = "vision_hidden")]
+    pub vision_hidden: usize,
     /// Width of the text sub-network's output (`Z_t`; MMSA: `text_hidden / 2`).
     pub text_out: usize,
     /// Rank `r` of the fusion weight tensor.
@@ -72,7 +75,9 @@ pub struct LmfConfig {
     /// Dropout after the audio BatchNorm.
     pub audio_dropout: f64,
     /// Dropout after the vision BatchNorm.
-    pub video_dropout: f64,
+    /// Serialised as `video_dropout` (`vision_dropout` is accepted).
+    #[serde(rename = "video_dropout", alias = "vision_dropout")]
+    pub vision_dropout: f64,
     /// Dropout on the text LSTM state (MMSA's effective value 0).
     pub text_dropout: f64,
     /// Dropout on `h` before the final layer.
@@ -86,12 +91,12 @@ impl Default for LmfConfig {
         Self {
             text_hidden: 128,
             audio_hidden: 16,
-            video_hidden: 128,
+            vision_hidden: 128,
             text_out: 64,
             rank: 3,
             fusion_out: 64,
             audio_dropout: 0.3,
-            video_dropout: 0.3,
+            vision_dropout: 0.3,
             text_dropout: 0.0,
             post_fusion_dropout: 0.3,
         }
@@ -101,7 +106,9 @@ impl Default for LmfConfig {
 /// The largest `r · o` allowed (each factor has `r·o·(d_m+1)` weights).
 pub const MAX_RANK_TIMES_OUT: usize = 1 << 16;
 
-impl ModelParams for LmfConfig {
+impl ModelParams for LmfConfig {}
+
+impl Validate for LmfConfig {
     fn validate(&self) -> Result<(), ParamError> {
         SubNetConfig::from(self).validate()?;
         check_width("rank", self.rank)?;
@@ -209,11 +216,8 @@ impl FusionModel for Lmf {
     type Config = LmfConfig;
     const NAME: &'static str = "LMF";
 
-    fn new(cfg: &LmfConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
-        let cfg = *cfg;
-        if let Err(e) = cfg.validate() {
-            candle_core::bail!("LMF: {e}");
-        }
+    fn new(cfg: &Checked<LmfConfig>, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+        let cfg: LmfConfig = **cfg;
         let subnets = SubNets::new(&SubNetConfig::from(&cfg), ctx, &vb)?;
         let (r, o) = (cfg.rank, cfg.fusion_out);
         let factor = |name: &str, d: usize| {
@@ -229,7 +233,7 @@ impl FusionModel for Lmf {
         };
         let factors = [
             factor("factor_a", cfg.audio_hidden)?,
-            factor("factor_v", cfg.video_hidden)?,
+            factor("factor_v", cfg.vision_hidden)?,
             factor("factor_t", cfg.text_out)?,
         ];
         let bound = 1.0 / (r as f64).sqrt();
@@ -258,7 +262,7 @@ impl FusionModel for Lmf {
             vec![
                 self.cfg.text_out,
                 self.cfg.audio_hidden,
-                self.cfg.video_hidden,
+                self.cfg.vision_hidden,
             ],
             self.cfg.fusion_out,
         )

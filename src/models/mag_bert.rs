@@ -40,7 +40,10 @@
 //! * Loss: the protocol's task loss (L1 for MOSI, as MMSA); MAG-o used MSE with warm-up.
 
 use super::bert::backbone::{config_for, load_from_ctx, BertBackbone, Ln};
-use super::{check_dropout, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout};
+use super::{
+    check_dropout, BuildCtx, Checked, FusionModel, ModelOutput, ModelParams, SeededDropout,
+    Validate,
+};
 use crate::data::{bert::tokens::TokenBatch, SeqBatch};
 use crate::error::{check_positive, ParamError};
 use candle_core::{Module, Tensor, D};
@@ -75,7 +78,9 @@ impl Default for MagBertConfig {
     }
 }
 
-impl ModelParams for MagBertConfig {
+impl ModelParams for MagBertConfig {}
+
+impl Validate for MagBertConfig {
     fn validate(&self) -> Result<(), ParamError> {
         check_positive("beta_shift", self.beta_shift)?;
         check_dropout("mag_dropout", self.mag_dropout)?;
@@ -209,7 +214,11 @@ impl FusionModel for MagBert {
         true
     }
 
-    fn new(cfg: &MagBertConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+    fn new(
+        cfg: &Checked<MagBertConfig>,
+        ctx: &BuildCtx,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         let bc = config_for(ctx, Self::NAME)?;
         let h = bc.hidden_size;
         let bert = BertBackbone::new(&bc, true, cfg.dropout, ctx.seed ^ 0xB0, vb.pp("bert"))?;
@@ -227,7 +236,7 @@ impl FusionModel for MagBert {
             head: linear(h, 1, vb.pp("head"))?,
             drop: SeededDropout::new(cfg.dropout, ctx.seed ^ 0x4EAD),
             bert,
-            cfg: *cfg,
+            cfg: **cfg,
         })
     }
 

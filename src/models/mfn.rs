@@ -100,7 +100,7 @@ mod stepwise;
 pub use config::{MfnConfig, MlpSpec};
 
 use super::layers::lstm::{FastLstm, Packing};
-use super::{masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout};
+use super::{masked_mean, BuildCtx, Checked, FusionModel, ModelOutput, SeededDropout};
 use crate::data::SeqBatch;
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::ops::softmax;
@@ -367,11 +367,8 @@ impl FusionModel for Mfn {
     type Config = MfnConfig;
     const NAME: &'static str = "MFN";
 
-    fn new(cfg: &MfnConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
-        let cfg = *cfg;
-        if let Err(e) = cfg.validate() {
-            candle_core::bail!("MFN config: {e}");
-        }
+    fn new(cfg: &Checked<MfnConfig>, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+        let cfg: MfnConfig = **cfg;
         let names = ["lstm_t", "lstm_a", "lstm_v"];
         let cell = |m: usize| Cell::new(ctx.dims[m], cfg.hidden[m], vb.pp(names[m]));
         let total: usize = cfg.hidden.iter().sum();

@@ -98,8 +98,8 @@ use super::bert::frozen::{FrozenText, Pooling};
 use super::layers::lstm::{BiLstm, Reversal};
 use super::mag_bert::tokens_of;
 use super::{
-    check_dropout, check_width, masked_mean, BuildCtx, FusionModel, ModelOutput, ModelParams,
-    SeededDropout,
+    check_dropout, check_width, masked_mean, BuildCtx, Checked, FusionModel, ModelOutput,
+    ModelParams, SeededDropout, Validate,
 };
 use crate::data::{Dataset, SeqBatch};
 use crate::error::{check_non_negative, check_positive, ParamError};
@@ -209,7 +209,9 @@ impl Default for MisaConfig {
     }
 }
 
-impl ModelParams for MisaConfig {
+impl ModelParams for MisaConfig {}
+
+impl Validate for MisaConfig {
     fn validate(&self) -> Result<(), ParamError> {
         check_width("hidden", self.hidden)?;
         if let Some(h) = self.text_hidden {
@@ -600,9 +602,8 @@ impl FusionModel for Misa {
     type Config = MisaConfig;
     const NAME: &'static str = "MISA";
 
-    fn new(cfg: &MisaConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
-        let cfg = *cfg;
-        cfg.validate().map_err(candle_core::Error::msg)?;
+    fn new(cfg: &Checked<MisaConfig>, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+        let cfg: MisaConfig = **cfg;
         let [dt, da, dv] = ctx.dims;
         let hidden = cfg.hidden;
         let (text, text_dim) = match cfg.text_encoder {

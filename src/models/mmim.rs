@@ -67,8 +67,8 @@ use super::bert::frozen::{FrozenText, Pooling};
 use super::layers::lstm::{BiLstm, Reversal};
 use super::mag_bert::tokens_of;
 use super::{
-    check_dropout, check_width, BuildCtx, ExtraStage, FusionModel, ModelOutput, ModelParams,
-    SeededDropout,
+    check_dropout, check_width, BuildCtx, Checked, ExtraStage, FusionModel, ModelOutput,
+    ModelParams, SeededDropout, Validate,
 };
 use crate::data::{Dataset, SeqBatch, Task};
 use crate::error::{check_non_negative, check_positive, ParamError};
@@ -141,7 +141,9 @@ impl Default for MmimConfig {
     }
 }
 
-impl ModelParams for MmimConfig {
+impl ModelParams for MmimConfig {}
+
+impl Validate for MmimConfig {
     fn validate(&self) -> Result<(), ParamError> {
         check_width("av_hidden", self.av_hidden)?;
         check_width("av_out", self.av_out)?;
@@ -439,7 +441,7 @@ impl FusionModel for Mmim {
         true
     }
 
-    fn new(cfg: &MmimConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+    fn new(cfg: &Checked<MmimConfig>, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
         let bc = config_for(ctx, Self::NAME)?;
         let h = bc.hidden_size;
         let [_, da, dv] = ctx.dims;
@@ -466,7 +468,7 @@ impl FusionModel for Mmim {
             memory: RefCell::new(Memory::default()),
             frozen: (!cfg.finetune && cfg.feature_cache)
                 .then(|| FrozenText::new(Pooling::Cls, h, FrozenText::default_dir())),
-            cfg: *cfg,
+            cfg: **cfg,
         })
     }
 

@@ -98,12 +98,21 @@ pub struct ExtraStage {
     pub batch_fraction: f64,
 }
 
-/// Hyper-parameters of a model: a serialisable value with documented defaults, validated once.
+/// Hyper-parameters of a model: a serialisable value with documented defaults whose fields are
+/// checked by [`Validate::validate`] (the error names the field and why), once: the model is
+/// built from the [`Checked`] value.
 pub trait ModelParams:
-    Clone + Debug + PartialEq + Default + Serialize + DeserializeOwned + Send + Sync + 'static
+    Validate
+    + Clone
+    + Debug
+    + PartialEq
+    + Default
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
-    /// Checks every field; the error names the field and why.
-    fn validate(&self) -> Result<(), ParamError>;
 }
 
 /// A fusion model (everything except the C-network).
@@ -119,7 +128,13 @@ pub trait FusionModel: Sized {
     /// Name in tables (the paper's row label where it has one).
     const NAME: &'static str;
     /// Builds the model's variables under `vb`.
-    fn new(cfg: &Self::Config, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self>;
+    /// Builds the model's variables under `vb` from a checked configuration (its fields are in
+    /// their domains: the model does not check them again).
+    fn new(
+        cfg: &Checked<Self::Config>,
+        ctx: &BuildCtx,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self>;
     /// Forward pass on a batch (`train` switches dropout, batch statistics and auxiliary losses
     /// on). In training mode a model may return an auxiliary loss (already weighted) in
     /// [`ModelOutput::aux_loss`]; the trainer adds it to the task loss.
@@ -221,15 +236,18 @@ macro_rules! fusion_models {
             }
         }
 
+        impl Validate for ModelConfig {
+            /// Checks the hyper-parameters; the error is said of the model (`tfn: …`).
+            fn validate(&self) -> Result<(), ParamError> {
+                match self { $( ModelConfig::$variant(c) => c.validate() ),* }
+                    .map_err(|e| e.of(self.kind().name()))
+            }
+        }
+
         impl ModelConfig {
             /// Which model.
             pub fn kind(&self) -> ModelKind {
                 match self { $( ModelConfig::$variant(_) => ModelKind::$variant ),* }
-            }
-            /// Checks the hyper-parameters.
-            pub fn validate(&self) -> Result<(), ParamError> {
-                match self { $( ModelConfig::$variant(c) => c.validate() ),* }
-                    .map_err(|e| e.of(self.kind().name()))
             }
             /// Whether this configuration reads BERT tokens ([`FusionModel::needs_tokens`]).
             pub fn needs_tokens(&self) -> bool {
@@ -261,6 +279,7 @@ fusion_models! {
 }
 
 pub use crate::error::{check_dropout, check_width, ParamError};
+pub use crate::params::{Checked, Validate};
 
 /// The floating type used for training.
 pub const TRAIN_DTYPE: DType = DType::F32;

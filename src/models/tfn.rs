@@ -43,7 +43,8 @@
 
 use super::layers::subnet::{subnet_fields, SubNetConfig, SubNets};
 use super::{
-    check_dropout, check_width, BuildCtx, FusionModel, ModelOutput, ModelParams, SeededDropout,
+    check_dropout, check_width, BuildCtx, Checked, FusionModel, ModelOutput, ModelParams,
+    SeededDropout, Validate,
 };
 use crate::data::{SeqBatch, Task};
 use crate::error::ParamError;
@@ -66,7 +67,9 @@ pub struct TfnConfig {
     /// Width of the audio sub-network (`Z_a`).
     pub audio_hidden: usize,
     /// Width of the vision sub-network (`Z_v`).
-    pub video_hidden: usize,
+    /// Serialised as `video_hidden` (the name stored run keys hash; `vision_hidden` is accepted).
+    #[serde(rename = "video_hidden", alias = "vision_hidden")]
+    pub vision_hidden: usize,
     /// Width of the text sub-network's output (`Z_t`).
     pub text_out: usize,
     /// Width of the two post-fusion hidden layers (`Z`).
@@ -74,7 +77,9 @@ pub struct TfnConfig {
     /// Dropout after the audio BatchNorm.
     pub audio_dropout: f64,
     /// Dropout after the vision BatchNorm.
-    pub video_dropout: f64,
+    /// Serialised as `video_dropout` (`vision_dropout` is accepted).
+    #[serde(rename = "video_dropout", alias = "vision_dropout")]
+    pub vision_dropout: f64,
     /// Dropout on the text LSTM state (MMSA's effective value 0).
     pub text_dropout: f64,
     /// Dropout on the fused tensor.
@@ -88,11 +93,11 @@ impl Default for TfnConfig {
         Self {
             text_hidden: 128,
             audio_hidden: 32,
-            video_hidden: 128,
+            vision_hidden: 128,
             text_out: 32,
             post_fusion: 64,
             audio_dropout: 0.3,
-            video_dropout: 0.3,
+            vision_dropout: 0.3,
             text_dropout: 0.0,
             post_fusion_dropout: 0.5,
         }
@@ -106,12 +111,14 @@ pub fn fused_width(d_a: usize, d_v: usize, d_t: usize) -> Option<usize> {
         .checked_mul(d_t.checked_add(1)?)
 }
 
-impl ModelParams for TfnConfig {
+impl ModelParams for TfnConfig {}
+
+impl Validate for TfnConfig {
     fn validate(&self) -> Result<(), ParamError> {
         SubNetConfig::from(self).validate()?;
         check_width("post_fusion", self.post_fusion)?;
         check_dropout("post_fusion_dropout", self.post_fusion_dropout)?;
-        let weights = fused_width(self.audio_hidden, self.video_hidden, self.text_out)
+        let weights = fused_width(self.audio_hidden, self.vision_hidden, self.text_out)
             .and_then(|w| w.checked_mul(self.post_fusion))
             .filter(|&w| w <= MAX_POST_FUSION_WEIGHTS);
         match weights {
@@ -143,7 +150,7 @@ pub fn tensor_fusion(a: &Tensor, v: &Tensor, t: &Tensor) -> candle_core::Result<
     let (bv, dv) = v.dims2()?;
     let (bt, dt) = t.dims2()?;
     if bv != b || bt != b {
-        candle_core::bail!("tensor_fusion: batch sizes differ (audio {b}, video {bv}, text {bt})");
+        candle_core::bail!("tensor_fusion: batch sizes differ (audio {b}, vision {bv}, text {bt})");
     }
     let (a, v, t) = (extend_one(a)?, extend_one(v)?, extend_one(t)?);
     // (B × A × 1)(B × 1 × V) → B × A × V → B × AV × 1, then (B × AV × 1)(B × 1 × T) → B × AV × T
@@ -202,14 +209,11 @@ impl FusionModel for Tfn {
     type Config = TfnConfig;
     const NAME: &'static str = "TFN";
 
-    fn new(cfg: &TfnConfig, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
-        let cfg = *cfg;
-        if let Err(e) = cfg.validate() {
-            candle_core::bail!("TFN: {e}");
-        }
+    fn new(cfg: &Checked<TfnConfig>, ctx: &BuildCtx, vb: VarBuilder) -> candle_core::Result<Self> {
+        let cfg: TfnConfig = **cfg;
         let subnets = SubNets::new(&SubNetConfig::from(&cfg), ctx, &vb)?;
-        // validate() bounded the product, so it cannot overflow here
-        let fused = fused_width(cfg.audio_hidden, cfg.video_hidden, cfg.text_out).unwrap_or(0);
+        // the checked configuration bounded the product, so it cannot overflow here
+        let fused = fused_width(cfg.audio_hidden, cfg.vision_hidden, cfg.text_out).unwrap_or(0);
         Ok(Self {
             subnets,
             post_drop: SeededDropout::new(cfg.post_fusion_dropout, ctx.seed ^ 0xF0_5E),
@@ -226,7 +230,7 @@ impl FusionModel for Tfn {
             vec![
                 self.cfg.text_out,
                 self.cfg.audio_hidden,
-                self.cfg.video_hidden,
+                self.cfg.vision_hidden,
             ],
             self.cfg.post_fusion,
         )

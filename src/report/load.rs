@@ -33,7 +33,9 @@ pub(crate) fn read_folder(dir: &Path) -> Result<Folder, ReportError> {
         reason: format!("{e:#}"),
     })?;
     let mut records = merged.records;
-    records.retain(|r| r.tier == ctx.tier && r.profile == ctx.profile && r.data == ctx.data);
+    records.retain(|r| {
+        r.tier == ctx.tier && r.profile == ctx.profile && crate::data::same_data(&r.data, &ctx.data)
+    });
     Ok(Folder {
         ctx,
         records,

@@ -5,6 +5,7 @@ use super::nets::{InvertibleNet, Mlp, RandomProjection};
 use super::{Result, SynergyError};
 use crate::error::{check_non_negative, check_positive, check_width, EstimatorError, ParamError};
 use crate::estimators::{MmdVariant, StreamingKurtosisParams};
+use crate::params::{Checked, Validate};
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use std::cell::Cell;
@@ -33,7 +34,7 @@ pub enum KurtosisOn {
 }
 
 /// Configuration of the C-network and of Algorithm D's step. [`Default`] gives the documented
-/// defaults; [`SynergyConfig::validate`] checks every field.
+/// defaults; its [`Validate::validate`] checks every field.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SynergyConfig {
@@ -112,9 +113,9 @@ impl Default for SynergyConfig {
     }
 }
 
-impl SynergyConfig {
+impl Validate for SynergyConfig {
     /// Checks every field's domain; the error names the field and why.
-    pub fn validate(&self) -> std::result::Result<(), ParamError> {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
         check_non_negative("gamma_l2", self.gamma_l2)?;
         check_non_negative("gamma_d", self.gamma_d)?;
         check_non_negative("gamma_k", self.gamma_k)?;
@@ -195,7 +196,7 @@ impl std::fmt::Debug for CNetwork {
 
 impl CNetwork {
     /// Builds the C-network for unimodal widths `dims` (at least two modalities) and fused width
-    /// `fused_dim`.
+    /// `fused_dim`; the settings are checked first ([`Checked::new`]).
     pub fn new(
         cfg: SynergyConfig,
         dims: &[usize],
@@ -203,7 +204,18 @@ impl CNetwork {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        cfg.validate()?;
+        Self::from_checked(Checked::new(cfg)?, dims, fused_dim, dtype, device)
+    }
+
+    /// [`Self::new`] from checked settings (a run's, checked with the run).
+    pub fn from_checked(
+        cfg: Checked<SynergyConfig>,
+        dims: &[usize],
+        fused_dim: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let cfg = cfg.into_inner();
         if dims.len() < 2 {
             return Err(SynergyError::Mismatch(format!(
                 "the C-network needs at least two modalities, got {}",

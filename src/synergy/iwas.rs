@@ -16,6 +16,7 @@
 
 use super::nets::LEAKY_SLOPE;
 use super::Result;
+use crate::params::Checked;
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarBuilder;
 use rand::seq::SliceRandom;
@@ -236,7 +237,7 @@ impl std::fmt::Debug for IwasStep {
 
 impl IwasStep {
     /// Critics for every pair of the unimodal widths `dims`, and the task model's optimiser over
-    /// `task_vars` at `lr`.
+    /// `task_vars` at `lr`; the settings are checked first ([`Checked::new`]).
     pub fn new(
         cfg: &super::SynergyConfig,
         dims: &[usize],
@@ -245,18 +246,19 @@ impl IwasStep {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        Self::grouped(cfg, dims, vec![(task_vars, lr)], dtype, device)
+        let cfg = Checked::new(cfg.clone())?;
+        Self::grouped(&cfg, dims, vec![(task_vars, lr)], dtype, device)
     }
 
-    /// [`Self::new`] with the task model's variables in parameter groups `(vars, lr)`.
+    /// [`Self::new`] from checked settings with the task model's variables in parameter groups
+    /// `(vars, lr)`.
     pub fn grouped(
-        cfg: &super::SynergyConfig,
+        cfg: &Checked<super::SynergyConfig>,
         dims: &[usize],
         task_groups: super::step::ParamGroups,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        cfg.validate()?;
         let mut critics = Vec::new();
         let mut maps = Vec::new();
         let mut vars = Vec::new();

@@ -7,10 +7,11 @@ use super::result::{
     binary_metrics, device_label, DroppedEval, RunResult, TestMetrics, DROP_CONDITIONS,
 };
 use super::robustness;
-use super::vars::{build_ctx, build_validated, extra_stage_vars, param_groups, restore, snapshot};
+use super::vars::{build_checked, build_ctx, extra_stage_vars, param_groups, restore, snapshot};
 use crate::data::{Dataset, Task};
 use crate::metrics::regression_metrics;
 use crate::models::{FusionModel, ModelOutput, ModelVisitor, TRAIN_DTYPE};
+use crate::params::Checked;
 use crate::synergy::iwas::IwasStep;
 use crate::synergy::{CNetwork, SynergyConfig, SynergyError, SynergyStep, TaskStep};
 use candle_core::{Device, Tensor};
@@ -45,7 +46,7 @@ pub(super) fn batch_order_rng(seed: u64) -> ChaCha8Rng {
 pub(super) fn make_stepper<M: FusionModel>(
     model: &M,
     vm: &VarMap,
-    cfg: &RunConfig,
+    cfg: &Checked<RunConfig>,
     device: &Device,
 ) -> crate::synergy::Result<Stepper> {
     let groups = param_groups(model, vm, cfg.lr);
@@ -56,8 +57,9 @@ pub(super) fn make_stepper<M: FusionModel>(
                 ..cfg.synergy.clone()
             };
             let (dims, _) = model.rep_dims();
+            // the run's check covered its synergy settings (the seed has no domain)
             Stepper::Iwas(Box::new(IwasStep::grouped(
-                &sc,
+                &Checked::part_of_checked(sc),
                 &dims,
                 groups,
                 TRAIN_DTYPE,
@@ -71,7 +73,14 @@ pub(super) fn make_stepper<M: FusionModel>(
         )?),
         Some(sc) => {
             let (dims, fused) = model.rep_dims();
-            let cnet = CNetwork::new(sc, &dims, fused, TRAIN_DTYPE, device)?;
+            // RunConfig::validate checked exactly this configuration
+            let cnet = CNetwork::from_checked(
+                Checked::part_of_checked(sc),
+                &dims,
+                fused,
+                TRAIN_DTYPE,
+                device,
+            )?;
             Stepper::Synergy(Box::new(SynergyStep::grouped(cnet, groups)?))
         }
     })
@@ -105,25 +114,38 @@ pub fn train_run(
     train_run_on(ds, cfg, &Device::Cpu, on_epoch)
 }
 
-/// [`train_run`] on `device`: the CPU, or a CUDA GPU in a build with the `cuda` feature (the
-/// fused CPU kernels fall back to composed candle ops there; results differ from the CPU's by
-/// rounding).
+/// [`train_run`] on `device` from a plain configuration: checks it once ([`Checked::new`]), then
+/// [`train_checked_on`].
 pub fn train_run_on(
     ds: &Dataset,
     cfg: &RunConfig,
     device: &Device,
     on_epoch: impl FnMut(usize, f64),
 ) -> crate::synergy::Result<RunResult> {
+    train_checked_on(ds, &Checked::new(cfg.clone())?, device, on_epoch)
+}
+
+/// [`train_run`] on `device`: the CPU, or a CUDA GPU in a build with the `cuda` feature (the
+/// fused CPU kernels fall back to composed candle ops there; results differ from the CPU's by
+/// rounding). The configuration was checked ([`Checked`]): nothing checks it again.
+pub fn train_checked_on(
+    ds: &Dataset,
+    cfg: &Checked<RunConfig>,
+    device: &Device,
+    on_epoch: impl FnMut(usize, f64),
+) -> crate::synergy::Result<RunResult> {
     struct V<'a, F> {
         ds: &'a Dataset,
-        cfg: &'a RunConfig,
+        cfg: &'a Checked<RunConfig>,
         device: &'a Device,
         on_epoch: F,
     }
     impl<F: FnMut(usize, f64)> ModelVisitor for V<'_, F> {
         type Output = crate::synergy::Result<RunResult>;
         fn visit<M: FusionModel>(self, m: &M::Config) -> Self::Output {
-            train_model::<M>(self.ds, self.cfg, m, self.device, self.on_epoch)
+            // the run's check covered its model's configuration
+            let m = Checked::part_of_checked(m.clone());
+            train_model::<M>(self.ds, self.cfg, &m, self.device, self.on_epoch)
         }
     }
     cfg.model.visit(V {
@@ -140,15 +162,14 @@ pub fn train_run_on(
 /// test evaluation of the selected checkpoint ([`test_checkpoint`]).
 pub fn train_model<M: FusionModel>(
     ds: &Dataset,
-    cfg: &RunConfig,
-    mcfg: &M::Config,
+    cfg: &Checked<RunConfig>,
+    mcfg: &Checked<M::Config>,
     device: &Device,
     on_epoch: impl FnMut(usize, f64),
 ) -> crate::synergy::Result<RunResult> {
-    cfg.validate()?;
     let start = std::time::Instant::now();
     let mut result = new_record(ds, cfg, device);
-    let (model, vm) = build_validated::<M>(mcfg, &build_ctx(ds, cfg), device)?;
+    let (model, vm) = build_checked::<M>(mcfg, &build_ctx(ds, cfg), device)?;
     model.prepare(ds)?;
     let batcher = Batcher::new(ds, device);
     // where the run stands, for the failure message
@@ -237,7 +258,7 @@ fn fit_epochs<M: FusionModel>(
     model: &M,
     vm: &VarMap,
     ds: &Dataset,
-    cfg: &RunConfig,
+    cfg: &Checked<RunConfig>,
     batcher: &Batcher<'_>,
     result: &mut RunResult,
     best_snap: &mut Option<Vec<(candle_core::Var, Tensor)>>,

@@ -37,7 +37,7 @@ mod vars;
 pub use batch::predict;
 pub(crate) use batch::{labels_f64, predict_with, Batcher};
 pub(crate) use fit::metrics_of;
-pub use fit::{train_model, train_run, train_run_on};
+pub use fit::{train_checked_on, train_model, train_run, train_run_on};
 pub use protocol::*;
 pub use result::*;
 pub use timing::*;

@@ -7,6 +7,7 @@ use crate::data::Task;
 use crate::error::{check_positive, check_width, ParamError};
 use crate::metrics::mae;
 use crate::models::ModelConfig;
+use crate::params::Validate;
 use crate::synergy::{Divergence, SynergyConfig};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -208,9 +209,10 @@ pub struct RunConfig {
     pub synergy: SynergyConfig,
 }
 
-impl RunConfig {
-    /// Checks the whole configuration once (model, protocol, synergy settings).
-    pub fn validate(&self) -> Result<(), ParamError> {
+impl Validate for RunConfig {
+    /// Checks the whole configuration (model, protocol, synergy settings); a run is trained from
+    /// the [`crate::Checked`] value, so this runs once per run.
+    fn validate(&self) -> Result<(), ParamError> {
         self.model.validate()?;
         if self.batch_size < 2 {
             return Err(ParamError::new(
@@ -228,7 +230,9 @@ impl RunConfig {
             .validate()
             .map_err(|e| e.of("synergy"))
     }
+}
 
+impl RunConfig {
     /// The C-network's configuration of this run (None for `NLL`).
     pub fn synergy_config(&self) -> Option<SynergyConfig> {
         let divergence = self.variant.divergence()?;

@@ -3,9 +3,10 @@
 use super::batch::Batcher;
 use super::fit::{batch_order_rng, make_stepper, train_step};
 use super::protocol::RunConfig;
-use super::vars::{build_ctx, build_validated};
+use super::vars::{build_checked, build_ctx};
 use crate::data::Dataset;
 use crate::models::{FusionModel, ModelVisitor};
+use crate::params::Checked;
 use candle_core::Device;
 use rand::seq::SliceRandom;
 
@@ -61,9 +62,10 @@ pub fn time_epoch_on(
     warmup: usize,
     device: &Device,
 ) -> crate::synergy::Result<EpochTiming> {
+    let cfg = &Checked::new(cfg.clone())?;
     struct V<'a> {
         ds: &'a Dataset,
-        cfg: &'a RunConfig,
+        cfg: &'a Checked<RunConfig>,
         warmup: usize,
         device: &'a Device,
     }
@@ -71,9 +73,10 @@ pub fn time_epoch_on(
         type Output = crate::synergy::Result<EpochTiming>;
         fn visit<M: FusionModel>(self, m: &M::Config) -> Self::Output {
             let (ds, cfg) = (self.ds, self.cfg);
-            cfg.validate()?;
             let device = self.device.clone();
-            let (model, vm) = build_validated::<M>(m, &build_ctx(ds, cfg), &device)?;
+            // the run's check covered its model's configuration
+            let m = Checked::part_of_checked(m.clone());
+            let (model, vm) = build_checked::<M>(&m, &build_ctx(ds, cfg), &device)?;
             model.prepare(ds)?;
             let mut stepper = make_stepper(&model, &vm, cfg, &device)?;
             let batcher = Batcher::new(ds, &device);

@@ -3,7 +3,8 @@
 
 use super::protocol::RunConfig;
 use crate::data::Dataset;
-use crate::models::{is_buffer, BuildCtx, FusionModel, ModelParams, TRAIN_DTYPE};
+use crate::models::{is_buffer, BuildCtx, FusionModel, TRAIN_DTYPE};
+use crate::params::Checked;
 use crate::synergy::nets::seed_varmap;
 use crate::synergy::ParamGroups;
 use candle_core::{Device, Tensor, Var};
@@ -51,20 +52,19 @@ pub fn extra_stage_vars<M: FusionModel>(model: &M, vm: &VarMap) -> Vec<Var> {
 
 /// Builds model `M` with fresh variables initialised from `seed`, then loads its pretrained
 /// weights ([`FusionModel::load_pretrained`], after the seeding so they are kept); returns it with
-/// its `VarMap`.
+/// its `VarMap`. The configuration is checked first ([`Checked::new`]).
 pub fn build_model<M: FusionModel>(
     cfg: &M::Config,
     ctx: &BuildCtx,
     device: &Device,
 ) -> crate::synergy::Result<(M, VarMap)> {
-    cfg.validate()?;
-    build_validated(cfg, ctx, device)
+    build_checked(&Checked::new(cfg.clone())?, ctx, device)
 }
 
-/// [`build_model`] for a configuration already validated (as part of its run's
-/// [`super::RunConfig::validate`]), so a run checks its settings once.
-pub(super) fn build_validated<M: FusionModel>(
-    cfg: &M::Config,
+/// [`build_model`] from a checked configuration (a run's, checked with the run), so a run checks
+/// its settings once.
+pub(super) fn build_checked<M: FusionModel>(
+    cfg: &Checked<M::Config>,
     ctx: &BuildCtx,
     device: &Device,
 ) -> crate::synergy::Result<(M, VarMap)> {

@@ -33,7 +33,12 @@ fn build<M: FusionModel>(cfg: &M::Config, seed: u64, dtype: DType) -> (M, VarMap
         seed,
         task: Task::Regression,
     };
-    let m = M::new(cfg, &ctx, vb).unwrap();
+    let m = M::new(
+        &neural_synergy::Checked::new(cfg.clone()).unwrap(),
+        &ctx,
+        vb,
+    )
+    .unwrap();
     seed_varmap(&vm, seed).unwrap();
     m.load_pretrained(&vm, &ctx).unwrap();
     (m, vm)

@@ -9,8 +9,10 @@ use candle_nn::{Linear, VarBuilder, VarMap};
 use neural_synergy::data::{synthetic, Task};
 use neural_synergy::models::lmf::{low_rank_fusion, Lmf, LmfConfig};
 use neural_synergy::models::tfn::tensor_fusion;
-use neural_synergy::models::{BuildCtx, FusionModel, ModelParams};
+use neural_synergy::models::{BuildCtx, FusionModel};
 use neural_synergy::synergy::nets::seed_varmap;
+use neural_synergy::train::build_model;
+use neural_synergy::{Checked, Validate};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -177,7 +179,7 @@ fn forward_is_wired_as_documented() {
         task: Task::Regression,
     };
     let cfg = LmfConfig::default();
-    let m = Lmf::new(&cfg, &ctx, vb).unwrap();
+    let m = Lmf::new(&Checked::new(cfg).unwrap(), &ctx, vb).unwrap();
     seed_varmap(&vm, 9).unwrap();
     assert_eq!(m.rep_dims(), (vec![64, 16, 128], 64));
     let idx: Vec<usize> = (0..5).collect();
@@ -243,15 +245,14 @@ fn configs_are_validated_and_bad_ones_are_errors() {
         },
     ] {
         assert!(c.validate().is_err(), "{c:?}");
-        let vm = VarMap::new();
-        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        assert!(Checked::new(c).is_err(), "{c:?}");
         let ctx = BuildCtx {
             text_encoder: None,
             dims: [4, 3, 2],
             seed: 0,
             task: Task::Regression,
         };
-        assert!(Lmf::new(&c, &ctx, vb).is_err(), "{c:?}");
+        assert!(build_model::<Lmf>(&c, &ctx, &Device::Cpu).is_err(), "{c:?}");
     }
     assert!(serde_json::from_str::<LmfConfig>(r#"{"post_fusion": 3}"#).is_err());
     let c: LmfConfig = serde_json::from_str(r#"{"rank": 5}"#).unwrap();

@@ -10,8 +10,10 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use neural_synergy::data::{SeqBatch, Task};
 use neural_synergy::models::mfn::{MfnConfig, MlpSpec};
-use neural_synergy::models::{mfn::Mfn, BuildCtx, FusionModel, ModelParams};
+use neural_synergy::models::{mfn::Mfn, BuildCtx, FusionModel};
 use neural_synergy::synergy::nets::seed_varmap;
+use neural_synergy::train::build_model;
+use neural_synergy::{Checked, Validate};
 use rand_distr::{Distribution, StandardNormal};
 
 const DIMS: [usize; 3] = [12, 5, 7];
@@ -29,7 +31,7 @@ fn build_as(cfg: &MfnConfig, seed: u64, dtype: DType) -> (Mfn, VarMap) {
         seed,
         task: Task::Regression,
     };
-    let m = Mfn::new(cfg, &ctx, vb).unwrap();
+    let m = Mfn::new(&Checked::new(*cfg).unwrap(), &ctx, vb).unwrap();
     seed_varmap(&vm, seed).unwrap();
     (m, vm)
 }
@@ -340,15 +342,14 @@ fn config_defaults_validation_and_serde() {
         ..d
     };
     assert_eq!(bad.validate().unwrap_err().field, "hidden.audio");
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     let ctx = BuildCtx {
         text_encoder: None,
         dims: DIMS,
         seed: 0,
         task: Task::Regression,
     };
-    assert!(Mfn::new(&bad, &ctx, vb).is_err());
+    assert!(Checked::new(bad).is_err());
+    assert!(build_model::<Mfn>(&bad, &ctx, &Device::Cpu).is_err());
 
     let partial: MfnConfig = serde_json::from_str(r#"{"mem": 64, "mmsa_av_mean": true}"#).unwrap();
     assert_eq!(

@@ -9,8 +9,10 @@ use candle_nn::{VarBuilder, VarMap};
 use ndarray::Array2;
 use neural_synergy::data::{synthetic, Dataset, Task};
 use neural_synergy::models::misa::{cmd_loss, diff_loss, Misa, MisaConfig, TextEncoderKind};
-use neural_synergy::models::{BuildCtx, FusionModel, ModelParams};
+use neural_synergy::models::{BuildCtx, FusionModel};
 use neural_synergy::synergy::nets::seed_varmap;
+use neural_synergy::train::build_model;
+use neural_synergy::{Checked, Validate};
 use std::sync::OnceLock;
 
 fn t(a: &Array2<f64>) -> Tensor {
@@ -162,7 +164,7 @@ fn build(cfg: &MisaConfig, seed: u64) -> (Misa, VarMap) {
         seed,
         task: Task::Regression,
     };
-    let m = Misa::new(cfg, &ctx, vb).unwrap();
+    let m = Misa::new(&Checked::new(*cfg).unwrap(), &ctx, vb).unwrap();
     seed_varmap(&vm, seed).unwrap();
     (m, vm)
 }
@@ -269,8 +271,6 @@ fn invalid_configurations_are_rejected() {
         ..MisaConfig::default()
     };
     assert_eq!(bad.validate().unwrap_err().field, "sim_weight");
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     let ctx = BuildCtx {
         text_encoder: None,
         dims: [4, 3, 2],
@@ -281,7 +281,8 @@ fn invalid_configurations_are_rejected() {
         hidden: 0,
         ..MisaConfig::default()
     };
-    assert!(Misa::new(&bad, &ctx, vb).is_err());
+    assert!(Checked::new(bad).is_err());
+    assert!(build_model::<Misa>(&bad, &ctx, &Device::Cpu).is_err());
     assert!(serde_json::from_str::<MisaConfig>(r#"{"hiden": 64}"#).is_err());
     let text: MisaConfig = serde_json::from_str(r#"{"text_encoder": "masked_mean"}"#).unwrap();
     assert_eq!(text.text_encoder, TextEncoderKind::MaskedMean);

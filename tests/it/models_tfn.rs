@@ -7,8 +7,10 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder, VarMap};
 use neural_synergy::data::{synthetic, Dataset, SeqBatch, Task};
 use neural_synergy::models::tfn::{tensor_fusion, Tfn, TfnConfig};
-use neural_synergy::models::{BuildCtx, FusionModel, ModelParams};
+use neural_synergy::models::{BuildCtx, FusionModel};
 use neural_synergy::synergy::nets::seed_varmap;
+use neural_synergy::train::build_model;
+use neural_synergy::{Checked, Validate};
 use rand_distr::{Distribution, StandardNormal};
 
 fn randn(b: usize, d: usize, seed: u64) -> Vec<Vec<f64>> {
@@ -86,7 +88,7 @@ fn build(ds: &Dataset, task: Task, seed: u64) -> (Tfn, VarMap) {
         seed,
         task,
     };
-    let m = Tfn::new(&TfnConfig::default(), &ctx, vb).unwrap();
+    let m = Tfn::new(&Checked::new(TfnConfig::default()).unwrap(), &ctx, vb).unwrap();
     seed_varmap(&vm, seed).unwrap();
     (m, vm)
 }
@@ -180,7 +182,7 @@ fn configs_are_validated_and_bad_ones_are_errors() {
         // (2^21+1)^3 overflows usize: an error, not a panic
         TfnConfig {
             audio_hidden: 1 << 21,
-            video_hidden: 1 << 21,
+            vision_hidden: 1 << 21,
             text_out: 1 << 21,
             ..Default::default()
         },
@@ -188,15 +190,14 @@ fn configs_are_validated_and_bad_ones_are_errors() {
     let ds = data();
     for c in bad {
         assert!(c.validate().is_err(), "{c:?}");
-        let vm = VarMap::new();
-        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        assert!(Checked::new(c).is_err(), "{c:?}");
         let ctx = BuildCtx {
             text_encoder: None,
             dims: ds.dims,
             seed: 0,
             task: Task::Regression,
         };
-        assert!(Tfn::new(&c, &ctx, vb).is_err(), "{c:?}");
+        assert!(build_model::<Tfn>(&c, &ctx, &Device::Cpu).is_err(), "{c:?}");
     }
     let json = serde_json::to_string(&TfnConfig::default()).unwrap();
     let back: TfnConfig = serde_json::from_str(&json).unwrap();

@@ -538,6 +538,83 @@ fn smoke_profile_covers_the_bert_models_on_real_text_with_the_tiny_encoder() {
     }
 }
 
+/// A GloVe model and a BERT model trained into one real-text folder by separate commands share
+/// it: the GloVe model's runs record the data without the BERT token note (their keys do not
+/// depend on a tokenizer they never read), `run.json` keeps the note for the BERT rows, the table
+/// has both models, and a command naming both resumes every run without training (needs
+/// `SYNERGY_SHARED`). Before, the second command replaced the first's `run.json`.
+#[test]
+fn a_glove_model_joins_a_bert_models_real_text_folder_and_both_resume() {
+    let Some(shared) = crate::common::shared() else {
+        eprintln!("skipped: SYNERGY_SHARED unset (needs the real MOSI transcripts)");
+        return;
+    };
+    let data = shared.join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/bert-tiny");
+    let cmd = |models: &str, extra: &[&str]| {
+        let base = [
+            "--profile",
+            "smoke",
+            "--tier",
+            "real-text",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--variants",
+            "nll",
+            "--max-epochs",
+            "1",
+            "--quiet",
+            "--out",
+            out,
+            "--models",
+            models,
+        ];
+        run(&[&base[..], extra].concat())
+    };
+    let (code, _, err) = cmd("mim", &["--text-encoder", tiny]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cmd("flstm", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("described other runs"), "{err}");
+    let records: Vec<Value> = std::fs::read_to_string(dir.path().join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    let data_of = |model: &str| {
+        records
+            .iter()
+            .find(|r| r["result"]["config"]["model"]["model"] == model)
+            .map(|r| r["data"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (mim, flstm) = (data_of("mim"), data_of("flstm"));
+    assert!(mim.contains(neural_synergy::data::TOKEN_NOTE), "{mim}");
+    assert!(!flstm.contains(neural_synergy::data::TOKEN_NOTE), "{flstm}");
+    assert_eq!(neural_synergy::data::split_token_note(&mim).0, flstm);
+    let run_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(run_json["data"], mim.as_str());
+    assert_eq!(run_json["models"], serde_json::json!(["FLSTM", "MIM"]));
+    let table = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert!(
+        table.contains("| FLSTM") && table.contains("| MIM"),
+        "{table}"
+    );
+    // one command naming both: its keys are the two commands' keys, so nothing trains
+    let (code, _, err) = cmd("flstm,mim", &["--text-encoder", tiny]);
+    assert_eq!(code, 0, "{err}");
+    let lines = std::fs::read_to_string(dir.path().join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, 2);
+}
+
 /// `compact` drops the predictions of exactly the unselected runs of finished seeds (a seed whose
 /// grid is incomplete keeps everything until it completes), and the tables re-render identically.
 #[test]

@@ -183,7 +183,7 @@ fn ablation_variants_keep_only_their_own_term() {
         let j = serde_json::to_string(&v).unwrap();
         assert_eq!(j, format!("\"{}\"", v.name()));
         assert_eq!(serde_json::from_str::<Variant>(&j).unwrap(), v);
-        cfg(v).validate().unwrap();
+        neural_synergy::Validate::validate(&cfg(v)).unwrap();
     }
     // the ablations' keys differ from each other and from SMMD's
     let keys: std::collections::HashSet<String> = Variant::TABLE_ORDER

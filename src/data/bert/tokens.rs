@@ -241,7 +241,8 @@ pub fn attach(
         });
     }
     ds.description += &format!(
-        "; BERT tokens: text_bert max_len {} from checkpoint {checkpoint_key}",
+        "{}text_bert max_len {} from checkpoint {checkpoint_key}",
+        crate::data::TOKEN_NOTE,
         tokenizer.max_len()
     );
     Ok(())

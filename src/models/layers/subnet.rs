@@ -69,10 +69,10 @@ macro_rules! subnet_fields {
                     text_hidden: c.text_hidden,
                     text_out: c.text_out,
                     audio_hidden: c.audio_hidden,
-                    vision_hidden: c.video_hidden,
+                    vision_hidden: c.vision_hidden,
                     text_dropout: c.text_dropout,
                     audio_dropout: c.audio_dropout,
-                    vision_dropout: c.video_dropout,
+                    vision_dropout: c.vision_dropout,
                 }
             }
         }
@@ -233,7 +233,7 @@ mod tests {
     use super::*;
     use crate::models::lmf::LmfConfig;
     use crate::models::tfn::TfnConfig;
-    use crate::models::ModelParams;
+    use crate::models::Validate;
 
     fn parse<C: serde::de::DeserializeOwned>(json: &str) -> C {
         serde_json::from_str(json).expect("a valid configuration")
@@ -252,6 +252,22 @@ mod tests {
         let l: LmfConfig = parse(r#"{"video_hidden": 9, "text_dropout": 0.5}"#);
         let s = SubNetConfig::from(&l);
         assert_eq!((s.vision_hidden, s.text_dropout), (9, 0.5));
+    }
+
+    #[test]
+    fn vision_names_are_accepted_and_the_stored_names_are_written() {
+        let t: TfnConfig = parse(r#"{"vision_hidden": 7, "vision_dropout": 0.25}"#);
+        assert_eq!((t.vision_hidden, t.vision_dropout), (7, 0.25));
+        let l: LmfConfig = parse(r#"{"vision_hidden": 9}"#);
+        assert_eq!(l.vision_hidden, 9);
+        // run keys hash the serialised configuration: it keeps the stored names
+        for json in [
+            serde_json::to_string(&t).unwrap(),
+            serde_json::to_string(&l).unwrap(),
+        ] {
+            assert!(json.contains("\"video_hidden\":") && json.contains("\"video_dropout\":"));
+            assert!(!json.contains("vision"), "{json}");
+        }
     }
 
     #[test]

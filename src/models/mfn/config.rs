@@ -2,7 +2,7 @@
 //! MOSI defaults.
 
 use crate::error::ParamError;
-use crate::models::{check_dropout, check_width, ModelParams};
+use crate::models::{check_dropout, check_width, ModelParams, Validate};
 use serde::{Deserialize, Serialize};
 
 /// One two-layer network of MFN (`NN1`, `NN2`, `γ1`, `γ2`, output): `x ↦ W_2 drop(relu(W_1 x))`.
@@ -66,7 +66,9 @@ impl Default for MfnConfig {
     }
 }
 
-impl ModelParams for MfnConfig {
+impl ModelParams for MfnConfig {}
+
+impl Validate for MfnConfig {
     fn validate(&self) -> Result<(), ParamError> {
         for (m, h) in ["text", "audio", "vision"].iter().zip(self.hidden) {
             check_width(&format!("hidden.{m}"), h)?;
