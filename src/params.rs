@@ -11,7 +11,7 @@
 //! [`crate::synergy::CNetwork::new`]) check it first, with a [`ParamError`] naming the field.
 //!
 //! ```
-//! use neural_synergy::models::TfnConfig;
+//! use neural_synergy::models::tfn::TfnConfig;
 //! use neural_synergy::{Checked, Validate};
 //!
 //! let ok = Checked::new(TfnConfig::default()).unwrap();

@@ -1,0 +1,319 @@
+//! `reproduce-paper run` (and `plan`, `run --plan`): from the options to a plan, its dataset and
+//! the folder's `run.json`, then the training and the tables; what a finished shard prints, the
+//! cost of a plan without training, and the atomic write of `run.json`.
+
+use super::folder::{print_expected, render, render_loaded};
+use super::selection::{seeds, selection, synergy_weights, Selection};
+use super::{MisaText, RunArgs};
+use crate::data::realtext::CueMode;
+use crate::data::Tier;
+use crate::experiments::shard::Shard;
+use crate::experiments::{load_dataset, run_plan, Plan};
+use crate::report::tables;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+/// `reproduce-paper run` (and `plan`): train the plan and report.
+pub(super) fn run(args: RunArgs) -> Result<()> {
+    // one thread by default: Candle's small per-step LSTM ops run faster without thread
+    // hand-offs (measured: smoke profile 43 s with 1 thread, 87 s with 2, same numbers)
+    crate::try_init_threads(Some(args.threads.unwrap_or(1)))?;
+    crate::single_threaded_blas();
+    if args.jobs == 0 {
+        bail!("--jobs 0: give at least 1 (runs trained at once)");
+    }
+    if args.expected {
+        return print_expected(args.json);
+    }
+    let (mut plan, out) = plan_and_out(&args)?;
+    let start = std::time::Instant::now();
+    let mut ds = load_dataset(&plan)?;
+    if ds.task == crate::data::Task::Binary && args.gamma_l2.is_none() {
+        // the regression default collapses binary runs (chosen on validation; see the constant)
+        plan.synergy.gamma_l2 = crate::experiments::BINARY_TASK_GAMMA_L2;
+    }
+    for note in crate::experiments::bert::text_options(
+        &mut plan.models,
+        args.misa_text == MisaText::Bert,
+        args.frozen_bert,
+    ) {
+        eprintln!("reproduce-paper: note: {note}");
+    }
+    for note in crate::experiments::bert::prepare(
+        &mut ds,
+        &mut plan.models,
+        args.models.is_some(),
+        args.text_encoder.as_deref(),
+    )? {
+        eprintln!("reproduce-paper: note: {note}");
+    }
+    if args.plan {
+        return print_plan(&plan, &ds, &out, args.json);
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
+    let results = out.join(
+        args.shard
+            .map_or_else(|| "results.jsonl".to_string(), |s| s.file_name()),
+    );
+    // one writer per results file: a second training into the same file fails here, naming the
+    // first, before it touches anything (Slurm shards each lock their own file)
+    let writer = crate::experiments::store::ResultsWriter::open(&results)?;
+    // run.json first, so `report --from` works on a folder still training (or killed early)
+    let (ctx, widened) = write_run_json(&out, &plan, &ds)?;
+    let metric = match ds.task {
+        crate::data::Task::Regression => "MAE",
+        crate::data::Task::Binary => "accuracy",
+    };
+    let display = std::sync::Mutex::new(crate::app::progress::Display::new(
+        crate::app::progress::Mode::detect(args.quiet),
+        metric,
+    ));
+    let (records, selected) = run_plan(
+        &plan,
+        &ds,
+        &writer,
+        |p| display.lock().expect("display").run(&p),
+        |epoch, score| display.lock().expect("display").epoch(epoch, score),
+    )?;
+    display.lock().expect("display").finish();
+    drop(writer);
+    if let Some(shard) = args.shard {
+        // a shard holds part of the grid: the tables come from the merge of all shards
+        let wall = start.elapsed().as_secs_f64();
+        print_shard_done(shard, &records, &ctx, &results, &out, wall, args.json);
+        return Ok(());
+    }
+    // the folder read once: when it holds runs of earlier commands too (other models, seeds,
+    // variants or grid points on the same data), its tables cover all of them, as `report
+    // --from` does, so a narrower command never leaves a narrower table behind
+    // (a plan left without runs, e.g. BERT models on a tier without words, finds none there)
+    let folder = match crate::report::load_folders(std::slice::from_ref(&out)) {
+        Err(crate::report::ReportError::NoRuns { .. }) => None,
+        other => Some(other?),
+    };
+    if let Some(folder) = folder.filter(|f| widened || has_other_runs(f, &records)) {
+        return render_loaded(&out, folder, args.json);
+    }
+    render(
+        &out,
+        &ctx,
+        &records,
+        &selected,
+        Some(start.elapsed().as_secs_f64()),
+        &[],
+        &[],
+        args.json,
+    )
+}
+
+/// The plan `run`'s options ask for (seeds, synergy weights, `--tune`, the selection, the
+/// device and the grid; the notes and warnings of [`seeds`] and [`selection`] go to stderr) and
+/// its `--out` folder (default: runs/PROFILE-DATASET-TIER).
+fn plan_and_out(args: &RunArgs) -> Result<(Plan, PathBuf)> {
+    let (profile, tier) = (args.profile, args.tier);
+    let seeds = seeds(args)?;
+    let synergy = synergy_weights(args)?;
+    let mut weight_grid = crate::experiments::WeightGrid::default();
+    for spec in &args.tune {
+        weight_grid.add(spec).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let Selection {
+        dataset,
+        kinds,
+        variants,
+        pairs,
+    } = selection(args)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-{}-{}",
+            profile.name(),
+            dataset.name(),
+            tier.name()
+        ))
+    });
+    if args.cues != CueMode::Label && tier != Tier::RealText {
+        anyhow::bail!(
+            "--cues {} applies to the real-text tier only (this run is --tier {})",
+            args.cues.name(),
+            tier.name()
+        );
+    }
+    let plan = Plan {
+        tier,
+        dataset,
+        profile,
+        seeds,
+        models: kinds.iter().map(|k| k.default_config()).collect(),
+        variants,
+        data_dir: args.data_dir.clone(),
+        synergy,
+        weight_grid,
+        jobs: args.jobs.max(1),
+        device: args.device.device()?,
+        max_epochs: args.max_epochs,
+        shard: args.shard,
+        cues: args.cues,
+        pairs,
+        grid: if args.lr.is_some() || args.batch_size.is_some() {
+            Some(
+                crate::experiments::grid_with(
+                    profile,
+                    args.batch_size.as_deref(),
+                    args.lr.as_deref(),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?,
+            )
+        } else {
+            None
+        },
+    };
+    Ok((plan, out))
+}
+
+/// Writes `out`'s run.json: a folder an earlier command trained other models or seeds into
+/// keeps them in its context. Returns the context and whether it was widened that way.
+fn write_run_json(
+    out: &std::path::Path,
+    plan: &Plan,
+    ds: &crate::data::Dataset,
+) -> Result<(tables::RunContext, bool)> {
+    let mut ctx = tables::RunContext::new(plan, ds);
+    let mut widened = false;
+    let run_json = out.join("run.json");
+    if let Some(prev) = std::fs::read_to_string(&run_json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<tables::RunContext>(&t).ok())
+    {
+        match ctx.clone().widened_by(&prev) {
+            Ok(wide) => {
+                widened = wide.models != ctx.models || wide.seeds != ctx.seeds;
+                ctx = wide;
+            }
+            Err(e) => eprintln!(
+                "reproduce-paper: note: {} described other runs ({e}); it now describes this plan",
+                run_json.display()
+            ),
+        }
+    }
+    write_atomically(
+        &out.join("run.json"),
+        serde_json::to_string_pretty(&ctx)?.as_bytes(),
+    )?;
+    Ok((ctx, widened))
+}
+
+/// Whether the loaded folder holds finished runs (on its tier, profile and data) that are not
+/// among `records` (this command's plan): runs an earlier command trained into it.
+fn has_other_runs(
+    folder: &crate::report::Loaded,
+    records: &[crate::experiments::RunRecord],
+) -> bool {
+    let mine: std::collections::HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    // the loaded records are those on the folder's tier, profile and data already
+    folder
+        .records
+        .iter()
+        .any(|r| !mine.contains(r.key.as_str()))
+}
+
+/// What a finished shard prints (it renders no table: `report --from` merges the shards).
+fn print_shard_done(
+    shard: Shard,
+    records: &[crate::experiments::RunRecord],
+    ctx: &tables::RunContext,
+    results: &std::path::Path,
+    out: &std::path::Path,
+    wall: f64,
+    json: bool,
+) {
+    let failed = records
+        .iter()
+        .filter(|r| r.result.failure.is_some())
+        .count();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "shard": shard.to_string(),
+                "runs": records.len(),
+                "failed": failed,
+                "planned_runs": ctx.planned_runs,
+                "results": results,
+                "wall_s": wall,
+            })
+        );
+    } else {
+        println!(
+            "shard {shard}: {} runs finished ({failed} failed inside) of {} planned in all; results in {}",
+            records.len(),
+            ctx.planned_runs.unwrap_or(0),
+            results.display()
+        );
+        eprintln!(
+            "reproduce-paper: when every shard has finished: reproduce-paper report --from {}",
+            out.display()
+        );
+    }
+}
+
+/// `--plan`: the cost of the plan without training (see [`crate::experiments::cost`]).
+fn print_plan(
+    plan: &Plan,
+    ds: &crate::data::Dataset,
+    out: &std::path::Path,
+    json: bool,
+) -> Result<()> {
+    use crate::experiments::cost;
+    let runs = plan.runs(ds)?;
+    // per-epoch times of finished runs of the same data in --out, when there are any
+    let measured: Vec<_> = if out.is_dir() {
+        crate::experiments::shard::read_dir(out)?
+            .records
+            .into_iter()
+            .filter(|r| crate::data::same_data(&r.data, &ds.description))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let lines = cost::plan_cost(&runs, ds.train.len(), &measured);
+    // hours on one GPU over the lines measured on a GPU (null: none measured)
+    let gpu_hours = cost::gpu_total(&lines).map(|(hours, _)| hours);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tier": plan.tier.name(),
+                "dataset": plan.dataset.name(),
+                "profile": plan.profile.name(),
+                "seeds": plan.seeds,
+                "train_clips": ds.train.len(),
+                "jobs": plan.jobs,
+                "lines": lines,
+                "runs": runs.len(),
+                "cpu_hours": lines.iter().filter_map(|l| l.cpu_hours).sum::<f64>(),
+                "gpu_hours": gpu_hours,
+            })
+        );
+    } else {
+        let header = format!(
+            "Cost plan: profile `{}`, tier `{}`, {} seeds, {} grid points, {} training clips ({}).",
+            plan.profile.name(),
+            plan.tier.name(),
+            plan.seeds.len(),
+            plan.grid().len(),
+            ds.train.len(),
+            ds.name
+        );
+        print!("{}", cost::markdown(&lines, &header, plan.jobs));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file named after this process and a rename, so
+/// concurrent shards writing the same `run.json` never interleave.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
