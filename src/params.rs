@@ -80,12 +80,6 @@ impl<T> std::borrow::Borrow<T> for Checked<T> {
     }
 }
 
-impl<T> AsRef<T> for Checked<T> {
-    fn as_ref(&self) -> &T {
-        &self.0
-    }
-}
-
 impl<T: Serialize> Serialize for Checked<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)

@@ -195,10 +195,7 @@ fn write_run_json(
             ),
         }
     }
-    write_atomically(
-        &out.join("run.json"),
-        serde_json::to_string_pretty(&ctx)?.as_bytes(),
-    )?;
+    write_atomically(&run_json, serde_json::to_string_pretty(&ctx)?.as_bytes())?;
     Ok((ctx, widened))
 }
 
