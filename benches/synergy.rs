@@ -4,8 +4,7 @@
 use candle_core::{DType, Device, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::Array2;
-use neural_synergy::app::check::synergy_workload;
-use neural_synergy::app::demo::{DemoFusion, DemoStream};
+use neural_synergy::app::{synergy_workload, DemoFusion, DemoStream};
 use neural_synergy::estimators::{self as est, StreamingKurtosisParams};
 use neural_synergy::synergy::{from_array2, CNetwork, SynergyConfig, SynergyStep, TaskStep};
 use rand::SeedableRng;

@@ -7,7 +7,7 @@
 //! `cargo run --release --example train_throughput -- [--model flstm] [--variant nll]
 //!  [--batch 32] [--warmup 3] [--threads 1] [--device cpu|cuda] [--json]`; `--shapes` prints the tier's shapes and
 //! length distribution only.
-use neural_synergy::app::reproduce::DeviceArg;
+use neural_synergy::app::DeviceArg;
 use neural_synergy::data::{synthetic, DatasetName};
 use neural_synergy::models::ModelKind;
 use neural_synergy::synergy::SynergyConfig;

@@ -65,10 +65,10 @@ pub enum InputError {
 
 /// Environment variable that sets the memory budget of the file readers: bytes, or a number with
 /// a `K`, `M`, `G` or `T` suffix (powers of 1024; `16G`, `1.5T`, `512MiB` are all sizes).
-pub(crate) const MEMORY_BUDGET_ENV: &str = "NEURAL_SYNERGY_MEMORY_BUDGET";
+pub const MEMORY_BUDGET_ENV: &str = "NEURAL_SYNERGY_MEMORY_BUDGET";
 
 /// The budget when the machine's memory cannot be determined (8 GiB).
-pub(crate) const FALLBACK_MEMORY_BUDGET: u64 = 8 << 30;
+pub const FALLBACK_MEMORY_BUDGET: u64 = 8 << 30;
 
 /// `NEURAL_SYNERGY_MEMORY_BUDGET` holds something that is not a size.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -162,7 +162,7 @@ pub fn default_memory_budget() -> u64 {
 
 /// The memory budget of one load: [`MEMORY_BUDGET_ENV`] when set, else
 /// [`default_memory_budget`].
-pub(crate) fn memory_budget() -> Result<u64, BudgetEnvError> {
+pub fn memory_budget() -> Result<u64, BudgetEnvError> {
     match std::env::var(MEMORY_BUDGET_ENV) {
         Ok(v) => parse_size(&v).ok_or(BudgetEnvError { value: v }),
         Err(std::env::VarError::NotPresent) => Ok(default_memory_budget()),

@@ -6,10 +6,16 @@
 //! ← [`synergy`] (Candle losses, C-network, Algorithm D's step) ← [`models`] (one file per fusion
 //! model behind one trait) ← [`train`] (generic over models; selection on validation only) ←
 //! [`experiments`] (the paper's tables as data, tiers, plans, resumable runs) ← [`report`]
-//! (markdown/JSON/CSV, plots). [`kernels`] (the fused CPU ops below `synergy` and `models`), [`data`],
+//! (markdown/JSON/CSV, plots). `kernels` (the fused CPU ops below `synergy` and `models`), [`data`],
 //! [`metrics`], [`io`] and the crate-internal markdown-table helper every layer prints with sit beside; [`app`]
 //! (argument parsing, the demo, the device check) sits on top and the binaries only call it.
+//!
+//! Public is what a user of the library needs (the estimators, the losses and C-network, the model
+//! trait and registry, the plan and result types, the data readers, the statistics and report
+//! types); `kernels`, the applications' command files and the rendering and storage internals are
+//! crate-private, and `unreachable_pub` keeps it so (see the book's layout chapter).
 #![deny(missing_debug_implementations)]
+#![warn(unreachable_pub)]
 
 pub mod app;
 pub mod data;
@@ -17,7 +23,7 @@ pub mod error;
 pub mod estimators;
 pub mod experiments;
 pub mod io;
-pub mod kernels;
+pub(crate) mod kernels;
 pub(crate) mod markdown;
 pub mod metrics;
 pub mod models;
@@ -25,6 +31,9 @@ pub mod params;
 pub mod report;
 pub mod synergy;
 pub mod train;
+
+#[cfg(test)]
+pub(crate) mod test_util;
 
 pub use error::{EstimatorError, ParamError, Result};
 pub use params::{Checked, Validate};

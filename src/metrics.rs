@@ -42,7 +42,7 @@ fn check(pred: &ArrayView1<f64>, label: &ArrayView1<f64>) -> Result<()> {
 }
 
 /// Binary accuracy and support-weighted F1 of boolean predictions.
-pub fn binary_acc_f1(pred: &[bool], truth: &[bool]) -> (f64, f64) {
+pub(crate) fn binary_acc_f1(pred: &[bool], truth: &[bool]) -> (f64, f64) {
     let n = pred.len();
     if n == 0 {
         return (f64::NAN, f64::NAN);

@@ -62,7 +62,7 @@ impl<T> Checked<T> {
     }
 
     /// The value, unwrapped.
-    pub fn into_inner(self) -> T {
+    pub(crate) fn into_inner(self) -> T {
         self.0
     }
 }

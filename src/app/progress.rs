@@ -38,7 +38,7 @@ pub(crate) fn eta(elapsed: Duration, trained: usize, remaining: usize) -> Option
 }
 
 /// `1 h 05 min`, `12 min`, `40 s`.
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
         format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
@@ -68,7 +68,7 @@ pub(crate) struct Display {
 
 impl Display {
     /// A display for runs whose validation metric is `metric` (`MAE`, `accuracy`).
-    pub fn new(mode: Mode, metric: &'static str) -> Display {
+    pub(crate) fn new(mode: Mode, metric: &'static str) -> Display {
         let (multi, grid, epoch) = if mode == Mode::Live {
             let multi = MultiProgress::new();
             let grid = multi.add(ProgressBar::new(0));
@@ -110,7 +110,7 @@ impl Display {
     }
 
     /// A run starts, ends, or was found in the results file.
-    pub fn run(&mut self, p: &Progress<'_>) {
+    pub(crate) fn run(&mut self, p: &Progress<'_>) {
         let c = p.config;
         let name = format!(
             "{} {} seed {} b{} lr{:e}",
@@ -177,7 +177,7 @@ impl Display {
     }
 
     /// An epoch of the current run ended with validation score `score`.
-    pub fn epoch(&mut self, epoch: usize, score: f64) {
+    pub(crate) fn epoch(&mut self, epoch: usize, score: f64) {
         let text = format!(
             "{}: epoch {epoch}, valid {} {score:.4}",
             self.current, self.metric
@@ -198,7 +198,7 @@ impl Display {
     }
 
     /// Clears the live bars.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.grid.finish_and_clear();
         self.epoch.finish_and_clear();
     }

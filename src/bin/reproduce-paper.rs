@@ -1,7 +1,7 @@
 //! `reproduce-paper`: the paper's tables, measured vs expected. See
-//! `neural_synergy::app::reproduce`.
+//! `neural_synergy::app`.
 use clap::Parser;
-use neural_synergy::app::reproduce::{main_with, ReproduceArgs};
+use neural_synergy::app::{one_line, reproduce_main, ReproduceArgs};
 
 fn main() {
     neural_synergy::restore_sigpipe();
@@ -11,13 +11,13 @@ fn main() {
         Err(e) if e.use_stderr() => {
             eprintln!(
                 "reproduce-paper: {} (see reproduce-paper --help)",
-                neural_synergy::app::synergy_cli::one_line(&e)
+                one_line(&e)
             );
             std::process::exit(2);
         }
         Err(e) => e.exit(),
     };
-    if let Err(e) = main_with(args) {
+    if let Err(e) = reproduce_main(args) {
         eprintln!("reproduce-paper: error: {e:#}");
         std::process::exit(1);
     }

@@ -302,9 +302,9 @@ fn read_meta(d: &hdf5_pure::Dataset, file_len: u64) -> Option<Vec<String>> {
 }
 
 /// Minimum overlap (seconds) of a feature row's interval with a label segment's.
-pub(crate) const OVERLAP_EPS: f64 = 1e-6;
+pub const OVERLAP_EPS: f64 = 1e-6;
 /// Steps kept per segment.
-pub(crate) const T_MAX: usize = 50;
+pub const T_MAX: usize = 50;
 
 /// The four files of a `.csd` set.
 #[derive(Debug, Clone, PartialEq)]

@@ -276,7 +276,7 @@ impl Dataset {
         )
     }
 
-    /// The corpus this dataset is (from [`Dataset::name`]; see [`DatasetName::of_dataset`]).
+    /// The corpus this dataset is (from [`Dataset::name`]; see `DatasetName::of_dataset`).
     pub fn corpus(&self) -> Option<DatasetName> {
         DatasetName::of_dataset(&self.name)
     }

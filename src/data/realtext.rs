@@ -31,7 +31,7 @@ use std::path::Path;
 /// GloVe width.
 pub const GLOVE_DIM: usize = 50;
 /// Words kept per transcript.
-pub(crate) const T_MAX: usize = 50;
+pub const T_MAX: usize = 50;
 /// Widths of the synthetic audio and vision cues.
 pub(crate) const CUE_DIMS: [usize; 2] = [74, 35];
 /// Signal amplitudes of the audio and vision cues per feature and step (noise has unit variance).
@@ -39,7 +39,7 @@ pub(crate) const CUE_DIMS: [usize; 2] = [74, 35];
 /// `s·sqrt(d·L)·|y|/1.57` — with `s = 0.02`, d = 74 and L = 10 words, ≈ 0.55·|y|/1.57: weak
 /// cues, as real acoustic/visual features are for MOSI sentiment. (Amplitudes of 0.5/0.3 leaked the
 /// label: a text+cue EF-LSTM reached test MAE 0.16 and Acc2 99.4 %.)
-pub(crate) const CUE_SNR: [f32; 2] = [0.02, 0.015];
+pub const CUE_SNR: [f32; 2] = [0.02, 0.015];
 
 /// What the real-text tier's synthetic audio/vision cues carry.
 #[derive(

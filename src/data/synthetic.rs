@@ -45,7 +45,7 @@ use rand_distr::{Distribution, Normal, StandardNormal};
 /// Widths of text, audio, vision (as the issue fixes them: GloVe-300-like text, COVAREP 74, FACET 35).
 pub(crate) const DIMS: [usize; 3] = [300, 74, 35];
 /// Padded length.
-pub(crate) const T_MAX: usize = 50;
+pub const T_MAX: usize = 50;
 /// Probability of a sarcastic (polarity-flipped) clip.
 pub const SARCASM: f64 = 0.15;
 /// Annotator noise on the label.
@@ -344,10 +344,10 @@ fn generate_shaped(shape: &Shape, seed: u64) -> Dataset {
 
 /// Padded punchline length of the UR-FUNNY-shaped tier (UR-FUNNY's own data loader keeps 20 words
 /// per sentence).
-pub(crate) const URFUNNY_T_MAX: usize = 20;
+pub const URFUNNY_T_MAX: usize = 20;
 /// Share of clips whose delivery's (in)congruity disagrees with their humour label (annotation
 /// noise: the Bayes accuracy from all latents is about 1 − this).
-pub(crate) const URFUNNY_FLIP: f64 = 0.1;
+pub const URFUNNY_FLIP: f64 = 0.1;
 /// Median and mean punchline words. Assumed, not measured: no UR-FUNNY transcripts are available
 /// here (only folds and labels).
 pub(crate) const URFUNNY_WORDS: (f64, f64) = (9.0, 10.0);

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Words kept per punchline.
-pub(crate) const T_MAX: usize = 50;
+pub const T_MAX: usize = 50;
 
 /// The official folds (ids as decimal strings).
 #[derive(Debug, Clone, PartialEq, Default)]

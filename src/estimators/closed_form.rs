@@ -21,7 +21,7 @@ fn check_gauss(mu: &ArrayView1<f64>, cov: &ArrayView2<f64>) -> Result<()> {
 
 /// `E k_σ(x, y)` for independent `x ~ N(a, A)`, `y ~ N(b, B)` under the Gaussian kernel:
 /// `det(I + (A+B)/σ²)^(−1/2) · exp(−½ (a−b)ᵀ (A+B+σ²I)⁻¹ (a−b))`.
-pub fn gaussian_kernel_expectation(
+pub(crate) fn gaussian_kernel_expectation(
     a: &ArrayView1<f64>,
     ca: &ArrayView2<f64>,
     b: &ArrayView1<f64>,
@@ -106,7 +106,7 @@ impl GaussianLogDensity {
     }
 
     /// `ln N(xᵢ; μ, Σ)` for every row `xᵢ`.
-    pub fn log_pdf(&self, x: &ArrayView2<f64>) -> Array1<f64> {
+    pub(crate) fn log_pdf(&self, x: &ArrayView2<f64>) -> Array1<f64> {
         let d = (x - &self.mu).reversed_axes();
         let w = solve_lower(&self.l, &d.as_standard_layout().to_owned());
         w.map_axis(Axis(0), |c| self.log_norm - 0.5 * c.dot(&c))

@@ -8,7 +8,7 @@
 use ndarray::ArrayView2;
 
 /// Maximum points per leaf.
-pub const LEAF: usize = 16;
+pub(crate) const LEAF: usize = 16;
 
 #[derive(Debug, Clone)]
 enum Node {
@@ -26,7 +26,7 @@ enum Node {
 
 /// Exact k-NN index over the rows of a matrix.
 #[derive(Debug, Clone)]
-pub struct KdTree {
+pub(crate) struct KdTree {
     d: usize,
     /// points in tree order, row-major `n × d`
     pts: Vec<f64>,
@@ -69,7 +69,7 @@ impl Best {
 
 impl KdTree {
     /// Builds the tree over the rows of `x` (`n ≥ 1`).
-    pub fn new(x: &ArrayView2<f64>) -> Self {
+    pub(crate) fn new(x: &ArrayView2<f64>) -> Self {
         let (n, d) = x.dim();
         let mut order: Vec<usize> = (0..n).collect();
         let mut nodes = Vec::with_capacity(2 * n / LEAF + 2);
@@ -86,20 +86,10 @@ impl KdTree {
         }
     }
 
-    /// Number of indexed points.
-    pub fn len(&self) -> usize {
-        self.idx.len()
-    }
-
-    /// Whether the tree is empty.
-    pub fn is_empty(&self) -> bool {
-        self.idx.is_empty()
-    }
-
     /// Euclidean distance from `q` to its `k`-th nearest indexed point, ignoring the indexed point
     /// with original row `exclude` (pass `usize::MAX` to exclude nothing). `None` when fewer than
     /// `k` candidates exist.
-    pub fn kth_distance(&self, q: &[f64], k: usize, exclude: usize) -> Option<f64> {
+    pub(crate) fn kth_distance(&self, q: &[f64], k: usize, exclude: usize) -> Option<f64> {
         let mut best = Best::new(k);
         let mut off = vec![0.0; self.d];
         self.search(0, q, &mut best, exclude, &mut off, 0.0);

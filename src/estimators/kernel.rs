@@ -64,7 +64,7 @@ impl Bandwidths {
     }
 
     /// The kernel as a fast evaluator of `d² ↦ k`.
-    pub fn evaluator(&self) -> KernelEval {
+    pub(crate) fn evaluator(&self) -> KernelEval {
         KernelEval::new(&self.0)
     }
 }
@@ -75,7 +75,7 @@ impl Bandwidths {
 /// median set, whose σ differ by factors of 2), a single `exp` serves all bandwidths:
 /// `k_b = exp(−a_min d²)^(2^j_b)`, computed by repeated squaring (relative error ≤ 2^j_b ulp).
 #[derive(Debug, Clone)]
-pub struct KernelEval {
+pub(crate) struct KernelEval {
     coeffs: Vec<f64>,
     /// `(a_min, sorted exponents j_b)` when the squaring path applies.
     squaring: Option<(f64, Vec<u32>)>,
@@ -109,7 +109,7 @@ impl KernelEval {
 
     /// `k(d²) = (1/B) Σ_b exp(−d² / (2σ_b²))` for one pair (`f64::exp`).
     #[inline]
-    pub fn eval(&self, d2: f64) -> f64 {
+    pub(crate) fn eval(&self, d2: f64) -> f64 {
         match &self.squaring {
             Some((a_min, js)) => {
                 let mut cur = (-a_min * d2).exp();
@@ -131,7 +131,7 @@ impl KernelEval {
     /// `Σᵢ k(d2ᵢ)` over a slice of squared distances, overwriting the slice. Vectorised (AVX2+FMA
     /// when the CPU has them, detected at run time) with the exp of [`exp_nonpos`]; the sum runs in
     /// a fixed order, so the result is reproducible on a given machine.
-    pub fn sum_in_place(&self, d2: &mut [f64], scratch: &mut Vec<f64>) -> f64 {
+    pub(crate) fn sum_in_place(&self, d2: &mut [f64], scratch: &mut Vec<f64>) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -257,11 +257,6 @@ fn lane_sum(v: &[f64]) -> f64 {
     s
 }
 
-/// `exp(x)` for `x ≤ 0` through the vectorisable routine (exposed for tests).
-pub fn exp_nonpos_scalar(x: f64) -> f64 {
-    exp_nonpos::<false>(x)
-}
-
 /// Squared row norms, summed in index order (BLAS `ddot` may change its summation order with the
 /// memory alignment of the row, which would make results differ between runs by an ulp).
 pub(crate) fn sq_norms(x: &ArrayView2<f64>) -> Array1<f64> {
@@ -377,4 +372,31 @@ pub fn median_bandwidth(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<f64>
 pub fn median_bandwidths(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<Bandwidths> {
     let s = median_bandwidth(x, y)?;
     Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * s).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// `exp(x)` for `x ≤ 0` through the vectorisable routine.
+    fn exp_nonpos_scalar(x: f64) -> f64 {
+        super::exp_nonpos::<false>(x)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn vectorised_exp_is_within_4_ulp_of_std_exp(x in -708.0f64..=0.0) {
+            let a = exp_nonpos_scalar(x);
+            let b = x.exp();
+            let ulp = (a.to_bits() as i64 - b.to_bits() as i64).abs();
+            prop_assert!(ulp <= 4, "exp({x}): {a} vs {b} ({ulp} ulp)");
+        }
+
+        #[test]
+        fn vectorised_exp_flushes_below_minus_708_to_zero(x in -1e300f64..-708.0) {
+            prop_assert_eq!(exp_nonpos_scalar(x), 0.0);
+        }
+    }
 }

@@ -78,7 +78,8 @@ pub(crate) fn gaussian_kl_from_chol(
 /// and `ν_k(i)` to its `k`-th nearest neighbour in `Y`; `x` has `n` rows, `y` has `m`. Needs
 /// `n > k`, `m ≥ k`. A zero `ρ` (duplicate points in `X`) or a zero `ν` (a point of `X` repeated in
 /// `Y`) is a [`EstimatorError::DuplicatePoints`] that says how many points are affected.
-/// Neighbours are found with a k-d tree ([`KdTree`]) and the queries run in parallel.
+/// Neighbours are found with a k-d tree (the crate-private `KdTree`) and the queries run in
+/// parallel.
 pub fn knn_kl(x: &ArrayView2<f64>, y: &ArrayView2<f64>, k: usize) -> Result<f64> {
     super::check_pair(x, y)?;
     if k == 0 {

@@ -158,13 +158,13 @@ impl StreamingKurtosis {
     }
 
     /// Clipped covariance `C_t = (1/N) Σⱼ cⱼcⱼᵀ` of a batch (a helper shared with the Candle path).
-    pub fn clipped_cov(z: &ArrayView2<f64>, clip: f64) -> Array2<f64> {
+    pub(crate) fn clipped_cov(z: &ArrayView2<f64>, clip: f64) -> Array2<f64> {
         let mu = mean_rows(z);
         centred_gram(z, &mu, clip) / z.nrows() as f64
     }
 
     /// `S_t` after seeing batch `z`, without consuming it.
-    pub fn next_covariance(&self, z: &ArrayView2<f64>) -> Array2<f64> {
+    pub(crate) fn next_covariance(&self, z: &ArrayView2<f64>) -> Array2<f64> {
         let c = Self::clipped_cov(z, self.params.clip);
         match &self.s {
             None => c,

@@ -14,7 +14,7 @@ use ndarray_linalg::{cholesky::Cholesky, Diag, SolveTriangular, UPLO};
 use rayon::prelude::*;
 
 /// Column means of `x` (`n × p`, `n ≥ 1`), accumulated row by row in index order.
-pub fn mean_rows(x: &ArrayView2<f64>) -> Array1<f64> {
+pub(crate) fn mean_rows(x: &ArrayView2<f64>) -> Array1<f64> {
     let mut acc = Array1::<f64>::zeros(x.ncols());
     for row in x.rows() {
         acc += &row;
@@ -23,7 +23,7 @@ pub fn mean_rows(x: &ArrayView2<f64>) -> Array1<f64> {
 }
 
 /// Maximum-likelihood covariance `S = (1/n) Σ dᵢ dᵢᵀ` (divisor `n`, not `n − 1`) and the mean.
-pub fn mean_cov(x: &ArrayView2<f64>) -> (Array1<f64>, Array2<f64>) {
+pub(crate) fn mean_cov(x: &ArrayView2<f64>) -> (Array1<f64>, Array2<f64>) {
     let mu = mean_rows(x);
     let s = centred_gram(x, &mu, f64::INFINITY) / x.nrows() as f64;
     (mu, s)
@@ -95,7 +95,7 @@ fn centre_chunk(x: &ArrayView2<f64>, mu: &Array1<f64>, clip: f64, buf: &mut Arra
 
 /// `Σᵢ cᵢ cᵢᵀ` with `cᵢ = (xᵢ − μ)·min(1, clip/‖xᵢ − μ‖)` (`clip = ∞`: plain centred Gram matrix),
 /// streamed over row blocks: the centred matrix is never materialised.
-pub fn centred_gram(x: &ArrayView2<f64>, mu: &Array1<f64>, clip: f64) -> Array2<f64> {
+pub(crate) fn centred_gram(x: &ArrayView2<f64>, mu: &Array1<f64>, clip: f64) -> Array2<f64> {
     let p = x.ncols();
     let parts: Vec<Array2<f64>> = x
         .axis_chunks_iter(Axis(0), ROWS)
@@ -119,7 +119,7 @@ pub fn centred_gram(x: &ArrayView2<f64>, mu: &Array1<f64>, clip: f64) -> Array2<
 
 /// `mᵢ = (xᵢ − μ)ᵀ (L Lᵀ)⁻¹ (xᵢ − μ) = ‖L⁻¹(xᵢ − μ)‖²` for every row, as the row norms of
 /// `W = D L⁻ᵀ` (the Cholesky factor is inverted, never `L Lᵀ` itself), streamed over row blocks.
-pub fn centred_mahalanobis_sq(
+pub(crate) fn centred_mahalanobis_sq(
     x: &ArrayView2<f64>,
     mu: &Array1<f64>,
     l: &Array2<f64>,
@@ -148,13 +148,13 @@ pub fn centred_mahalanobis_sq(
 }
 
 /// `L⁻¹` of a lower-triangular factor (a `p × p` triangular solve against the identity).
-pub fn inv_lower(l: &Array2<f64>) -> Array2<f64> {
+pub(crate) fn inv_lower(l: &Array2<f64>) -> Array2<f64> {
     solve_lower(l, &Array2::eye(l.nrows()))
 }
 
 /// Lower Cholesky factor `L` with `A = L Lᵀ`; a non-positive-definite `A` is a
 /// [`EstimatorError::SingularCovariance`].
-pub fn cholesky_lower(a: &Array2<f64>, what: &'static str, n: usize) -> Result<Array2<f64>> {
+pub(crate) fn cholesky_lower(a: &Array2<f64>, what: &'static str, n: usize) -> Result<Array2<f64>> {
     let p = a.nrows();
     let singular = || EstimatorError::SingularCovariance { what, n, p };
     let l = a.cholesky(UPLO::Lower).map_err(|_| singular())?;
@@ -168,19 +168,19 @@ pub fn cholesky_lower(a: &Array2<f64>, what: &'static str, n: usize) -> Result<A
 }
 
 /// `ln det A` from its lower Cholesky factor: `2 Σ ln Lᵢᵢ`.
-pub fn logdet_from_chol(l: &Array2<f64>) -> f64 {
+pub(crate) fn logdet_from_chol(l: &Array2<f64>) -> f64 {
     2.0 * l.diag().iter().map(|v| v.ln()).sum::<f64>()
 }
 
 /// Solves `Lᵀ W = B` for lower-triangular `L` (an upper-triangular system; `L` is not copied).
-pub fn solve_lower_transposed(l: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+pub(crate) fn solve_lower_transposed(l: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
     l.t()
         .solve_triangular(UPLO::Upper, Diag::NonUnit, b)
         .expect("triangular solve with a checked non-singular factor")
 }
 
 /// Solves `L W = B` for lower-triangular `L`.
-pub fn solve_lower(l: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+pub(crate) fn solve_lower(l: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
     l.solve_triangular(UPLO::Lower, Diag::NonUnit, b)
         .expect("triangular solve with a checked non-singular factor")
 }

@@ -4,18 +4,18 @@
 //! Conventions shared by all estimators:
 //! * samples are the **rows** of an `n × d` matrix;
 //! * every input is validated first: empty arrays, NaN/Inf, mismatched dimensions and parameters
-//!   outside their domain give a typed [`EstimatorError`](crate::error::EstimatorError).
+//!   outside their domain give a typed `EstimatorError`.
 
-pub mod bounds;
+pub(crate) mod bounds;
 pub mod closed_form;
-pub mod kdtree;
-pub mod kernel;
-pub mod kl;
-pub mod kmeans;
-pub mod kurtosis;
-pub mod linalg;
-pub mod mine;
-pub mod mmd;
+pub(crate) mod kdtree;
+pub(crate) mod kernel;
+pub(crate) mod kl;
+pub(crate) mod kmeans;
+pub(crate) mod kurtosis;
+pub(crate) mod linalg;
+pub(crate) mod mine;
+pub(crate) mod mmd;
 pub mod pid;
 
 pub use bounds::{dv_bound, dv_nwj, log_mean_exp, nwj_bound, DvNwj};
@@ -39,7 +39,7 @@ use crate::error::{EstimatorError, Result};
 use ndarray::{ArrayView1, ArrayView2};
 
 /// Rejects an empty matrix or one holding NaN/Inf.
-pub fn check_matrix(what: &'static str, x: &ArrayView2<f64>) -> Result<()> {
+pub(crate) fn check_matrix(what: &'static str, x: &ArrayView2<f64>) -> Result<()> {
     let (rows, cols) = x.dim();
     if rows == 0 || cols == 0 {
         return Err(EstimatorError::Empty { what, rows, cols });
@@ -53,7 +53,7 @@ pub fn check_matrix(what: &'static str, x: &ArrayView2<f64>) -> Result<()> {
 }
 
 /// Rejects an empty vector or one holding NaN/Inf.
-pub fn check_vector(what: &'static str, x: &ArrayView1<f64>) -> Result<()> {
+pub(crate) fn check_vector(what: &'static str, x: &ArrayView1<f64>) -> Result<()> {
     if x.is_empty() {
         return Err(EstimatorError::Empty {
             what,
@@ -70,7 +70,7 @@ pub fn check_vector(what: &'static str, x: &ArrayView1<f64>) -> Result<()> {
 }
 
 /// Checks both samples and that they share their dimension.
-pub fn check_pair(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<()> {
+pub(crate) fn check_pair(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<()> {
     check_matrix("x", x)?;
     check_matrix("y", y)?;
     if x.ncols() != y.ncols() {

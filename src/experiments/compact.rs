@@ -60,14 +60,6 @@ fn has_predictions(r: &RunRecord) -> bool {
     r.result.test_predictions.is_some() || r.result.dropped.iter().any(|d| d.predictions.is_some())
 }
 
-/// Drops the saved predictions (clean and under corruption) of `r`.
-pub fn strip_predictions(r: &mut RunRecord) {
-    r.result.test_predictions = None;
-    for d in &mut r.result.dropped {
-        d.predictions = None;
-    }
-}
-
 /// What [`compact_dir`] did.
 #[derive(Debug, Default)]
 pub(crate) struct Compacted {
@@ -86,7 +78,7 @@ pub(crate) struct Compacted {
 
 /// The default size budget of one results file for `compact` (2 MiB: what a repository's
 /// checks commonly flag as a large file).
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// The size of file `f` in bytes.
 fn size_of(f: &Path) -> Result<u64, super::ExperimentError> {
@@ -146,7 +138,7 @@ pub(crate) fn compact_dir(dir: &Path, max_bytes: u64) -> Result<Compacted, super
     Ok(done)
 }
 
-/// [`strip_predictions`] on a record's JSON: `result.test_predictions` becomes null and each
+/// Drops a record's saved predictions, on its JSON: `result.test_predictions` becomes null and each
 /// `result.dropped[].predictions` goes (as this build writes a record without them); every other
 /// field stays.
 fn strip_prediction_fields(v: &mut serde_json::Value) {

@@ -2,13 +2,13 @@
 //! resumable run loop behind `reproduce-paper`.
 
 pub mod bert;
-pub mod compact;
+pub(crate) mod compact;
 pub mod cost;
 mod error;
 pub mod expected;
 mod run_context;
-pub mod shard;
-pub mod store;
+pub(crate) mod shard;
+pub(crate) mod store;
 pub mod synergy_pid;
 pub mod tables;
 
@@ -98,7 +98,7 @@ pub struct Plan {
     pub device: candle_core::Device,
     /// Overrides the profile's epoch cap (e.g. 1 to time one epoch per model).
     pub max_epochs: Option<usize>,
-    /// Only this shard's runs (a cluster job array's task; see [`shard`]).
+    /// Only this shard's runs (a cluster job array's task; see [`Shard`]).
     pub shard: Option<shard::Shard>,
     /// What the real-text tier's cues carry (ignored by the other tiers).
     pub cues: data::realtext::CueMode,
@@ -221,7 +221,7 @@ pub struct WeightGrid {
 pub const BINARY_TASK_GAMMA_L2: f64 = 0.01;
 
 /// The weights `--tune` accepts.
-pub(crate) const TUNABLE_WEIGHTS: [&str; 4] = ["beta", "gamma_l2", "gamma_d", "gamma_k"];
+pub const TUNABLE_WEIGHTS: [&str; 4] = ["beta", "gamma_l2", "gamma_d", "gamma_k"];
 
 impl WeightGrid {
     /// No weight is tuned.
@@ -391,7 +391,7 @@ fn truncate(s: &mut data::Split, n: usize, t: usize, dims: [usize; 3]) {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     /// Identifies the run: a hash of its serialised configuration with tier, profile and data
-    /// ([`run_key`]).
+    /// (`run_key`).
     pub key: String,
     pub tier: Tier,
     pub profile: Profile,
@@ -401,13 +401,14 @@ pub struct RunRecord {
 
 /// The key of a run (what "already finished" means on resume): [`RunConfig::key`] of the run in
 /// the context of its tier, profile and data.
-pub fn run_key(tier: Tier, profile: Profile, data: &str, c: &RunConfig) -> String {
+pub(crate) fn run_key(tier: Tier, profile: Profile, data: &str, c: &RunConfig) -> String {
     c.key(&format!("{}|{}|{}", tier.name(), profile.name(), data))
 }
 
 pub use error::ExperimentError;
 pub use run_context::RunContext;
-pub use store::read_results;
+pub use shard::{read_dir as read_results_dir, Merged, Shard, ShardError};
+pub use store::{read_results, StoreError};
 
 /// Selected result per (model, variant, seed): the grid point with the best validation score.
 #[derive(Debug, Clone, Serialize)]
@@ -578,7 +579,7 @@ pub(crate) fn grid_point(r: &RunResult) -> GridPoint {
 }
 
 /// The grid points tried among `runs`, sorted and distinct.
-pub fn grid_points<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Vec<GridPoint> {
+pub(crate) fn grid_points<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Vec<GridPoint> {
     let mut grid: Vec<GridPoint> = runs.into_iter().map(grid_point).collect();
     grid.sort_unstable();
     grid.dedup();
@@ -610,7 +611,7 @@ pub(crate) fn incomplete_seeds(
 /// The selected run per (model, variant, seed) among `records`: the best validation score, ties
 /// going to the smallest run key, so the selection does not depend on the order of the records
 /// (a merged sharded run selects exactly what the unsharded one does). Seeds whose grid search is
-/// incomplete ([`incomplete_seeds`]) are left out until their remaining grid points have run.
+/// incomplete (`incomplete_seeds`) are left out until their remaining grid points have run.
 pub fn select(records: &[RunRecord]) -> Vec<Selected> {
     select_records(records)
         .into_iter()

@@ -118,7 +118,7 @@ pub struct Merged {
 /// Whether `name` is a results file of a run directory: `results.jsonl`,
 /// `results.shard-K-of-N.jsonl` or an archive part `results.part-NNN.jsonl`
 /// ([`super::store::split_file`]).
-pub fn is_results_file(name: &str) -> bool {
+pub(crate) fn is_results_file(name: &str) -> bool {
     if name == "results.jsonl" || super::store::part_number(name).is_some() {
         return true;
     }
@@ -133,7 +133,8 @@ pub fn is_results_file(name: &str) -> bool {
         })
 }
 
-/// Reads and merges every results file of `dir` (see [`is_results_file`]). Fails only when the
+/// Reads and merges every results file of `dir` (`results.jsonl`, the shards'
+/// `results.shard-K-of-N.jsonl` and the archive parts `results.part-NNN.jsonl`). Fails only when the
 /// folder itself cannot be listed.
 pub fn read_dir(dir: &Path) -> Result<Merged, super::ExperimentError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -175,3 +176,6 @@ pub fn read_dir(dir: &Path) -> Result<Merged, super::ExperimentError> {
     merged.files = files;
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests;

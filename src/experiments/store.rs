@@ -66,9 +66,8 @@ pub(crate) fn lock_path(results: &Path) -> PathBuf {
 /// An exclusive lock on one results file, held while this value lives (or until the process
 /// exits, whichever comes first).
 #[derive(Debug)]
-pub struct WriterLock {
+pub(crate) struct WriterLock {
     file: std::fs::File,
-    path: PathBuf,
 }
 
 impl WriterLock {
@@ -111,12 +110,7 @@ impl WriterLock {
         file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
         file.write_all(who.as_bytes()).map_err(io_err(&path))?;
         file.flush().map_err(io_err(&path))?;
-        Ok(Self { file, path })
-    }
-
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { file })
     }
 }
 
@@ -222,7 +216,7 @@ pub fn read_results(path: &Path) -> Result<Vec<RunRecord>, StoreError> {
 
 /// The writer of one results file: holds its lock, cuts a torn tail once, appends records.
 #[derive(Debug)]
-pub struct ResultsWriter {
+pub(crate) struct ResultsWriter {
     path: PathBuf,
     _lock: WriterLock,
 }
@@ -231,7 +225,7 @@ impl ResultsWriter {
     /// Locks `path` (see [`WriterLock`]), then makes sure the file ends on a complete line: a
     /// torn last line (a writer killed mid-record) is cut back to the last newline, so the next
     /// record starts on a line of its own. Nothing else in the file is touched.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         let lock = WriterLock::acquire(path)?;
         if path.exists() {
             cut_torn_tail(path)?;
@@ -244,7 +238,7 @@ impl ResultsWriter {
 
     /// The records already in the file (under the lock, so no other writer adds to them),
     /// then those of the folder's archive parts ([`split_file`]): what a resume counts as done.
-    pub fn records(&self) -> Result<Vec<RunRecord>, StoreError> {
+    pub(crate) fn records(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut recs = read_results(&self.path)?;
         recs.extend(archived_records(&dir_of(&self.path))?);
         Ok(recs)
@@ -267,11 +261,6 @@ impl ResultsWriter {
         f.write_all(line.as_bytes()).map_err(io_err(&self.path))?;
         f.sync_data().map_err(io_err(&self.path))?;
         Ok(())
-    }
-
-    /// The results file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -46,17 +46,16 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Clusters per input (see the module documentation for why 8).
-pub(crate) const DEFAULT_CLUSTERS: usize = 8;
+pub const DEFAULT_CLUSTERS: usize = 8;
 /// Permutations of the null.
 pub(crate) const DEFAULT_DRAWS: usize = 100;
 /// Principal axes kept before k-means when a summary is wider.
-pub(crate) const MAX_COMPONENTS: usize = 10;
+pub const MAX_COMPONENTS: usize = 10;
 /// Seed of the k-means initialisation (and of the null's permutations by default).
-pub(crate) const DEFAULT_SEED: u64 = 0;
+pub const DEFAULT_SEED: u64 = 0;
 
 /// One sentence describing how [`PidCodes`] are made (stored with them).
-pub(crate) const CODES_METHOD: &str =
-    "per clip: mean of each modality's features over its valid steps; \
+pub const CODES_METHOD: &str = "per clip: mean of each modality's features over its valid steps; \
     z-scored with the train split's column means/sds; PCA to at most 10 axes and k-means \
     (k-means++ seeds, 4 restarts) fitted on the train split, applied to the test split; cluster \
     labels renumbered by first appearance in the test split";
@@ -222,7 +221,7 @@ pub(crate) struct Quantiser {
 impl Quantiser {
     /// Fits on the rows of `train` with `k` clusters and k-means seed `seed` (needs
     /// `1 ≤ k ≤ rows` and finite values).
-    pub fn fit(train: &ArrayView2<f64>, k: usize, seed: u64) -> Result<Self> {
+    pub(crate) fn fit(train: &ArrayView2<f64>, k: usize, seed: u64) -> Result<Self> {
         crate::estimators::check_matrix("train features", train).map_err(PidError::from)?;
         let n = train.nrows() as f64;
         let mean = train.mean_axis(Axis(0)).expect("non-empty checked");
@@ -252,7 +251,7 @@ impl Quantiser {
     }
 
     /// The cluster index of every row of `x` (same width as the training matrix).
-    pub fn codes(&self, x: &ArrayView2<f64>) -> Result<Vec<usize>> {
+    pub(crate) fn codes(&self, x: &ArrayView2<f64>) -> Result<Vec<usize>> {
         if x.ncols() != self.mean.len() {
             return Err(
                 PidError::Input(crate::error::EstimatorError::DimensionMismatch {
@@ -406,7 +405,7 @@ impl PidCodes {
     }
 }
 
-/// [`pid_codes_with`] at the defaults ([`DEFAULT_CLUSTERS`], [`DEFAULT_SEED`]): what
+/// `pid_codes_with` at the defaults ([`DEFAULT_CLUSTERS`], [`DEFAULT_SEED`]): what
 /// `RunContext::new` stores and `synergy pid-codes` adds.
 pub fn pid_codes(ds: &Dataset) -> Result<PidCodes> {
     pid_codes_with(ds, DEFAULT_CLUSTERS, DEFAULT_SEED)
@@ -516,7 +515,7 @@ fn label_rule(task: Task) -> &'static str {
 /// The PID of the label of `ds` against (text, audio+vision) and (audio, vision), in bits, on
 /// the split `opts.split` — on all its clips and, for the test split, on each of the dataset's
 /// [`TestSubset`]s — each with a permutation null of `opts.draws` shuffles of the label
-/// ([`synergy_null`]). Codes: [`Quantiser`]s fitted on the train split (one per modality group);
+/// ([`synergy_null`]). Codes: `Quantiser`s fitted on the train split (one per modality group);
 /// label: [`label_codes`].
 pub fn tier_pid(ds: &Dataset, opts: &TierPidOptions) -> Result<TierPid> {
     if opts.draws == 0 {

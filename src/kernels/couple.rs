@@ -15,7 +15,7 @@ pub(super) fn couple_dims(op: &str, b: &Shape, st: &Shape) -> Result<(usize, usi
 /// The affine coupling's update of its second half: `y = b ⊙ exp(tanh s) + t` where
 /// `st = [s | t]` (`n × 2m`) is the coupling net's output and `b` is `n × m`. One op forward; its
 /// backward gives `∂b = g ⊙ e` and `∂st = [g ⊙ b ⊙ e ⊙ (1 − tanh² s) | g]` with `e = exp(tanh s)`.
-pub fn affine_couple(b: &Tensor, st: &Tensor) -> Result<Tensor> {
+pub(crate) fn affine_couple(b: &Tensor, st: &Tensor) -> Result<Tensor> {
     if !fusable(b) || b.dtype() != st.dtype() {
         let nb = st.dim(D::Minus1)? / 2;
         let s = st.narrow(D::Minus1, 0, nb)?.tanh()?;

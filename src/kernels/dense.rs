@@ -15,7 +15,7 @@ use super::*;
 /// `∂w = gᵀ · x`, both produced contiguous by one matmul each (equal to candle's gradients up to
 /// the order of the batch sum in the gemm). Other devices, dtypes and `NEURAL_SYNERGY_FUSED_OPS=0`
 /// use candle's composed ops.
-pub fn linear_nt(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+pub(crate) fn linear_nt(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = if fusable_with(x, &[w]) {
         x.apply_op2(w, MatmulNt)?
     } else {
@@ -28,7 +28,7 @@ pub fn linear_nt(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
 }
 
 /// [`linear_nt`] on a candle-nn `Linear` (same variables, same result).
-pub fn linear_forward(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
+pub(crate) fn linear_forward(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
     linear_nt(x, layer.weight(), layer.bias())
 }
 
@@ -48,7 +48,7 @@ pub fn linear_forward(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
 /// `∂x = ∂z · w`, `∂w = ∂zᵀ · x`, `∂b = Σ_rows ∂z`. A slope `≤ 0`, other devices and dtypes and
 /// `NEURAL_SYNERGY_FUSED_OPS=0` use the composed ops (as does a slope below f32's smallest
 /// normal number, which could round to 0 in f32).
-pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor, slope: Option<f64>) -> Result<Tensor> {
+pub(crate) fn dense(x: &Tensor, w: &Tensor, b: &Tensor, slope: Option<f64>) -> Result<Tensor> {
     // a slope must stay positive in the element type (the backward reads the sign of `y`)
     let fused = fusable_with(x, &[w, b]) && slope.is_none_or(|s| s >= f64::from(f32::MIN_POSITIVE));
     if !fused {
@@ -219,7 +219,7 @@ impl CustomOp2 for MatmulNt {
 /// `(…, in)` through [`dense`]: the leading dimensions are flattened into rows, so the bias
 /// gradient is one pass of column sums instead of candle's strided reduction over the broadcast
 /// dimensions. A layer without a bias, a rank-0 input and other devices use candle-nn's forward.
-pub fn linear_rows(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
+pub(crate) fn linear_rows(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
     use candle_core::Module;
     let (Some(b), Some((&inp, lead))) = (layer.bias(), x.dims().split_last()) else {
         return layer.forward(x);

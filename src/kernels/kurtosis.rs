@@ -14,7 +14,7 @@ use super::*;
 /// second solve), then `∂z_k = ∂d_k − (1/N) Σ_j ∂d_j` (the batch mean depends on every row). The
 /// factor is a constant of the step (no gradient flows into the buffer). CPU f32/f64 only
 /// ([`fusable_with`]); `chol` must be the checked factor of `StreamingKurtosis::prepare`.
-pub fn kurtosis_fixed_factor(z: &Tensor, chol: &ndarray::Array2<f64>) -> Result<Tensor> {
+pub(crate) fn kurtosis_fixed_factor(z: &Tensor, chol: &ndarray::Array2<f64>) -> Result<Tensor> {
     let p = chol.nrows();
     if chol.ncols() != p || (0..p).any(|i| !(chol[[i, i]].is_finite() && chol[[i, i]] > 0.0)) {
         candle_core::bail!(

@@ -6,7 +6,7 @@ use super::*;
 ///
 /// Forward and gradient equal candle-nn's composed `leaky_relu` bit for bit, including its
 /// gradient at `x = 0` (`(1 + slope) / 2`, candle splits ties between `max` and `min` equally).
-pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+pub(crate) fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
     if !fusable(x) {
         return candle_nn::ops::leaky_relu(x, slope);
     }

@@ -17,7 +17,12 @@ use super::*;
 /// one node each way. Squared distances are formed from the differences (not `‖a‖² + ‖b‖² −
 /// 2aᵀb`), so no clamp at zero is needed. CPU f32/f64 only ([`fusable_with`]); fewer than 1 row
 /// (2 unbiased) in a sample, differing widths or no/non-positive bandwidths are errors.
-pub fn mmd2_gaussian(x: &Tensor, y: &Tensor, unbiased: bool, sigmas: &[f64]) -> Result<Tensor> {
+pub(crate) fn mmd2_gaussian(
+    x: &Tensor,
+    y: &Tensor,
+    unbiased: bool,
+    sigmas: &[f64],
+) -> Result<Tensor> {
     let op = Mmd2 {
         unbiased,
         inv: sigmas.iter().map(|s| 0.5 / (s * s)).collect(),

@@ -224,10 +224,13 @@ mod scale_shift;
 use dense::*;
 use leaky_relu::*;
 
-pub use couple::affine_couple;
-pub use dense::{dense, linear_forward, linear_nt, linear_rows};
-pub use kurtosis::kurtosis_fixed_factor;
-pub use leaky_relu::leaky_relu;
-pub use mmd::mmd2_gaussian;
-pub use outer3::outer3;
-pub use scale_shift::scale_shift;
+pub(crate) use couple::affine_couple;
+pub(crate) use dense::{dense, linear_forward, linear_rows};
+pub(crate) use kurtosis::kurtosis_fixed_factor;
+pub(crate) use leaky_relu::leaky_relu;
+pub(crate) use mmd::mmd2_gaussian;
+pub(crate) use outer3::outer3;
+pub(crate) use scale_shift::scale_shift;
+
+#[cfg(test)]
+mod tests;

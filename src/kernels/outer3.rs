@@ -14,7 +14,7 @@ use super::*;
 /// The forward multiplies in the composed path's order (same values); the gradients equal its up to
 /// the order of the sums (tested). Only for f32/f64 CPU tensors of one dtype: callers check
 /// [`fusable_with`] and use the composed ops otherwise.
-pub fn outer3(a: &Tensor, v: &Tensor, t: &Tensor, mask: Option<Vec<f32>>) -> Result<Tensor> {
+pub(crate) fn outer3(a: &Tensor, v: &Tensor, t: &Tensor, mask: Option<Vec<f32>>) -> Result<Tensor> {
     let op = Outer3 {
         mask: mask.map(std::sync::Arc::new),
     };

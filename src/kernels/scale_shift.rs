@@ -9,7 +9,7 @@ use super::*;
 /// and `∂w = Σ_rows g ⊙ x`, `∂b = Σ_rows g` added in row order, as candle's reduction adds them —
 /// but in one pass each instead of candle's strided reduction (a division per element). Other
 /// devices and dtypes use the composed ops.
-pub fn scale_shift(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+pub(crate) fn scale_shift(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     let fused = fusable_with(x, &[w, b]) && x.rank() >= 1 && w.rank() == 1 && b.rank() == 1;
     if !fused {
         return x.broadcast_mul(w)?.broadcast_add(b);

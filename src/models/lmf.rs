@@ -104,7 +104,7 @@ impl Default for LmfConfig {
 }
 
 /// The largest `r · o` allowed (each factor has `r·o·(d_m+1)` weights).
-pub const MAX_RANK_TIMES_OUT: usize = 1 << 16;
+pub(crate) const MAX_RANK_TIMES_OUT: usize = 1 << 16;
 
 impl ModelParams for LmfConfig {}
 

@@ -150,7 +150,7 @@ impl Default for MisaBert {
 impl MisaBert {
     /// Whether these are the defaults (then they are left out of the serialised configuration,
     /// so the JSON — and the run keys — of every existing MISA configuration are unchanged).
-    pub fn is_default(&self) -> bool {
+    pub(crate) fn is_default(&self) -> bool {
         *self == Self::default()
     }
 }

@@ -1,5 +1,5 @@
 //! Fusion models, one file each, behind one trait ([`FusionModel`]) and one registry
-//! ([`fusion_models!`] → [`ModelKind`], [`ModelConfig`]); the building blocks they share are in
+//! (`fusion_models!` → [`ModelKind`], [`ModelConfig`]); the building blocks they share are in
 //! [`layers`].
 //!
 //! A model is built from its configuration, the data's shape ([`BuildCtx`]) and a candle
@@ -165,7 +165,7 @@ pub trait FusionModel: Sized {
 
     /// Called by the trainer once after [`Self::load_pretrained`], with the whole dataset, before
     /// any training step: e.g. to fill a frozen encoder's feature cache for every split
-    /// ([`frozen_text`]). Default: nothing.
+    /// (`frozen_text`). Default: nothing.
     fn prepare(&self, _ds: &Dataset) -> candle_core::Result<()> {
         Ok(())
     }
@@ -282,4 +282,4 @@ pub use crate::error::{check_dropout, check_width, ParamError};
 pub use crate::params::{Checked, Validate};
 
 /// The floating type used for training.
-pub const TRAIN_DTYPE: DType = DType::F32;
+pub(crate) const TRAIN_DTYPE: DType = DType::F32;

@@ -26,7 +26,7 @@
 //! all trimodal interactions reach the output.
 //!
 //! **Deviations from MMSA** (each deliberate):
-//! - Audio and vision are averaged over the **valid** steps only ([`masked_mean`]); MMSA's data
+//! - Audio and vision are averaged over the **valid** steps only (`masked_mean`); MMSA's data
 //!   loader (`need_normalized`) averages over all time steps, padding included, which makes the
 //!   input depend on the padded length.
 //! - MMSA reads the text LSTM's final state after the whole padded sequence (no packing); here it
@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 
 /// The largest number of weights allowed in TFN's first post-fusion layer
 /// (`(h_a+1)(h_v+1)(t_out+1) · post_fusion`); the MOSI defaults need 9.0·10⁶.
-pub const MAX_POST_FUSION_WEIGHTS: usize = 1 << 28;
+pub(crate) const MAX_POST_FUSION_WEIGHTS: usize = 1 << 28;
 
 /// TFN hyper-parameters; defaults are MMSA's MOSI values (`config_regression.json`, `tfn`):
 /// `hidden_dims` [text 128, audio 32, video 128], `text_out` 32, `post_fusion_dim` 64,
@@ -105,7 +105,7 @@ impl Default for TfnConfig {
 }
 
 /// Width of the fused tensor `(d_a+1)(d_v+1)(d_t+1)`, or `None` on overflow.
-pub fn fused_width(d_a: usize, d_v: usize, d_t: usize) -> Option<usize> {
+pub(crate) fn fused_width(d_a: usize, d_v: usize, d_t: usize) -> Option<usize> {
     d_a.checked_add(1)?
         .checked_mul(d_v.checked_add(1)?)?
         .checked_mul(d_t.checked_add(1)?)
@@ -161,7 +161,7 @@ pub fn tensor_fusion(a: &Tensor, v: &Tensor, t: &Tensor) -> candle_core::Result<
 }
 
 /// [`tensor_fusion`] followed by `drop` (training only), as TFN's forward pass applies them: one
-/// fused op on the CPU ([`crate::kernels::outer3`]: the same values and dropout masks, one
+/// fused op on the CPU (the crate-private `kernels::outer3`: the same values and dropout masks, one
 /// pass over the `B × (d_a+1)(d_v+1)(d_t+1)` tensor each way), the composed ops elsewhere.
 pub fn tensor_fusion_dropout(
     a: &Tensor,
@@ -201,9 +201,9 @@ impl std::fmt::Debug for Tfn {
 }
 
 /// MMSA's fixed `output_range`: regression predictions are `6·σ(s) − 3`.
-pub const OUTPUT_RANGE: f64 = 6.0;
+pub(crate) const OUTPUT_RANGE: f64 = 6.0;
 /// MMSA's fixed `output_shift`.
-pub const OUTPUT_SHIFT: f64 = -3.0;
+pub(crate) const OUTPUT_SHIFT: f64 = -3.0;
 
 impl FusionModel for Tfn {
     type Config = TfnConfig;

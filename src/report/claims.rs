@@ -107,7 +107,7 @@ pub struct Claim {
 }
 
 /// The most seeds [`Claim::seeds_needed`] reports.
-pub(crate) const SEEDS_CAP: usize = 1000;
+pub const SEEDS_CAP: usize = 1000;
 
 /// The "seeds needed" cell: the number, `> 1000`, or `—` where it does not apply.
 fn seeds_cell(c: &Claim) -> String {

@@ -26,7 +26,7 @@ pub(crate) const CONDITIONS: [&str; 4] = ["none", "T", "T+V", "T+A"];
 
 /// Acc2 of one (model, variant) under each condition, over seeds.
 #[derive(Debug, Clone, Serialize)]
-pub struct CorruptionRow {
+pub(crate) struct CorruptionRow {
     pub model: String,
     pub paper_model: String,
     pub variant: String,
@@ -86,7 +86,7 @@ fn acc2_under(s: &Selected, cond: &str) -> Option<f64> {
 /// paper's values exist for MOSI only). A claim pairs seeds (95 % t-interval over ≥ 2 seeds); with
 /// one seed it bootstraps over test clips (`labels`, in the order of the saved predictions) from
 /// the saved corrupted-test predictions, as the main claims do.
-pub fn corruption(
+pub(crate) fn corruption(
     selected: &[Selected],
     expected: &[Expected],
     dataset: DatasetName,
@@ -336,7 +336,7 @@ pub(crate) fn markdown(rows: &[CorruptionRow], claims: &[CorruptionClaim], tier:
 /// Table 4's forest plot: one panel per corruption, one line per (model, synergy variant) claim —
 /// the measured Acc2 delta against NLL under that corruption with its interval, the paper's delta
 /// (MAGBERT on MOSI) as a cross ([`super::forest`]).
-pub fn forest_plot(
+pub(crate) fn forest_plot(
     path: &std::path::Path,
     title: &str,
     claims: &[CorruptionClaim],

@@ -80,7 +80,7 @@ pub enum ReportError {
         labels: usize,
     },
     /// Folders whose run contexts do not belong in one table (`reason` from
-    /// [`super::tables::RunContext::merge`]; `dirs` the folders, comma-separated).
+    /// [`crate::experiments::RunContext::merge`]; `dirs` the folders, comma-separated).
     #[error("report: {reason} ({dirs})")]
     Merge { reason: String, dirs: String },
     /// A value that could not be serialised as JSON.

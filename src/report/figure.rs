@@ -13,15 +13,15 @@ use std::path::Path;
 /// One figure of a report.
 #[derive(Debug, Clone)]
 pub enum Figure {
-    /// The forest plot of the table's claims (`forest.png`, [`super::claims::forest_plot`]).
+    /// The forest plot of the table's claims (`forest.png`, `super::claims::forest_plot`).
     Claims { title: String, claims: Vec<Claim> },
     /// Table 4's forest plot, the claims under modality corruption (`forest-table4.png`,
-    /// [`super::corruption::forest_plot`]).
+    /// `corruption::forest_plot`).
     Table4 {
         title: String,
         claims: Vec<CorruptionClaim>,
     },
-    /// The per-subset deltas (`forest-subsets.png`, [`super::subsets::forest_plot`]).
+    /// The per-subset deltas (`forest-subsets.png`, `subsets::forest_plot`).
     Subsets {
         title: String,
         cells: Vec<SubsetCell>,

@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// How a line is coloured: the reading of its interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
+pub(crate) enum Tone {
     /// The interval excludes 0 on the expected (paper's or better) side: green.
     Good,
     /// The interval excludes 0 on the other side: red.
@@ -40,7 +40,7 @@ impl Tone {
 
 /// One line of a panel.
 #[derive(Debug, Clone)]
-pub struct Line {
+pub(crate) struct Line {
     pub label: String,
     pub measured: Option<Interval>,
     pub paper: Option<f64>,
@@ -69,7 +69,7 @@ impl Line {
 
 /// One panel: a caption (metric, condition) and its lines, top to bottom.
 #[derive(Debug, Clone)]
-pub struct Panel {
+pub(crate) struct Panel {
     pub caption: String,
     pub lines: Vec<Line>,
 }
@@ -88,7 +88,7 @@ pub(crate) fn size(panels: &[Panel]) -> (u32, u32) {
 }
 
 /// Writes the forest plot of `panels` (empty panels are skipped) as a PNG at `path`.
-pub fn plot(path: &Path, title: &str, panels: &[Panel]) -> Result<(), PlotError> {
+pub(crate) fn plot(path: &Path, title: &str, panels: &[Panel]) -> Result<(), PlotError> {
     let dims = size(panels);
     let panels: Vec<&Panel> = panels.iter().filter(|p| !p.lines.is_empty()).collect();
     if panels.is_empty() {

@@ -61,7 +61,7 @@ pub struct Loaded {
 
 /// Loads the results folders `dirs` of one table (several: folders on the same data, e.g. one
 /// model per folder; their contexts must agree, [`RunContext::merge`]). An unreadable results
-/// file is skipped and named in [`Loaded::unreadable`]; a folder without a finished run on its
+/// file is skipped and named in `Loaded::unreadable`; a folder without a finished run on its
 /// data ([`ReportError::NoRuns`]) or with a record whose saved predictions do not match its test
 /// split ([`ReportError::Corrupt`]) is refused.
 pub fn load_folders(dirs: &[PathBuf]) -> Result<Loaded, ReportError> {

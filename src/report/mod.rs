@@ -7,40 +7,46 @@
 //! the [`Figure`]s and `report.html` into a folder. Errors are [`ReportError`] (and [`PlotError`]
 //! for one figure).
 //!
-//! The pieces, one per section of the report: [`tables`] (the run context, the measured-vs-paper
-//! tables, the CSV), [`claims`] (paired deltas, verdicts, Holm), [`corruption`] (Table 4),
-//! [`robustness`] (graded robustness curves), [`subsets`] (per test subset), [`tuning`] (the
-//! tuning budget), [`prediction_pid`] (the synergy the predictions use), [`paper_tables`] (the
-//! paper's layout), [`summary`] (the newcomer's lines), [`html`] (`report.html`); [`stats`],
-//! [`improvement`] and [`forest`] are the statistics and the forest plot they share;
-//! [`scoreboard`] is the one page of every claim over many folders.
+//! The pieces, one per section of the report: `tables` (the measured-vs-paper tables, the CSV),
+//! [`claims`] (paired deltas, verdicts, Holm), `corruption` (Table 4), [`robustness`] (graded
+//! robustness curves), `subsets` (per test subset), [`tuning`] (the tuning budget),
+//! [`prediction_pid`] (the synergy the predictions use), `paper_tables` (the paper's layout),
+//! `summary` (the newcomer's lines), [`html`] (`report.html`); [`stats`], [`improvement`] and
+//! `forest` are the statistics and the forest plot they share; [`scoreboard`] is the one page of
+//! every claim over many folders. The rendering pieces without a bracket link are
+//! crate-private.
 
 mod build;
 pub mod claims;
-pub mod corruption;
+pub(crate) mod corruption;
 mod error;
 mod figure;
-pub mod forest;
+pub(crate) mod forest;
 pub mod html;
 pub mod improvement;
 mod load;
 mod panels;
-pub mod paper_tables;
+pub(crate) mod paper_tables;
 pub mod prediction_pid;
 pub mod robustness;
 pub mod scoreboard;
 pub mod stats;
-pub mod subsets;
+pub(crate) mod subsets;
 pub(crate) mod summary;
-pub mod tables;
+pub(crate) mod tables;
 pub mod tuning;
 
 pub use build::Report;
+pub use corruption::CorruptionClaim;
 pub use error::{PlotError, ReportError};
 pub use figure::Figure;
 pub use load::{load_folders, Loaded};
 pub use panels::{plot_panels, smooth};
+pub use subsets::SubsetCell;
 
 /// A markdown table from a header and rows (the crate's one table writer, beside the layers so
 /// that those below this one print tables without importing it).
 pub(crate) use crate::markdown::table as markdown_table;
+
+#[cfg(test)]
+mod tests;

@@ -36,7 +36,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 /// Permutations of each run's null.
-pub(crate) const NULL_DRAWS: usize = DEFAULT_DRAWS;
+pub const NULL_DRAWS: usize = DEFAULT_DRAWS;
 /// Seed of the null's permutations (the same permutations for every run).
 pub(crate) const NULL_SEED: u64 = 0;
 /// Certified duality gap of every PID here, bits. The estimator's default (1e-10) costs about 4×

@@ -47,7 +47,7 @@ fn pick(v: &[f64], members: &[bool]) -> Vec<f64> {
 
 /// Per-subset metrics and NLL-paired deltas of the selected regression runs. `labels` are the test
 /// labels in prediction order; subsets whose length differs from them are skipped.
-pub fn subset_cells(
+pub(crate) fn subset_cells(
     selected: &[Selected],
     labels: &[f64],
     subsets: &[TestSubset],
@@ -197,7 +197,7 @@ pub(crate) fn markdown(cells: &[SubsetCell], subsets: &[TestSubset]) -> String {
 /// The per-subset forest plot: one panel per metric, one line per (model, synergy variant, subset)
 /// — the delta against NLL on that subset with its interval, green where it "helps", red where it
 /// "hurts" ([`super::forest`]; there is no paper value: the paper reports no subsets).
-pub fn forest_plot(
+pub(crate) fn forest_plot(
     path: &std::path::Path,
     title: &str,
     cells: &[SubsetCell],

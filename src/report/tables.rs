@@ -33,7 +33,7 @@ pub(crate) fn stat(v: &[f64]) -> Stat {
 
 /// One row of the table (all seven metrics kept for JSON).
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub table: u8,
     pub model: String,
     /// The paper's row it is compared with (e.g. LMF and TFN with the paper's "LFN").
@@ -55,7 +55,7 @@ pub struct Row {
 
 /// The paper's values for the row (its corpus's table; all `None` where the paper has none).
 #[derive(Debug, Clone, Serialize)]
-pub struct PaperCells {
+pub(crate) struct PaperCells {
     pub acc7: Option<f64>,
     pub acc2: Option<f64>,
     pub mae: Option<f64>,
@@ -64,7 +64,7 @@ pub struct PaperCells {
 
 /// Aggregates the selected regression runs per (model, variant), models in registry order, with
 /// the paper's values of `dataset`'s table.
-pub fn rows(selected: &[Selected], expected: &[Expected], dataset: DatasetName) -> Vec<Row> {
+pub(crate) fn rows(selected: &[Selected], expected: &[Expected], dataset: DatasetName) -> Vec<Row> {
     let table = dataset.paper_table();
     let mut out = Vec::new();
     for &kind in ModelKind::ALL {
@@ -118,7 +118,7 @@ pub fn rows(selected: &[Selected], expected: &[Expected], dataset: DatasetName) 
 
 /// One row of a binary task's table (UR-FUNNY: Table 6 reports accuracy).
 #[derive(Debug, Clone, Serialize)]
-pub struct BinaryRow {
+pub(crate) struct BinaryRow {
     pub table: u8,
     pub model: String,
     pub paper_model: String,
@@ -215,11 +215,11 @@ fn signed(v: f64, digits: usize) -> String {
     format!("{v:+.digits$}")
 }
 
-pub use crate::experiments::RunContext;
+pub(crate) use crate::experiments::RunContext;
 
 /// The markdown report: header (tier, profile, seeds, data, the runs behind each cell), ceilings,
 /// the table, the claims with verdicts and the timing.
-pub fn markdown(
+pub(crate) fn markdown(
     ctx: &RunContext,
     rows: &[Row],
     binary: &[BinaryRow],
@@ -550,7 +550,7 @@ pub(crate) fn csv(ctx: &RunContext, rows: &[Row], binary: &[BinaryRow]) -> Strin
 /// failed inside (diverged: a non-finite loss, a degenerate batch, a failed factorisation — never
 /// selected), the grid points that were tried and the seeds with a selectable run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CellRuns {
+pub(crate) struct CellRuns {
     pub model: String,
     pub variant: String,
     pub runs: usize,
@@ -570,7 +570,7 @@ pub struct CellRuns {
 }
 
 /// The [`CellRuns`] of every (model, variant) among `records`, in the tables' order.
-pub fn cell_runs(records: &[crate::experiments::RunRecord]) -> Vec<CellRuns> {
+pub(crate) fn cell_runs(records: &[crate::experiments::RunRecord]) -> Vec<CellRuns> {
     let mut out = Vec::new();
     for &kind in crate::models::ModelKind::ALL {
         for v in crate::train::Variant::TABLE_ORDER {
@@ -608,7 +608,7 @@ pub fn cell_runs(records: &[crate::experiments::RunRecord]) -> Vec<CellRuns> {
 }
 
 /// The cells' run counts as a markdown table (empty without cells).
-pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
+pub(crate) fn cell_runs_markdown(cells: &[CellRuns]) -> String {
     if cells.is_empty() {
         return String::new();
     }
@@ -669,7 +669,7 @@ pub fn cell_runs_markdown(cells: &[CellRuns]) -> String {
 /// Which synergy weights the runs used and how they were chosen: one sentence when every
 /// synergy run of `records` used the same weights; otherwise the values tried and, per
 /// (model, variant), the weights each seed's selection on validation picked.
-pub fn weights_markdown(
+pub(crate) fn weights_markdown(
     records: &[crate::experiments::RunRecord],
     selected: &[crate::experiments::Selected],
 ) -> String {

@@ -325,7 +325,7 @@ fn seed_curve(g: &SeedGrid, upto: usize, better: Better) -> Option<SeedCurve> {
 /// configurations (a quick- or smoke-profile folder, one configuration, gets none), in table
 /// order. Records are de-duplicated by run key; runs that failed inside or have a non-finite
 /// score are left out (and counted); seeds whose grid search is incomplete
-/// ([`incomplete_seeds`]) are left out, as the selection leaves them out.
+/// (`incomplete_seeds`) are left out, as the selection leaves them out.
 pub fn budget(records: &[RunRecord]) -> Vec<BudgetCurve> {
     let mut seen = std::collections::HashSet::new();
     let mut cells: BTreeMap<(ModelKind, Variant), Cell> = BTreeMap::new();

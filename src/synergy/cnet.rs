@@ -295,7 +295,7 @@ impl CNetwork {
     }
 
     /// Variables of the SKL critics (updated to maximise DV).
-    pub fn critic_vars(&self) -> Vec<Var> {
+    pub(crate) fn critic_vars(&self) -> Vec<Var> {
         self.critic_vars.all_vars()
     }
 
@@ -317,7 +317,7 @@ impl CNetwork {
     /// `(g_i(Z_i), g_i(Z))` in one pass of the invertible net over the stacked projections (the
     /// net is row-wise, so this equals [`Self::g_unimodal`] and [`Self::g_fused`] and halves the
     /// number of ops — which dominate the C-network's cost at these small widths).
-    pub fn g_pair(&self, i: usize, zi: &Tensor, fused: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn g_pair(&self, i: usize, zi: &Tensor, fused: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = zi.dim(0)?;
         let both = Tensor::cat(
             &[

@@ -77,7 +77,7 @@ impl SnLinear {
     }
 
     /// One power iteration on the current weights: `v = Wᵀu/‖Wᵀu‖`, `u = Wv/‖Wv‖`; returns `v`.
-    pub fn power_iteration(&self) -> Result<Tensor> {
+    pub(crate) fn power_iteration(&self) -> Result<Tensor> {
         let w = self.w.detach();
         let mut u = self.u.lock().expect("sn vector");
         let v = normalize(&w.t()?.matmul(&u.unsqueeze(1)?)?.squeeze(1)?)?;
@@ -216,7 +216,7 @@ pub fn critic(
 /// the detached unimodal representations (its own AdamW, learning rate `lr_critic`, clipped at
 /// `grad_clip`); (2) the task model descends `L_task − β Σ_{i<j} Ŵ_dep(Z_i; Z_j)` over the three
 /// pairs of unimodal representations (text–audio, text–vision, audio–vision), the critics held
-/// fixed. `β`, `hidden`, `lr_critic`, `grad_clip` and `seed` come from [`SynergyConfig`]; its
+/// fixed. `β`, `hidden`, `lr_critic`, `grad_clip` and `seed` come from `SynergyConfig`; its
 /// C-network fields are unused.
 pub struct IwasStep {
     critics: Vec<(usize, usize, IwasCritic)>,

@@ -29,7 +29,7 @@ impl BandwidthSpec {
 }
 
 /// `‖aᵢ − bⱼ‖² = ‖aᵢ‖² + ‖bⱼ‖² − 2 aᵢᵀbⱼ`, clamped at 0 (as in the reference).
-pub fn sq_dists(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+pub(crate) fn sq_dists(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let na = a.sqr()?.sum_keepdim(1)?;
     let nb = b.sqr()?.sum_keepdim(1)?.t()?;
     let g = a.matmul(&b.t()?)?;
@@ -76,9 +76,9 @@ fn offdiag_sum(k: &Tensor) -> Result<Tensor> {
 }
 
 /// Differentiable MMD² between the rows of `x` and `y` (see
-/// [`estimators::mmd`](crate::estimators::mmd) for the three variants' formulas). On the CPU
+/// `estimators::mmd2` for the three variants' formulas). On the CPU
 /// (f32/f64) the biased and unbiased variants are one fused op
-/// ([`kernels::mmd2_gaussian`](crate::kernels::mmd2_gaussian), accumulated in f64); elsewhere, and for
+/// (the crate-private `kernels::mmd2_gaussian`, accumulated in f64); elsewhere, and for
 /// the linear variant, the composed candle ops of [`mmd2_composed`].
 pub fn mmd2(x: &Tensor, y: &Tensor, variant: MmdVariant, bw: &BandwidthSpec) -> Result<Tensor> {
     mmd2_impl(x, y, variant, bw, true)
@@ -222,7 +222,7 @@ impl KurtosisLoss {
     }
 
     /// `L_κ` of batch `z`; advances the buffer. On the CPU one fused op from the buffer's
-    /// Cholesky factor ([`kernels::kurtosis_fixed_factor`](crate::kernels::kurtosis_fixed_factor));
+    /// Cholesky factor (the crate-private `kernels::kurtosis_fixed_factor`);
     /// elsewhere [`kurtosis_loss`] with the precision matrix uploaded.
     pub fn forward(&mut self, z: &Tensor) -> Result<Tensor> {
         let host = to_array2(&z.detach())?;

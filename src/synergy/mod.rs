@@ -7,20 +7,20 @@
 //! * [`nets`]: the paper's four-layer LeakyReLU MLPs, fixed Johnson–Lindenstrauss projections and
 //!   the invertible affine-coupling network of `g_i`.
 //! * The fused CPU ops these run on (the MLPs' LeakyReLU, the couplings' `b ⊙ exp(tanh s) + t`,
-//!   MMD², the kurtosis) live in [`crate::kernels`], beside the models' kernels.
-//! * [`cnet`]: the C-network (`Q_i`, `g_i`, critics) and the regulariser
+//!   MMD², the kurtosis) live in the crate-private `kernels` module, beside the models' kernels.
+//! * `cnet` ([`CNetwork`], [`SynergyConfig`]): the C-network (`Q_i`, `g_i`, critics) and the regulariser
 //!   `L_reg = γ_L2 L_L2 + γ_d L_d + γ_κ L_κ`.
-//! * [`step`]: Algorithm D's three-optimiser step, for any model that returns
+//! * `step` ([`SynergyStep`], [`TaskStep`]): Algorithm D's three-optimiser step, for any model that returns
 //!   [`ModelOutput`] (unimodal representations, fused representation, prediction).
-//! * [`adamw`]: AdamW with each variable's update fused into one in-place pass on the CPU,
+//! * `adamw` ([`AdamW`]): AdamW with each variable's update fused into one in-place pass on the CPU,
 //!   bit-identical to candle-nn's.
 
-pub mod adamw;
-pub mod cnet;
+pub(crate) mod adamw;
+pub(crate) mod cnet;
 pub mod iwas;
 pub mod losses;
 pub mod nets;
-pub mod step;
+pub(crate) mod step;
 
 pub use adamw::AdamW;
 pub use cnet::{CNetwork, Divergence, KurtosisOn, RegLosses, SynergyConfig};

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Negative slope of the LeakyReLU activations (PyTorch's default; the paper does not say).
-pub const LEAKY_SLOPE: f64 = 0.01;
+pub(crate) const LEAKY_SLOPE: f64 = 0.01;
 
 /// Four linear layers with LeakyReLU between them: `in → h → h → h → out` (Appendix C: "a four
 /// layer MLP with LeakyRelu activation" for `Q` and `g`).

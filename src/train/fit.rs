@@ -157,9 +157,9 @@ pub fn train_checked_on(
 }
 
 /// [`train_run`] for a concrete model type: a short sequence of named steps — the record of the
-/// run ([`new_record`]), the model ([`build_model`]), the epochs with early stopping on validation
-/// ([`fit_epochs`]; a failure inside them ends the run and is recorded, never returned), and the
-/// test evaluation of the selected checkpoint ([`test_checkpoint`]).
+/// run (`new_record`), the model (`build_model`), the epochs with early stopping on validation
+/// (`fit_epochs`; a failure inside them ends the run and is recorded, never returned), and the
+/// test evaluation of the selected checkpoint (`test_checkpoint`).
 pub fn train_model<M: FusionModel>(
     ds: &Dataset,
     cfg: &Checked<RunConfig>,

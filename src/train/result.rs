@@ -97,7 +97,7 @@ pub(crate) fn device_label(device: &Device) -> Option<String> {
 
 /// Table 4's test-time modality corruptions (after Colombo et al. 2021): the text alone, text and
 /// vision, text and audio zeroed (0 = text, 1 = audio, 2 = vision), named as the paper's columns.
-pub(crate) const DROP_CONDITIONS: [(&str, &[usize]); 3] =
+pub const DROP_CONDITIONS: [(&str, &[usize]); 3] =
     [("T", &[0]), ("T+V", &[0, 2]), ("T+A", &[0, 1])];
 
 /// The selected checkpoint's test metrics under one modality corruption.

@@ -43,7 +43,7 @@ pub(crate) fn process_cpu_seconds() -> Option<f64> {
 }
 
 /// Times one training epoch of `cfg` on `ds` — batch assembly, forward, loss, backward and the
-/// optimiser step(s) of every batch, exactly the steps [`train_run`] takes (the model's extra
+/// optimiser step(s) of every batch, exactly the steps `train_run` takes (the model's extra
 /// stage excluded) — after `warmup` untimed steps on the first batches. The model is built as for
 /// a run (same seed, same initialisation).
 pub fn time_epoch(

@@ -5,16 +5,15 @@ use ndarray::{Array1, Array2, ArrayView2};
 use ndarray_linalg::QR;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+
+// the seeded sample and the value-and-gradient helpers are the unit tests' own, so both kinds
+// of test draw the same streams
+#[path = "../../src/test_util.rs"]
+mod test_util;
+pub(crate) use test_util::{flat_f64, randn, value_and_grad};
 
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
-}
-
-/// `n × d` standard normal matrix.
-pub fn randn(n: usize, d: usize, seed: u64) -> Array2<f64> {
-    let mut r = rng(seed);
-    Array2::from_shape_fn((n, d), |_| StandardNormal.sample(&mut r))
 }
 
 /// `n` rows of `N(mu, L Lᵀ)`.
@@ -113,14 +112,4 @@ pub fn run_bin_with(
 /// Runs the `synergy` binary.
 pub fn synergy(args: &[&str]) -> (i32, String, String) {
     run_bin(env!("CARGO_BIN_EXE_synergy"), args)
-}
-
-/// A tensor's values as a flat f64 vector (any float dtype).
-pub fn flat_f64(t: &candle_core::Tensor) -> Vec<f64> {
-    t.to_dtype(candle_core::DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap()
 }

@@ -9,12 +9,11 @@ use neural_synergy::experiments::synergy_pid::{
     check_rebuilt, label_codes, loading_plan, pid_codes, prediction_codes, tier_pid, PairPid,
     PidCodes, TierPidOptions,
 };
-use neural_synergy::experiments::{select, Selected};
+use neural_synergy::experiments::{select, RunContext, Selected};
 use neural_synergy::report::prediction_pid::{
     markdown, prediction_pid, prediction_pid_with, PredictionPidRow,
 };
 use neural_synergy::report::stats::Verdict;
-use neural_synergy::report::tables::RunContext;
 use neural_synergy::train::Variant;
 use rand::Rng;
 use serde_json::Value;
@@ -129,7 +128,7 @@ fn read_ctx(dir: &Path) -> RunContext {
 }
 
 fn selected(dir: &Path) -> Vec<Selected> {
-    let merged = neural_synergy::experiments::shard::read_dir(dir).unwrap();
+    let merged = neural_synergy::experiments::read_results_dir(dir).unwrap();
     select(&merged.records)
 }
 

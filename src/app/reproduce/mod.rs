@@ -15,7 +15,8 @@ mod folder;
 mod run;
 mod selection;
 
-pub use args::{DeviceArg, MisaText, ReproduceArgs, ReproduceCommand, RunArgs};
+pub use args::{DeviceArg, ReproduceArgs};
+pub(crate) use args::{MisaText, ReproduceCommand, RunArgs};
 
 pub(crate) use folder::report_from;
 use folder::{compact, print_expected, scoreboard};

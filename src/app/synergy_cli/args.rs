@@ -55,7 +55,7 @@ pub enum Command {
     #[command(subcommand)]
     Data(DataCmd),
     /// Encode sentences (one per line on stdin) with a pretrained BERT: token ids, attention
-    /// masks, [CLS] and masked-mean vectors (see scripts/fetch-encoder.sh).
+    /// masks, \[CLS\] and masked-mean vectors (see scripts/fetch-encoder.sh).
     EncodeText(crate::app::encode_text::EncodeTextArgs),
     /// MOSI/MOSEI regression metrics (MMSA conventions) of predictions against labels.
     Metrics {

@@ -21,9 +21,9 @@ mod pid;
 mod pid_tier;
 mod train_demo;
 
-pub use args::{
-    Cli, Command, DataCmd, DataFormat, DivArg, Estimate, KlMethod, MmdArgs, PidArgs, PidCodesArgs,
-    PidTierArgs, VariantArg,
+pub use args::{Cli, Command};
+pub(crate) use args::{
+    DataCmd, DataFormat, DivArg, Estimate, KlMethod, PidArgs, PidCodesArgs, PidTierArgs,
 };
 
 use data::data_inspect;

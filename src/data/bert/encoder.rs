@@ -31,7 +31,7 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 /// MMSA's sequence length for `text_bert` (and MAG-BERT's `max_seq_length`).
 pub(crate) const DEFAULT_MAX_LEN: usize = 50;
 /// Texts per forward pass in [`TextEncoder::encode`].
-pub(crate) const BATCH: usize = 64;
+pub const BATCH: usize = 64;
 
 /// Token ids of a batch of texts, each row exactly `max_len` long.
 #[derive(Debug, Clone, PartialEq, Eq)]

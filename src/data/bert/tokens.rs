@@ -5,7 +5,7 @@
 //! ([`attach`]): each clip becomes `[CLS] word-pieces [SEP] [PAD]…` of the tokenizer's `max_len`
 //! (MMSA's `text_bert`), with its attention mask, segment ids (all 0) and, per token, the index of
 //! the word step it came from (`-1` at `[CLS]`, `[SEP]` and padding). [`Dataset::batch`] then
-//! fills [`SeqBatch::tokens`] with a [`TokenBatch`]: the ids, mask and segment ids cut to the
+//! fills `SeqBatch::tokens` with a [`TokenBatch`]: the ids, mask and segment ids cut to the
 //! batch's longest real token sequence, and **word-aligned audio and vision**: at token `j` the
 //! frame of the word step `word[j]` (MAG-BERT's "one frame per word-piece"), zeros where
 //! `word[j] = -1`, as the original MAG-BERT pickles have them.

@@ -57,11 +57,11 @@ use value::dismantle;
 /// memo); the limit is this or the pickle's length, whichever is larger. Genuine feature pickles
 /// share only small things (dict keys, dtypes, the `(0,)` of every array); a pickle bomb shares
 /// whole containers.
-pub(crate) const SHARED_COPY_FLOOR: u64 = 64 << 20;
+pub const SHARED_COPY_FLOOR: u64 = 64 << 20;
 
 /// Globals a pickle may reference (module, name); `numpy._core` is accepted wherever
 /// `numpy.core` is.
-pub(crate) const ALLOWED_GLOBALS: &[(&str, &str)] = &[
+pub const ALLOWED_GLOBALS: &[(&str, &str)] = &[
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"),

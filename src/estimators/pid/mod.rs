@@ -2,7 +2,7 @@
 //! and synergy, with the BROJA definition (Bertschinger, Rauh, Olbrich, Jost & Ay, "Quantifying
 //! unique information", Entropy 16, 2014), for discrete variables given as integer codes; a
 //! permutation null for the synergy; k-means discretisation of continuous features lives in
-//! [`super::kmeans`].
+//! `super::kmeans`.
 //!
 //! # Definition
 //!
@@ -173,9 +173,9 @@ impl Default for PidOptions {
 }
 
 /// Most `(x1, x2)` pairs (unknowns of the dense Newton system; its cost grows as their cube).
-pub const MAX_PAIRS: usize = 4096;
+pub(crate) const MAX_PAIRS: usize = 4096;
 /// Most allowed cells `(x1, x2, y)`.
-pub const MAX_CELLS: usize = 1 << 22;
+pub(crate) const MAX_CELLS: usize = 1 << 22;
 
 const LN2: f64 = std::f64::consts::LN_2;
 const NONE: usize = usize::MAX;

@@ -62,7 +62,7 @@ pub fn read_config(dir: &Path) -> candle_core::Result<Config> {
 
 /// The checkpoint configuration for the BERT-based model `model` from the build context's
 /// encoder folder; an error naming the model and how to fetch an encoder when there is none.
-pub fn config_for(ctx: &BuildCtx, model: &str) -> candle_core::Result<Config> {
+pub(crate) fn config_for(ctx: &BuildCtx, model: &str) -> candle_core::Result<Config> {
     let dir = ctx.text_encoder.as_ref().ok_or_else(|| {
         candle_core::Error::Msg(format!(
             "{model} needs a text encoder; {}",
@@ -74,7 +74,7 @@ pub fn config_for(ctx: &BuildCtx, model: &str) -> candle_core::Result<Config> {
 
 /// [`load_pretrained`] of the `bert.` variables from the build context's encoder folder (nothing
 /// without one).
-pub fn load_from_ctx(vm: &VarMap, ctx: &BuildCtx) -> candle_core::Result<()> {
+pub(crate) fn load_from_ctx(vm: &VarMap, ctx: &BuildCtx) -> candle_core::Result<()> {
     if let Some(dir) = &ctx.text_encoder {
         load_pretrained(vm, "bert.", dir)?;
     }
@@ -265,7 +265,7 @@ impl BertBackbone {
     /// # Shapes
     /// * `ids`, `segment`: `B × L` (u32)
     /// * returns: `B × L × H`
-    pub fn embed(&self, ids: &Tensor, segment: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn embed(&self, ids: &Tensor, segment: &Tensor) -> candle_core::Result<Tensor> {
         let (_, l) = ids.dims2()?;
         if l > self.config.max_position_embeddings {
             candle_core::bail!(
@@ -293,7 +293,7 @@ impl BertBackbone {
     ///
     /// # Shapes
     /// * `e`: `B × L × H`; returns the same shape
-    pub fn embed_dropout(&self, e: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    pub(crate) fn embed_dropout(&self, e: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.drop.forward(e, train)
     }
 

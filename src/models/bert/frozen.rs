@@ -8,7 +8,7 @@
 //! [`super::backbone`]) and computes only the sequences it has not seen, in inference mode.
 //!
 //! # On disk
-//! Before training, [`FrozenText::prepare_dataset`] fills the memory from one file per split:
+//! Before training, `FrozenText::prepare_dataset` fills the memory from one file per split:
 //!
 //! `<dir>/frozen-<weights key>-<cls|mean>-<rows hash>.bin`
 //!
@@ -18,7 +18,7 @@
 //! * the **rows hash** covers the split's `max_len` and every clip's token ids (so another split,
 //!   corpus, truncation or tokenizer is another file);
 //! * `<dir>` is `${NEURAL_SYNERGY_CACHE:-~/.cache/neural-synergy}/features`
-//!   ([`crate::data::bert::cache::FeatureCache::default_dir`]), shared with `synergy encode-text`'s cache.
+//!   (`crate::data::bert::cache::FeatureCache::default_dir`), shared with `synergy encode-text`'s cache.
 //!
 //! A file holds a magic string, the pooling, the shape, every row's ids, the `f32` vectors and a
 //! sha256 of all of that. It is written to a temporary name and renamed (a reader never sees half
@@ -151,7 +151,7 @@ impl FrozenText {
     }
 
     /// The default folder, `${NEURAL_SYNERGY_CACHE:-~/.cache/neural-synergy}/features`.
-    pub fn default_dir() -> Option<PathBuf> {
+    pub(crate) fn default_dir() -> Option<PathBuf> {
         crate::data::bert::cache::FeatureCache::default_dir()
     }
 
@@ -316,7 +316,7 @@ impl FrozenText {
 
     /// [`Self::prepare_split`] for the train, valid and test splits of `ds` (those with tokens),
     /// with the checkpoint the tokens were made with. A rebuilt file is noted on stderr.
-    pub fn prepare_dataset(&self, bert: &BertBackbone, ds: &Dataset) -> Result<(), E> {
+    pub(crate) fn prepare_dataset(&self, bert: &BertBackbone, ds: &Dataset) -> Result<(), E> {
         let mut key = None;
         for s in [&ds.train, &ds.valid, &ds.test] {
             let Some(tok) = &s.tokens else { continue };
@@ -333,7 +333,7 @@ impl FrozenText {
 }
 
 /// Writes a cache file (see the module docs) atomically.
-pub fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     pooling: Pooling,
     hidden: usize,

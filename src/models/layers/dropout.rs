@@ -43,7 +43,7 @@ impl SeededDropout {
     /// each, row-major), drawn from the same stream and advancing it the same way; `None` (and no
     /// draw) when not `train` or `p = 0`. For ops that apply the mask themselves
     /// ([`crate::kernels::outer3`]).
-    pub fn keep_mask(&self, n: usize, train: bool) -> Option<Vec<f32>> {
+    pub(crate) fn keep_mask(&self, n: usize, train: bool) -> Option<Vec<f32>> {
         if !train || self.p == 0.0 {
             return None;
         }

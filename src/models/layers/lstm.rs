@@ -3,7 +3,7 @@
 //! runs a whole (masked) sequence in three autograd nodes instead of ~15 per step.
 //!
 //! * The input projection of every step is one matmul, `(B·T × I)·(I × 4H)`, plus both biases.
-//! * The recurrence is one candle [`CustomOp2`] (`LstmSeq`) on CPU, `f32` and `f64`: per step one
+//! * The recurrence is one candle `CustomOp2` (`LstmSeq`) on CPU, `f32` and `f64`: per step one
 //!   `gemm` of the active rows' hidden state with `W_hhᵀ` and the fused gate math; its hand-written
 //!   backward is back-propagation through time with one `gemm` per step for `∂h_{t-1}` and a
 //!   single `gemm` for `∂W_hh` over all steps. Slicing a step out of a `B × T × 4H` tensor inside
@@ -120,7 +120,7 @@ impl FastLstm {
 
     /// A layer on existing tensors: `w_ih: 4H × I`, `w_hh: 4H × H`, biases of `4H` (e.g. the
     /// parameters of two `Linear` layers, so that a model keeps its variable names).
-    pub fn from_tensors(
+    pub(crate) fn from_tensors(
         w_ih: Tensor,
         w_hh: Tensor,
         b_ih: Option<Tensor>,

@@ -1,4 +1,4 @@
-//! The sub-networks of TFN and LMF ([`SubNets`]): an audio and a vision network on the masked
+//! The sub-networks of TFN and LMF (`SubNets`): an audio and a vision network on the masked
 //! time-means (`SubNet`: BatchNorm → dropout → 3 × (Linear + ReLU)) and a text network (an LSTM's
 //! state at the last valid step → dropout → Linear), built from one [`SubNetConfig`].
 //!

@@ -12,7 +12,7 @@
 //! - the verdict words of claims tables (`supported`, `contradicted`, `inconclusive`, the Holm
 //!   marks) and the readings of the per-subset table (`helps`, `hurts`, `unclear`) are coloured
 //!   by class;
-//! - each row of the "runs per cell" table ([`super::tables::cell_runs_markdown`]) gets the id
+//! - each row of the "runs per cell" table (`tables::cell_runs_markdown`) gets the id
 //!   `runs-<model>-<variant>`, and the model and variant cells of each claim row link to it.
 //!
 //! The output is deterministic: the same markdown and images give the same bytes.

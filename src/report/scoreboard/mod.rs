@@ -183,7 +183,7 @@ pub struct CommunityRow {
 }
 
 /// The community baselines, as shipped (`paper/community_baselines.toml`).
-pub(crate) const COMMUNITY_TOML: &str = include_str!("../../../paper/community_baselines.toml");
+pub const COMMUNITY_TOML: &str = include_str!("../../../paper/community_baselines.toml");
 
 /// Parses [`COMMUNITY_TOML`].
 pub fn community() -> Vec<CommunityRow> {
