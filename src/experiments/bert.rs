@@ -22,7 +22,11 @@ use std::path::Path;
 /// switches MISA to its BERT text path ([`TextEncoderKind::Bert`]); `frozen` freezes BERT in
 /// every BERT-based model (MIM and BERT-MISA then use the frozen-feature cache,
 /// [`crate::models::bert::frozen`]). Returns notes for stderr.
-pub fn text_options(models: &mut [ModelConfig], misa_bert: bool, frozen: bool) -> Vec<String> {
+pub(crate) fn text_options(
+    models: &mut [ModelConfig],
+    misa_bert: bool,
+    frozen: bool,
+) -> Vec<String> {
     let mut notes = Vec::new();
     for m in models.iter_mut() {
         match m {
@@ -53,7 +57,7 @@ pub fn text_options(models: &mut [ModelConfig], misa_bert: bool, frozen: bool) -
 /// words and an encoder is found, otherwise removes those models from `models`. `explicit`: the
 /// models were named on the command line (a missing encoder is then an error). Returns notes for
 /// stderr.
-pub fn prepare(
+pub(crate) fn prepare(
     ds: &mut Dataset,
     models: &mut Vec<ModelConfig>,
     explicit: bool,
@@ -93,4 +97,41 @@ pub fn prepare(
         dir.display(),
         enc.checkpoint_key()
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{prepare, text_options};
+    use crate::data::synthetic;
+    use crate::models::misa::{MisaConfig, TextEncoderKind};
+    use crate::models::{ModelConfig, ModelKind};
+    use std::path::Path;
+
+    fn bert_misa(finetune: bool) -> MisaConfig {
+        let mut c = MisaConfig {
+            text_encoder: TextEncoderKind::Bert,
+            ..Default::default()
+        };
+        c.bert.finetune = finetune;
+        c
+    }
+
+    /// `--misa-text bert --frozen-bert` turns MISA's text path to a frozen BERT and leaves the
+    /// other models alone; on data without words (the synthetic tier) MISA's BERT path is not
+    /// applicable, so the plan drops it and says why.
+    #[test]
+    fn misa_bert_is_set_by_the_text_options_and_dropped_without_words() {
+        let mut models = vec![
+            ModelKind::Misa.default_config(),
+            ModelKind::Flstm.default_config(),
+        ];
+        let notes = text_options(&mut models, true, true);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(models[0], ModelConfig::Misa(bert_misa(false)));
+        let mut ds = synthetic::generate(0);
+        let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bert-tiny");
+        let notes = prepare(&mut ds, &mut models, false, Some(&tiny)).unwrap();
+        assert_eq!(models, vec![ModelKind::Flstm.default_config()]);
+        assert!(notes[0].contains("MISA: not applicable"), "{notes:?}");
+    }
 }

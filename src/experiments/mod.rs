@@ -1,7 +1,7 @@
 //! The paper's experiments as data: expected results (Tables 2–6), profiles, tiers, plans and the
 //! resumable run loop behind `reproduce-paper`.
 
-pub mod bert;
+pub(crate) mod bert;
 pub(crate) mod compact;
 pub mod cost;
 mod error;

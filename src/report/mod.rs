@@ -11,7 +11,7 @@
 //! [`claims`] (paired deltas, verdicts, Holm), `corruption` (Table 4), [`robustness`] (graded
 //! robustness curves), `subsets` (per test subset), [`tuning`] (the tuning budget),
 //! [`prediction_pid`] (the synergy the predictions use), `paper_tables` (the paper's layout),
-//! `summary` (the newcomer's lines), [`html`] (`report.html`); [`stats`], [`improvement`] and
+//! `summary` (the newcomer's lines), `html` (`report.html`); [`stats`], [`improvement`] and
 //! `forest` are the statistics and the forest plot they share; [`scoreboard`] is the one page of
 //! every claim over many folders. The rendering pieces without a bracket link are
 //! crate-private.
@@ -22,7 +22,7 @@ pub(crate) mod corruption;
 mod error;
 mod figure;
 pub(crate) mod forest;
-pub mod html;
+pub(crate) mod html;
 pub mod improvement;
 mod load;
 mod panels;
@@ -40,6 +40,7 @@ pub use build::Report;
 pub use corruption::CorruptionClaim;
 pub use error::{PlotError, ReportError};
 pub use figure::Figure;
+pub use html::HtmlError;
 pub use load::{load_folders, Loaded};
 pub use panels::{plot_panels, smooth};
 pub use subsets::SubsetCell;

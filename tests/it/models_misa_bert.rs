@@ -6,7 +6,7 @@ use crate::models_bert::{changed, ctx, small, tiny_dir, values};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use neural_synergy::data::bert::TextEncoderError;
-use neural_synergy::data::{synthetic, Dataset};
+use neural_synergy::data::Dataset;
 use neural_synergy::models::bert::backbone::{load_pretrained, read_config, BertBackbone};
 use neural_synergy::models::bert::frozen::{
     read_file, split_rows, weights_key, CacheOutcome, FrozenText, Pooling,
@@ -81,25 +81,14 @@ fn bert_misa(finetune: bool) -> MisaConfig {
     c
 }
 
+/// Only the BERT text path needs tokens (what the plan's text options and preparation do with
+/// that is a unit test beside `experiments/bert.rs`).
 #[test]
-fn only_the_bert_text_path_needs_tokens_and_it_is_not_applicable_without_words() {
+fn only_the_bert_text_path_needs_tokens() {
     assert!(!ModelConfig::Misa(MisaConfig::default()).needs_tokens());
     assert!(ModelConfig::Misa(bert_misa(true)).needs_tokens());
     assert!(!ModelKind::Misa.needs_tokens());
     assert!(ModelKind::Mim.needs_tokens() && ModelKind::Magbert.needs_tokens());
-    let mut models = vec![
-        ModelKind::Misa.default_config(),
-        ModelKind::Flstm.default_config(),
-    ];
-    let notes = neural_synergy::experiments::bert::text_options(&mut models, true, true);
-    assert!(notes.is_empty(), "{notes:?}");
-    assert_eq!(models[0], ModelConfig::Misa(bert_misa(false)));
-    let mut ds = synthetic::generate(0);
-    let notes =
-        neural_synergy::experiments::bert::prepare(&mut ds, &mut models, false, Some(&tiny_dir()))
-            .unwrap();
-    assert_eq!(models, vec![ModelKind::Flstm.default_config()]);
-    assert!(notes[0].contains("MISA: not applicable"), "{notes:?}");
 }
 
 /// One training step of `m`; returns the loss (task + auxiliary).

@@ -8,7 +8,7 @@
 //! exactly a frozen BERT's last hidden state), and a batch's tokens are cut from the split's
 //! arrays; every model sits above them. The trainable BERT the models build on is
 //! [`crate::models::bert`]; what `reproduce-paper` does with both for a plan is
-//! [`crate::experiments::bert`] (one room named `bert` per layer).
+//! `experiments/bert.rs` (one room named `bert` per layer).
 //!
 //! A checkpoint folder holds `config.json`, `model.safetensors` and `tokenizer.json` (Hugging Face
 //! layout). The project's stand-in for bert-base-uncased is all-MiniLM-L6-v2, fetched and verified

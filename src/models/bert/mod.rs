@@ -14,7 +14,7 @@
 //!   vision are made from the split's arrays, below every model.
 //! * here — what trains (or is frozen) inside a model; it builds on [`super::layers`]' dropout
 //!   and pooling.
-//! * [`crate::experiments::bert`] — what `reproduce-paper` does with them for a plan: the
+//! * `experiments/bert.rs` — what `reproduce-paper` does with them for a plan: the
 //!   `--frozen-bert`/`--misa-text` options and attaching the checkpoint's tokens to the plan's
 //!   data.
 

@@ -6,7 +6,7 @@ use super::render::Ctx;
 
 /// GitHub's heading anchor of a heading's text: lower case, every character but letters, digits,
 /// `-`, `_` and spaces dropped, spaces turned into `-` (duplicates get `-1`, `-2`, … in the page).
-pub fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     text.chars()
         .flat_map(char::to_lowercase)
         .filter_map(|c| match c {
@@ -21,7 +21,7 @@ pub fn slug(text: &str) -> String {
 /// The id of the "runs per cell" row of (`model`, `variant`) before de-duplication:
 /// `runs-<model>-<variant>`, each part lower case with runs of other characters than letters and
 /// digits turned into one `-` (`FLSTM`, `NLL+SKL` → `runs-flstm-nll-skl`).
-pub fn runs_id(model: &str, variant: &str) -> String {
+pub(crate) fn runs_id(model: &str, variant: &str) -> String {
     let part = |s: &str| {
         let mut out = String::new();
         for c in s.chars().flat_map(char::to_lowercase) {

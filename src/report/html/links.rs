@@ -10,7 +10,7 @@ use std::path::{Component, Path};
 const MAX_IMAGE_BYTES: u64 = 32 << 20;
 
 /// Standard base64 (RFC 4648 §4, with `=` padding) of `bytes`.
-pub fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

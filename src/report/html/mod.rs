@@ -33,8 +33,10 @@ mod page;
 mod render;
 mod text;
 
-pub use anchors::{runs_id, slug};
-pub use links::base64;
+#[cfg(test)]
+use anchors::{runs_id, slug};
+#[cfg(test)]
+use links::base64;
 
 use anchors::assign_runs_ids;
 use blocks::parse_blocks;
@@ -73,7 +75,7 @@ const RESERVED_IDS: [&str; 3] = ["contents", "report", "top"];
 /// The page for `md` (a `table.md`), with images referenced relative to `dir` inlined; `title`
 /// heads the page. Errors: an image that is missing or unreadable ([`HtmlError::Image`]) or
 /// refused ([`HtmlError::ImageRejected`]).
-pub fn from_markdown(md: &str, dir: &Path, title: &str) -> Result<String, HtmlError> {
+pub(crate) fn from_markdown(md: &str, dir: &Path, title: &str) -> Result<String, HtmlError> {
     let lines: Vec<&str> = md.lines().collect();
     let blocks = parse_blocks(&lines, 0);
     let mut ctx = Ctx {
@@ -90,3 +92,8 @@ pub fn from_markdown(md: &str, dir: &Path, title: &str) -> Result<String, HtmlEr
     render_blocks(&blocks, &mut ctx, &mut body)?;
     Ok(page::frame(title, &ctx.toc, &body))
 }
+
+#[cfg(test)]
+mod check;
+#[cfg(test)]
+mod tests;
