@@ -107,15 +107,6 @@ mod tests {
     use crate::models::{ModelConfig, ModelKind};
     use std::path::Path;
 
-    fn bert_misa(finetune: bool) -> MisaConfig {
-        let mut c = MisaConfig {
-            text_encoder: TextEncoderKind::Bert,
-            ..Default::default()
-        };
-        c.bert.finetune = finetune;
-        c
-    }
-
     /// `--misa-text bert --frozen-bert` turns MISA's text path to a frozen BERT and leaves the
     /// other models alone; on data without words (the synthetic tier) MISA's BERT path is not
     /// applicable, so the plan drops it and says why.
@@ -127,7 +118,15 @@ mod tests {
         ];
         let notes = text_options(&mut models, true, true);
         assert!(notes.is_empty(), "{notes:?}");
-        assert_eq!(models[0], ModelConfig::Misa(bert_misa(false)));
+        // MISA's text path is now a frozen BERT, and nothing else of its configuration moved
+        let ModelConfig::Misa(c) = &models[0] else {
+            panic!("{models:?}")
+        };
+        assert!(c.text_encoder == TextEncoderKind::Bert && !c.bert.finetune);
+        let mut rest = *c;
+        rest.text_encoder = MisaConfig::default().text_encoder;
+        rest.bert.finetune = MisaConfig::default().bert.finetune;
+        assert_eq!(rest, MisaConfig::default());
         let mut ds = synthetic::generate(0);
         let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bert-tiny");
         let notes = prepare(&mut ds, &mut models, false, Some(&tiny)).unwrap();
