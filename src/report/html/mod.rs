@@ -33,11 +33,6 @@ mod page;
 mod render;
 mod text;
 
-#[cfg(test)]
-use anchors::{runs_id, slug};
-#[cfg(test)]
-use links::base64;
-
 use anchors::assign_runs_ids;
 use blocks::parse_blocks;
 use render::{render_blocks, Ctx};

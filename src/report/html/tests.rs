@@ -1,8 +1,10 @@
 //! The converter's escaping, tables, links and images, and its base64 encoder (the page written
 //! by `reproduce-paper report --from`, opened in a headless Chromium, is `tests/it/html_report.rs`).
 
+use super::anchors::{runs_id, slug};
 use super::check::{markdown_tables, only_our_markup};
-use super::{base64, from_markdown, runs_id, slug, HtmlError};
+use super::links::base64;
+use super::{from_markdown, HtmlError};
 use proptest::prelude::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
