@@ -95,6 +95,17 @@ impl DatasetName {
         }
     }
 
+    /// Training clips of the corpus's standard split (Table 1; the synthetic tiers generate
+    /// exactly these, the real-text tier's label files hold within 0.5 % of them): what a cost
+    /// measured on one corpus is scaled by to project another.
+    pub fn train_clips(self) -> usize {
+        match self {
+            DatasetName::Mosi => mosi_facts::SPLITS[0],
+            DatasetName::Mosei => mosei_facts::SPLITS[0],
+            DatasetName::UrFunny => urfunny_facts::FOLDS[0],
+        }
+    }
+
     /// The paper's table with this corpus's main results (2: MOSI, 3: MOSEI, 6: UR-FUNNY; Table 5,
     /// the ablation on MOSEI, is looked up per variant).
     pub fn paper_table(self) -> u8 {

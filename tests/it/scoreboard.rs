@@ -81,6 +81,18 @@ fn committed_scoreboard_regenerates_from_the_committed_folders() {
             if cell["measured"].is_null() {
                 assert!(cell["not_measured"].is_string(), "{cell}");
                 assert!(cell["folder"].is_null());
+                // a projected cost comes from a folder read, and is its rate × scale × cap
+                let cost = &cell["cost"];
+                if !cost.is_null() {
+                    assert!(cell["command"].is_string(), "{cell}");
+                    assert!(folders.contains(&cost["folder"].as_str().unwrap().to_string()));
+                    let f = |k: &str| cost[k].as_f64().unwrap();
+                    let h = f("epoch_s") * f("scale") * f("epoch_cap") / 3600.0;
+                    assert!(
+                        (f("hours_per_run") - h).abs() <= 1e-9 * h.max(1.0),
+                        "{cost}"
+                    );
+                }
             } else {
                 assert!(folders.contains(&cell["folder"].as_str().unwrap().to_string()));
                 assert!(cell["seeds"].as_u64().unwrap() >= 1);

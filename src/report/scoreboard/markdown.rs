@@ -23,6 +23,30 @@ fn metric_label(metric: &str) -> &str {
     }
 }
 
+/// A [`super::RunCost`] as the *Not measured* table prints it.
+fn cost_text(c: &super::RunCost) -> String {
+    let hours = if c.hours_per_run < 1.0 {
+        format!("{:.0} min", 60.0 * c.hours_per_run)
+    } else {
+        format!("{:.1} h", c.hours_per_run)
+    };
+    let scaled = if (c.scale - 1.0).abs() < 1e-9 {
+        String::new()
+    } else {
+        format!(" × {:.1} (training clips vs {})", c.scale, c.measured_on)
+    };
+    format!(
+        "{hours}: {:.0} s/epoch ({} run{} in `{}`, {} {}){scaled} × {} epochs",
+        c.epoch_s,
+        c.runs,
+        if c.runs == 1 { "" } else { "s" },
+        c.folder,
+        c.measured_on,
+        c.measured_tier,
+        c.epoch_cap
+    )
+}
+
 fn cell_text(c: &TierCell, metric: &str) -> String {
     let d = digits(metric);
     match (c.measured, c.verdict) {
@@ -143,7 +167,14 @@ pub(crate) fn markdown(sb: &Scoreboard, root: &str) -> String {
     header.extend(tier_headers.iter().map(|s| s.as_str()));
     s += &crate::report::markdown_table(&header, &rows);
     // not measured: one line per command, with the variants and the number of claims it measures
-    let mut cmds: Vec<(String, String, Vec<String>, usize)> = Vec::new();
+    type Cmd<'a> = (
+        String,
+        String,
+        Vec<String>,
+        usize,
+        Option<&'a super::RunCost>,
+    );
+    let mut cmds: Vec<Cmd<'_>> = Vec::new();
     for r in &sb.rows {
         for t in &r.tiers {
             if let Some(cmd) = &t.command {
@@ -160,35 +191,49 @@ pub(crate) fn markdown(sb: &Scoreboard, root: &str) -> String {
                         format!("{} on {} ({} tier)", c.model, c.dataset, t.tier),
                         vec![c.variant.clone()],
                         1,
+                        t.cost.as_ref(),
                     )),
                 }
             }
         }
     }
-    let cmds: Vec<(String, String, usize)> = cmds
-        .into_iter()
-        .map(|(cmd, what, variants, n)| {
-            (
-                cmd,
-                format!(
-                    "no results folder here pairs NLL with {}: {what}",
-                    variants.join(", ")
-                ),
-                n,
-            )
-        })
-        .collect();
     if !cmds.is_empty() {
         s += "\n## Not measured\n\n";
         let rows: Vec<Vec<String>> = cmds
             .iter()
-            .map(|(c, w, n)| vec![w.clone(), n.to_string(), format!("`{c}`")])
+            .map(|(cmd, what, variants, n, cost)| {
+                vec![
+                    format!(
+                        "no results folder here pairs NLL with {}: {what}",
+                        variants.join(", ")
+                    ),
+                    n.to_string(),
+                    cost.map_or(
+                        "— (no CPU run of the model in these folders)".into(),
+                        cost_text,
+                    ),
+                    format!("`{cmd}`"),
+                ]
+            })
             .collect();
-        s +=
-            &crate::report::markdown_table(&["why", "claims", "command that measures them"], &rows);
+        s += &crate::report::markdown_table(
+            &[
+                "why",
+                "claims",
+                "cost per run (≤, one thread)",
+                "command that measures them",
+            ],
+            &rows,
+        );
         s += "\n`--text-encoder DIR`: a BERT-architecture encoder (`scripts/fetch-encoder.sh` \
               prints one; see docs/src/text-encoder.md). Cells marked (n/a) have no command: the tier cannot \
-              measure them.\n";
+              measure them. *Cost per run*: the mean seconds per epoch of the model's finished CPU \
+              runs in the folder named (wall time as recorded there, one thread; the folders' \
+              machines were often shared, so read it as an order of magnitude), scaled by \
+              training clips when measured on another corpus, times the quick profile's epoch \
+              cap; early stopping ends most runs sooner. The command's `--seeds` and variants \
+              multiply it; `reproduce-paper --plan` with the same arguments costs the whole \
+              command.\n";
     }
     if !sb.synergy_use.is_empty() {
         s += &synergy_use_markdown(&sb.synergy_use);

@@ -3,7 +3,7 @@
 //! paired bootstrap over test clips for one seed), the best of them, and otherwise why the claim
 //! is not measured and the command that would measure it.
 
-use super::{PaperClaim, Source, TierCell};
+use super::{PaperClaim, RunCost, Source, TierCell};
 use crate::data::Tier;
 use crate::experiments::tables::{kind_of, kinds_of, variant_of};
 use crate::experiments::{Profile, Selected};
@@ -180,6 +180,7 @@ pub(super) fn measure(c: &PaperClaim, tier: Tier, sources: &[Source]) -> TierCel
         measured_model: None,
         not_measured: None,
         command: None,
+        cost: None,
     };
     let variant = variant_of(c.table, &c.variant);
     let kinds: Vec<ModelKind> = {
@@ -229,9 +230,60 @@ pub(super) fn measure(c: &PaperClaim, tier: Tier, sources: &[Source]) -> TierCel
         }
         None => {
             let (why, cmd) = not_measured(c, tier);
+            if cmd.is_some() {
+                cell.cost = kind_of(&c.model).and_then(|k| run_cost(k, &c.dataset, tier, sources));
+            }
             cell.not_measured = Some(why);
             cell.command = cmd;
         }
     }
     cell
+}
+
+/// What one quick-profile run of `model` on `dataset` (`tier`) would cost, from the finished CPU
+/// runs of `model` in `sources` ([`RunCost`]). The folder chosen: the same corpus before another
+/// (scaled by training clips), then the same tier, then the most runs, then the folder name.
+/// `None` when no folder has a finished CPU run of the model.
+pub(super) fn run_cost(
+    model: ModelKind,
+    dataset: &str,
+    tier: Tier,
+    sources: &[Source],
+) -> Option<RunCost> {
+    let target = <crate::data::DatasetName as clap::ValueEnum>::from_str(dataset, false).ok()?;
+    let (cap, _) = Profile::Quick.epochs();
+    let mut best: Option<((bool, bool, usize), RunCost)> = None;
+    for s in sources {
+        let per_epoch: Vec<f64> = s
+            .selected
+            .iter()
+            .filter(|x| x.model == model && x.result.device.is_none())
+            .filter(|x| x.result.epochs > 0 && x.result.wall_s.is_finite() && x.result.wall_s > 0.0)
+            .map(|x| x.result.wall_s / x.result.epochs as f64)
+            .collect();
+        if per_epoch.is_empty() {
+            continue;
+        }
+        let key = (s.dataset == target, s.tier == tier, per_epoch.len());
+        // sources come sorted by folder name: the first of equal keys stays
+        if best.as_ref().is_some_and(|(k, _)| *k >= key) {
+            continue;
+        }
+        let epoch_s = per_epoch.iter().sum::<f64>() / per_epoch.len() as f64;
+        let scale = target.train_clips() as f64 / s.dataset.train_clips() as f64;
+        best = Some((
+            key,
+            RunCost {
+                epoch_s,
+                runs: per_epoch.len(),
+                folder: s.name.clone(),
+                measured_on: s.dataset.name().into(),
+                measured_tier: s.tier.name().into(),
+                scale,
+                epoch_cap: cap,
+                hours_per_run: epoch_s * scale * cap as f64 / 3600.0,
+            },
+        ));
+    }
+    best.map(|(_, c)| c)
 }

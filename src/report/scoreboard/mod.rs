@@ -29,6 +29,8 @@ mod board;
 mod collect;
 mod markdown;
 mod measure;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use board::scoreboard;
 pub use collect::paper_claims;
@@ -92,6 +94,34 @@ pub struct TierCell {
     /// Why there is no measurement, and the command that would make one.
     pub not_measured: Option<String>,
     pub command: Option<String>,
+    /// What a run of the command would cost, from wall times recorded in the folders read
+    /// (`None`: measured, or no folder has a CPU run of the model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<RunCost>,
+}
+
+/// The projected cost of one quick-profile run of a model on a corpus that has none, from the
+/// wall times of finished CPU runs of the same model in the folders read: seconds per epoch
+/// (`wall_s / epochs`, one thread, as recorded on whatever machine trained them), scaled linearly
+/// by training clips when they were measured on another corpus, times the quick profile's epoch
+/// cap. An upper bound (early stopping ends most runs sooner) and rough (sequence lengths and
+/// widths differ between corpora), as [`crate::experiments::cost`] says of `--plan`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunCost {
+    /// Mean seconds per epoch of the measured runs, on the corpus they ran on.
+    pub epoch_s: f64,
+    /// Finished CPU runs behind `epoch_s`.
+    pub runs: usize,
+    /// The folder they are in, and its corpus and tier.
+    pub folder: String,
+    pub measured_on: String,
+    pub measured_tier: String,
+    /// Training clips of the claim's corpus ÷ those of `measured_on` (1 on the same corpus).
+    pub scale: f64,
+    /// Epochs a run may train (the quick profile's cap).
+    pub epoch_cap: usize,
+    /// `epoch_s × scale × epoch_cap`, in hours of one thread.
+    pub hours_per_run: f64,
 }
 
 /// A claim with its measurement on every tier.
