@@ -20,7 +20,7 @@ use serde::Serialize;
 
 /// Training clips of MOSI (and of the MOSI-shaped synthetic tier) that [`MOSI_EPOCH_S`] was
 /// measured on.
-pub const MOSI_TRAIN_CLIPS: usize = 1284;
+pub const MOSI_TRAIN_CLIPS: usize = crate::data::mosi_facts::SPLITS[0];
 
 /// `(model, NLL s/epoch, synergy s/epoch)` at MOSI's shapes (1,284 training and 229 validation
 /// clips, 50 steps, widths 300/74/35, batch 32), one thread per run: the wall time of a one-epoch
@@ -62,6 +62,12 @@ pub struct CostLine {
     pub gpu_hours: Option<f64>,
 }
 
+/// A finished run's wall seconds per epoch (`None`: it trained no epoch, or its wall time is not
+/// finite). `--plan` and the scoreboard's projected costs both read runs through it.
+pub(crate) fn epoch_s(r: &crate::train::RunResult) -> Option<f64> {
+    (r.epochs > 0 && r.wall_s.is_finite()).then(|| r.wall_s / r.epochs as f64)
+}
+
 /// Mean wall seconds per epoch of the finished runs of `model` × `variant` in `measured` that
 /// trained on a GPU (`gpu`) or on the CPU (`!gpu`), and how many there are.
 fn measured_epoch_s(
@@ -77,10 +83,8 @@ fn measured_epoch_s(
             r.config.model.kind().name() == model
                 && r.config.variant == variant
                 && r.device.is_some() == gpu
-                && r.epochs > 0
-                && r.wall_s.is_finite()
         })
-        .map(|r| r.wall_s / r.epochs as f64)
+        .filter_map(epoch_s)
         .collect();
     let mean =
         (!per_epoch.is_empty()).then(|| per_epoch.iter().sum::<f64>() / per_epoch.len() as f64);

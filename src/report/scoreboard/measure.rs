@@ -250,7 +250,7 @@ pub(super) fn run_cost(
     tier: Tier,
     sources: &[Source],
 ) -> Option<RunCost> {
-    let target = <crate::data::DatasetName as clap::ValueEnum>::from_str(dataset, false).ok()?;
+    let target = crate::data::DatasetName::of_dataset(dataset)?;
     let (cap, _) = Profile::Quick.epochs();
     let mut best: Option<((bool, bool, usize), RunCost)> = None;
     for s in sources {
@@ -258,8 +258,8 @@ pub(super) fn run_cost(
             .selected
             .iter()
             .filter(|x| x.model == model && x.result.device.is_none())
-            .filter(|x| x.result.epochs > 0 && x.result.wall_s.is_finite() && x.result.wall_s > 0.0)
-            .map(|x| x.result.wall_s / x.result.epochs as f64)
+            .filter_map(|x| crate::experiments::cost::epoch_s(&x.result))
+            .filter(|s| *s > 0.0)
             .collect();
         if per_epoch.is_empty() {
             continue;
