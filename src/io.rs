@@ -385,6 +385,21 @@ fn check_npy_header(
     let item_size =
         npy_item_size(&descr).ok_or_else(|| npy(format!("unsupported dtype {descr:?}")))?;
     let data_offset = prefix + header_len;
+    // ndarray (and so ndarray-npy, which unwraps here) requires the product of the non-zero axis
+    // lengths, in bytes of the widest element this crate reads them into (f64 for f4 data), to
+    // fit in isize; a shape such as (2^61, 0) holds no element yet cannot be represented.
+    let addressable = h
+        .shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(item_size.max(8) as u64, |a, &d| a.checked_mul(d as u64))
+        .is_some_and(|b| b <= isize::MAX as u64);
+    if !addressable {
+        return Err(npy(format!(
+            "shape {:?} of {descr} cannot be addressed (its non-zero axes exceed isize::MAX bytes)",
+            h.shape
+        )));
+    }
     let count = h
         .shape
         .iter()

@@ -484,6 +484,36 @@ fn npy_header_declaring_2_40_by_3_in_192_bytes_is_an_error_before_allocation() {
     ));
 }
 
+/// Shapes with a zero axis hold no element, but ndarray cannot represent one whose other axes
+/// exceed isize::MAX bytes: a typed error (ndarray-npy would unwrap and panic), while an
+/// addressable empty shape is read. Found by CI's proptest: dims (2^61, 0) over 0 bytes.
+#[test]
+fn npy_empty_shape_with_unaddressable_axes_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("e.npy");
+    for shape in [
+        "(2305843009213693952, 0)",
+        "(0, 2305843009213693952)",
+        "(0, 18446744073709551615)",
+    ] {
+        let mut b = npy_declaring(shape);
+        b.truncate(b.len() - 64);
+        std::fs::write(&p, &b).unwrap();
+        let r = std::panic::catch_unwind(|| io::read_any(&p));
+        let e = r.expect("no panic").unwrap_err();
+        assert!(
+            matches!(&e, InputError::Npy { reason, .. } if reason.contains("cannot be addressed")),
+            "{shape}: {e}"
+        );
+        let r = std::panic::catch_unwind(|| io::read_npy_checked::<f64, ndarray::Ix2>(&p));
+        assert!(r.expect("no panic").is_err(), "{shape}");
+    }
+    let mut b = npy_declaring("(1099511627776, 0)");
+    b.truncate(b.len() - 64);
+    std::fs::write(&p, &b).unwrap();
+    assert_eq!(io::read_any(&p).unwrap().shape(), &[1 << 40, 0]);
+}
+
 #[test]
 fn npy_within_the_file_but_over_the_budget_is_refused_by_the_budget() {
     let dir = tempfile::tempdir().unwrap();
@@ -1384,7 +1414,14 @@ proptest! {
         b.truncate(b.len() - 64);
         b.extend(vec![0u8; data_len]);
         std::fs::write(&p, &b).unwrap();
-        let want = dims.iter().try_fold(8u64, |a, &d| a.checked_mul(d));
+        // readable: the non-zero axes address at most isize::MAX bytes (ndarray's limit), and
+        // then the data is all elements × 8 bytes
+        let addressable = dims
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(8u64, |a, &d| a.checked_mul(d))
+            .is_some_and(|b| b <= isize::MAX as u64);
+        let want = addressable.then(|| 8 * dims.iter().product::<u64>());
         let r = std::panic::catch_unwind(|| io::read_any(&p).map(|a| a.len()));
         prop_assert!(r.is_ok(), "panicked");
         match r.unwrap() {
