@@ -403,6 +403,43 @@ fn plan_costs_runs_from_the_embedded_table_then_from_measured_runs() {
         assert!(line["gpu_epoch_s"].is_null(), "no GPU run yet: {line}");
     }
     assert!(v["gpu_hours"].is_null());
+    // a variant with no finished run takes the mean of the model's other variants' runs
+    let (code, stdout, err) = run(&[
+        &smoke[..],
+        &[
+            "--variants",
+            "nll,nll-iwas",
+            "--plan",
+            "--json",
+            "--out",
+            out,
+        ],
+    ]
+    .concat());
+    assert_eq!(code, 0, "{err}");
+    let w: Value = serde_json::from_str(&stdout).unwrap();
+    let iwas = w["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["variant"] == "NLL+IWas")
+        .unwrap_or_else(|| panic!("{w}"));
+    let all: Vec<f64> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["epoch_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(all.len(), 3, "{v}");
+    let mean = all.iter().sum::<f64>() / 3.0;
+    assert!(
+        (iwas["epoch_s"].as_f64().unwrap() - mean).abs() < 1e-9,
+        "{iwas} vs {mean}"
+    );
+    assert_eq!(
+        iwas["source"], "measured, other variants of FLSTM (3 finished runs)",
+        "{iwas}"
+    );
     let (_, text, _) = run(&[&smoke[..], &["--plan", "--out", out]].concat());
     assert!(
         text.contains("no run of this data has trained on a GPU"),

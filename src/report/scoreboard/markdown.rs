@@ -167,32 +167,33 @@ pub(crate) fn markdown(sb: &Scoreboard, root: &str) -> String {
     header.extend(tier_headers.iter().map(|s| s.as_str()));
     s += &crate::report::markdown_table(&header, &rows);
     // not measured: one line per command, with the variants and the number of claims it measures
-    type Cmd<'a> = (
-        String,
-        String,
-        Vec<String>,
-        usize,
-        Option<&'a super::RunCost>,
-    );
+    struct Cmd<'a> {
+        command: &'a str,
+        /// "MODEL on CORPUS (TIER tier)" of the first claim the command measures.
+        what: String,
+        variants: Vec<&'a str>,
+        claims: usize,
+        cost: Option<&'a super::RunCost>,
+    }
     let mut cmds: Vec<Cmd<'_>> = Vec::new();
     for r in &sb.rows {
         for t in &r.tiers {
             if let Some(cmd) = &t.command {
                 let c = &r.claim;
-                match cmds.iter_mut().find(|(x, ..)| x == cmd) {
+                match cmds.iter_mut().find(|x| x.command == cmd) {
                     Some(e) => {
-                        if !e.2.contains(&c.variant) {
-                            e.2.push(c.variant.clone());
+                        if !e.variants.contains(&c.variant.as_str()) {
+                            e.variants.push(&c.variant);
                         }
-                        e.3 += 1;
+                        e.claims += 1;
                     }
-                    None => cmds.push((
-                        cmd.clone(),
-                        format!("{} on {} ({} tier)", c.model, c.dataset, t.tier),
-                        vec![c.variant.clone()],
-                        1,
-                        t.cost.as_ref(),
-                    )),
+                    None => cmds.push(Cmd {
+                        command: cmd,
+                        what: format!("{} on {} ({} tier)", c.model, c.dataset, t.tier),
+                        variants: vec![c.variant.as_str()],
+                        claims: 1,
+                        cost: t.cost.as_ref(),
+                    }),
                 }
             }
         }
@@ -201,18 +202,19 @@ pub(crate) fn markdown(sb: &Scoreboard, root: &str) -> String {
         s += "\n## Not measured\n\n";
         let rows: Vec<Vec<String>> = cmds
             .iter()
-            .map(|(cmd, what, variants, n, cost)| {
+            .map(|c| {
                 vec![
                     format!(
-                        "no results folder here pairs NLL with {}: {what}",
-                        variants.join(", ")
+                        "no results folder here pairs NLL with {}: {}",
+                        c.variants.join(", "),
+                        c.what
                     ),
-                    n.to_string(),
-                    cost.map_or(
+                    c.claims.to_string(),
+                    c.cost.map_or(
                         "— (no CPU run of the model in these folders)".into(),
                         cost_text,
                     ),
-                    format!("`{cmd}`"),
+                    format!("`{}`", c.command),
                 ]
             })
             .collect();
