@@ -1,5 +1,6 @@
 //! The cost of a plan before running it (`reproduce-paper --plan`): runs per model and variant,
-//! times the epoch cap, times seconds per epoch.
+//! times the epoch cap, times seconds per epoch — over the runs not yet in the output folder (a
+//! resume skips the finished ones; the plan counts them apart).
 //!
 //! Seconds per epoch (one pass over the training split plus the validation pass, one thread) come
 //! from, in order: finished runs of the same data in the output folder's results files (measured
@@ -47,19 +48,22 @@ pub struct CostLine {
     pub model: String,
     pub variant: String,
     pub runs: usize,
+    /// How many of `runs` are already in the output folder's results files (a resume skips
+    /// them; they are not in the hours).
+    pub finished: usize,
     /// Largest epoch cap among the runs.
     pub epoch_cap: usize,
     /// Seconds per epoch used for the projection (`None`: no measurement for this model).
     pub epoch_s: Option<f64>,
     /// Where `epoch_s` comes from: `"measured in OUT"` or `"embedded (MOSI shapes, scaled)"`.
     pub source: String,
-    /// Σ over runs of epoch cap × seconds per epoch, in hours of one thread.
+    /// Σ over the runs not yet finished of epoch cap × seconds per epoch, in hours of one thread.
     pub cpu_hours: Option<f64>,
     /// Seconds per epoch on one GPU, from finished GPU runs of the same data (`None`: none).
     pub gpu_epoch_s: Option<f64>,
     /// How many finished GPU runs `gpu_epoch_s` averages.
     pub gpu_runs_measured: usize,
-    /// Σ over runs of epoch cap × GPU seconds per epoch, in hours of one GPU.
+    /// Σ over the runs not yet finished of epoch cap × GPU seconds per epoch, in hours of one GPU.
     pub gpu_hours: Option<f64>,
 }
 
@@ -120,29 +124,40 @@ fn cpu_epoch_s(
     (s, "embedded (MOSI shapes, scaled)".to_string())
 }
 
-/// The cost plan of `runs` on a dataset with `train_clips` training clips; `measured` are finished
-/// runs of the same data (their wall time per epoch wins over the embedded table).
+/// The cost plan of `runs` on a dataset with `train_clips` training clips; `finished[i]`: run `i`
+/// is already in the output folder (counted, not costed); `measured` are finished runs of the
+/// same data (their wall time per epoch wins over the embedded table).
 pub(crate) fn plan_cost<C: std::borrow::Borrow<RunConfig>>(
     runs: &[C],
+    finished: &[bool],
     train_clips: usize,
     measured: &[RunRecord],
 ) -> Vec<CostLine> {
-    let runs: Vec<&RunConfig> = runs.iter().map(|c| c.borrow()).collect();
+    let runs: Vec<(&RunConfig, bool)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.borrow(), finished.get(i).copied().unwrap_or(false)))
+        .collect();
     let mut keys: Vec<(String, Variant)> = runs
         .iter()
-        .map(|c| (c.model.kind().name().to_string(), c.variant))
+        .map(|(c, _)| (c.model.kind().name().to_string(), c.variant))
         .collect();
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| seen.insert(k.clone()));
     keys.into_iter()
         .map(|(model, variant)| {
-            let mine: Vec<&RunConfig> = runs
+            let mine: Vec<(&RunConfig, bool)> = runs
                 .iter()
                 .copied()
-                .filter(|c| c.model.kind().name() == model && c.variant == variant)
+                .filter(|(c, _)| c.model.kind().name() == model && c.variant == variant)
                 .collect();
-            let epoch_cap = mine.iter().map(|c| c.max_epochs).max().unwrap_or(0);
-            let epochs: usize = mine.iter().map(|c| c.max_epochs).sum();
+            let epoch_cap = mine.iter().map(|(c, _)| c.max_epochs).max().unwrap_or(0);
+            // the epochs still to train: finished runs cost nothing more
+            let epochs: usize = mine
+                .iter()
+                .filter(|(_, done)| !done)
+                .map(|(c, _)| c.max_epochs)
+                .sum();
             let (epoch_s, source) = cpu_epoch_s(measured, &model, variant, train_clips);
             let (gpu_epoch_s, gpu_runs_measured) =
                 measured_epoch_s(measured, &model, Some(variant), true);
@@ -151,6 +166,7 @@ pub(crate) fn plan_cost<C: std::borrow::Borrow<RunConfig>>(
                 model,
                 variant: variant.name().to_string(),
                 runs: mine.len(),
+                finished: mine.iter().filter(|(_, done)| *done).count(),
                 epoch_cap,
                 epoch_s,
                 source,
@@ -180,6 +196,7 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
                 l.model.clone(),
                 l.variant.clone(),
                 l.runs.to_string(),
+                l.finished.to_string(),
                 l.epoch_cap.to_string(),
                 l.epoch_s.map_or("—".into(), |s| format!("{s:.1}")),
                 l.source.clone(),
@@ -197,6 +214,7 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
             "Model",
             "Variant",
             "runs",
+            "finished",
             "epoch cap",
             "s / epoch",
             "source",
@@ -207,6 +225,15 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
         &rows,
     );
     let runs: usize = lines.iter().map(|l| l.runs).sum();
+    let finished: usize = lines.iter().map(|l| l.finished).sum();
+    let left = if finished == 0 {
+        String::new()
+    } else {
+        format!(
+            " for the {} not yet in --out ({finished} finished)",
+            runs - finished
+        )
+    };
     // `+ 0.0`: an empty f64 sum is −0.0, which would print as "-0.0"
     let hours: f64 = lines.iter().filter_map(|l| l.cpu_hours).sum::<f64>() + 0.0;
     let unknown = lines.iter().filter(|l| l.cpu_hours.is_none()).count();
@@ -217,7 +244,7 @@ pub fn markdown(lines: &[CostLine], header: &str, jobs: usize) -> String {
         )
     } else {
         format!(
-            "\nTotal: {runs} runs, ≤ {hours:.1} hours of one thread; with --jobs {jobs} on a machine \
+            "\nTotal: {runs} runs, ≤ {hours:.1} hours of one thread{left}; with --jobs {jobs} on a machine \
              with ≥ {jobs} cores: ≤ {:.1} h wall (split over N such nodes with --shard K/N: divide by \
              N). Upper bounds: every run is costed at its epoch cap, early stopping ends most \
              sooner.\n",
@@ -250,6 +277,7 @@ mod tests {
             model: "MIM".into(),
             variant: "NLL".into(),
             runs: 5,
+            finished: 0,
             epoch_cap: 10,
             epoch_s: cpu_hours.map(|h| h * 3600.0 / 50.0),
             source: "test".into(),
@@ -265,6 +293,19 @@ mod tests {
         let md = markdown(&[line(None), line(None)], "", 1);
         assert!(!md.contains("-0.0"), "{md}");
         assert!(md.contains("10 runs; no line has a per-epoch time"), "{md}");
+    }
+
+    #[test]
+    fn finished_runs_are_counted_apart_in_the_total() {
+        let mut l = line(Some(1.0));
+        l.finished = 2;
+        let md = markdown(&[l], "", 1);
+        assert!(md.contains("| 5 | 2 | 10 |"), "{md}");
+        assert!(
+            md.contains("≤ 1.0 hours of one thread for the 3 not yet in --out (2 finished)"),
+            "{md}"
+        );
+        assert!(!markdown(&[line(Some(1.0))], "", 1).contains("not yet in --out"));
     }
 
     #[test]

@@ -405,6 +405,22 @@ pub(crate) fn run_key(tier: Tier, profile: Profile, data: &str, c: &RunConfig) -
     c.key(&format!("{}|{}|{}", tier.name(), profile.name(), data))
 }
 
+/// The resume keys of `configs` (runs of `plan` on `ds`), in their order.
+pub(crate) fn plan_keys(plan: &Plan, ds: &Dataset, configs: &[Checked<RunConfig>]) -> Vec<String> {
+    configs
+        .iter()
+        .map(|c| {
+            // a model that reads no BERT tokens runs on the data without the token note
+            let data = ds.description_for(c.model.needs_tokens());
+            let data = match crate::train::device_label(&plan.device) {
+                None => data,
+                Some(d) => format!("{data}|{d}"),
+            };
+            run_key(plan.tier, plan.profile, &data, c)
+        })
+        .collect()
+}
+
 pub use error::ExperimentError;
 pub use run_context::RunContext;
 pub use shard::{read_dir as read_results_dir, Merged, Shard, ShardError};
@@ -444,18 +460,7 @@ pub(crate) fn run_plan(
     on_epoch: impl FnMut(usize, f64) + Send,
 ) -> Result<(Vec<RunRecord>, Vec<Selected>), ExperimentError> {
     let mut configs = plan.runs(ds)?;
-    let mut keys: Vec<String> = configs
-        .iter()
-        .map(|c| {
-            // a model that reads no BERT tokens runs on the data without the token note
-            let data = ds.description_for(c.model.needs_tokens());
-            let data = match crate::train::device_label(&plan.device) {
-                None => data,
-                Some(d) => format!("{data}|{d}"),
-            };
-            run_key(plan.tier, plan.profile, &data, c)
-        })
-        .collect();
+    let mut keys = plan_keys(plan, ds, &configs);
     if let Some(s) = plan.shard {
         let mine = s.select(&configs, &keys);
         configs = mine.iter().map(|&i| configs[i].clone()).collect();

@@ -400,9 +400,13 @@ fn plan_costs_runs_from_the_embedded_table_then_from_measured_runs() {
         );
         assert!((line["epoch_s"].as_f64().unwrap() - per_epoch).abs() < 1e-9);
         assert_eq!(line["runs"], 1);
+        // the run is in --out already: counted as finished, nothing left to cost
+        assert_eq!(line["finished"], 1, "{line}");
+        assert_eq!(line["cpu_hours"], 0.0, "{line}");
         assert!(line["gpu_epoch_s"].is_null(), "no GPU run yet: {line}");
     }
     assert!(v["gpu_hours"].is_null());
+    assert_eq!(v["finished"], 3, "{v}");
     // a variant with no finished run takes the mean of the model's other variants' runs
     let (code, stdout, err) = run(&[
         &smoke[..],
@@ -464,9 +468,19 @@ fn plan_costs_runs_from_the_embedded_table_then_from_measured_runs() {
         format!("{recs}{}\n", gpu_lines.join("\n")),
     )
     .unwrap();
-    let (code, stdout, err) = run(&[&smoke[..], &["--plan", "--json", "--out", out]].concat());
+    // seeds 0 and 1: seed 0's runs are finished, seed 1's are the ones costed
+    let (code, stdout, err) = run(&[
+        &smoke[..],
+        &["--seeds", "0,1", "--plan", "--json", "--out", out],
+    ]
+    .concat());
     assert_eq!(code, 0, "{err}");
     let g: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (g["runs"].clone(), g["finished"].clone()),
+        (6.into(), 3.into()),
+        "{g}"
+    );
     let mut gpu_total = 0.0;
     for (line, before) in g["lines"]
         .as_array()
@@ -482,8 +496,13 @@ fn plan_costs_runs_from_the_embedded_table_then_from_measured_runs() {
         let gpu = line["gpu_epoch_s"].as_f64().unwrap();
         assert!((gpu - cpu / 10.0).abs() < 1e-9, "{gpu} vs {cpu}");
         assert_eq!(line["gpu_runs_measured"], 1);
+        assert_eq!(
+            (line["runs"].clone(), line["finished"].clone()),
+            (2.into(), 1.into())
+        );
         let cap = line["epoch_cap"].as_f64().unwrap();
         assert!((line["gpu_hours"].as_f64().unwrap() - gpu * cap / 3600.0).abs() < 1e-12);
+        assert!((line["cpu_hours"].as_f64().unwrap() - cpu * cap / 3600.0).abs() < 1e-12);
         gpu_total += line["gpu_hours"].as_f64().unwrap();
     }
     assert!((g["gpu_hours"].as_f64().unwrap() - gpu_total).abs() < 1e-12);

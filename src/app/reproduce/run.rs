@@ -263,16 +263,23 @@ fn print_plan(
     use crate::experiments::cost;
     let runs = plan.runs(ds)?;
     // per-epoch times of finished runs of the same data in --out, when there are any
-    let measured: Vec<_> = if out.is_dir() {
-        crate::experiments::shard::read_dir(out)?
-            .records
-            .into_iter()
-            .filter(|r| crate::data::same_data(&r.data, &ds.description))
-            .collect()
+    let records = if out.is_dir() {
+        crate::experiments::shard::read_dir(out)?.records
     } else {
         Vec::new()
     };
-    let lines = cost::plan_cost(&runs, ds.train.len(), &measured);
+    // runs already in --out (a resume skips them): counted apart, not costed
+    let have: std::collections::HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    let finished: Vec<bool> = crate::experiments::plan_keys(plan, ds, &runs)
+        .iter()
+        .map(|k| have.contains(k.as_str()))
+        .collect();
+    let measured: Vec<_> = records
+        .iter()
+        .filter(|r| crate::data::same_data(&r.data, &ds.description))
+        .cloned()
+        .collect();
+    let lines = cost::plan_cost(&runs, &finished, ds.train.len(), &measured);
     // hours on one GPU over the lines measured on a GPU (null: none measured)
     let gpu_hours = cost::gpu_total(&lines).map(|(hours, _)| hours);
     if json {
@@ -287,6 +294,7 @@ fn print_plan(
                 "jobs": plan.jobs,
                 "lines": lines,
                 "runs": runs.len(),
+                "finished": finished.iter().filter(|&&f| f).count(),
                 "cpu_hours": lines.iter().filter_map(|l| l.cpu_hours).sum::<f64>(),
                 "gpu_hours": gpu_hours,
             })
