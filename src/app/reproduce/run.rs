@@ -269,15 +269,17 @@ fn print_plan(
         Vec::new()
     };
     // runs already in --out (a resume skips them): counted apart, not costed
-    let have: std::collections::HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
-    let finished: Vec<bool> = crate::experiments::plan_keys(plan, ds, &runs)
-        .iter()
-        .map(|k| have.contains(k.as_str()))
-        .collect();
+    let finished: Vec<bool> = {
+        let have: std::collections::HashSet<&str> =
+            records.iter().map(|r| r.key.as_str()).collect();
+        crate::experiments::plan_keys(plan, ds, &runs)
+            .iter()
+            .map(|k| have.contains(k.as_str()))
+            .collect()
+    };
     let measured: Vec<_> = records
-        .iter()
+        .into_iter()
         .filter(|r| crate::data::same_data(&r.data, &ds.description))
-        .cloned()
         .collect();
     let lines = cost::plan_cost(&runs, &finished, ds.train.len(), &measured);
     // hours on one GPU over the lines measured on a GPU (null: none measured)
