@@ -6,10 +6,15 @@
 //!
 //! `cargo run --release --example train_throughput -- [--model flstm] [--variant nll]
 //!  [--batch 32] [--warmup 3] [--threads 1] [--device cpu|cuda] [--json]`; `--shapes` prints the tier's shapes and
-//! length distribution only.
+//! length distribution only. `--real-text DATA_DIR` times the real-text MOSI tier instead, its
+//! transcripts tokenised with the text encoder (`NEURAL_SYNERGY_TEXT_ENCODER` or the fetch
+//! script's cache) — what the BERT models need (`--model magbert`); `--frozen-bert` freezes BERT
+//! as `reproduce-paper --frozen-bert` does; `--clips N` times an epoch over the first N training
+//! clips only (a shorter run for A/B timing of the slow models).
 use neural_synergy::app::DeviceArg;
-use neural_synergy::data::{synthetic, DatasetName};
-use neural_synergy::models::ModelKind;
+use neural_synergy::data::bert::{resolve_encoder_dir, tokens, TextEncoder};
+use neural_synergy::data::{realtext, synthetic, DatasetName};
+use neural_synergy::models::{ModelConfig, ModelKind};
 use neural_synergy::synergy::SynergyConfig;
 use neural_synergy::train::{time_epoch_on, RunConfig, TaskLoss, Variant};
 
@@ -34,7 +39,27 @@ fn run() -> anyhow::Result<()> {
     let threads: usize = get("--threads").unwrap_or("1").parse()?;
     neural_synergy::init_threads(Some(threads));
     neural_synergy::single_threaded_blas();
-    let ds = synthetic::generate_for(DatasetName::Mosi, 0);
+    let ds = match get("--real-text") {
+        Some(dir) => {
+            let mut ds = realtext::load(std::path::Path::new(dir), DatasetName::Mosi, 0)?;
+            let enc_dir = resolve_encoder_dir(None)?;
+            let enc = TextEncoder::load(&enc_dir, &candle_core::Device::Cpu)?;
+            tokens::attach(
+                &mut ds,
+                enc.tokenizer(),
+                enc_dir.clone(),
+                enc.checkpoint_key(),
+            )?;
+            ds
+        }
+        None => synthetic::generate_for(DatasetName::Mosi, 0),
+    };
+    let mut ds = ds;
+    if let Some(n) = get("--clips") {
+        // the first N training clips only: a shorter epoch for A/B timing of slow models
+        let n: usize = n.parse()?;
+        ds.train = ds.train.head(n.min(ds.train.len()), ds.t_max, ds.dims);
+    }
     if has("--shapes") {
         let mut hist = vec![0usize; ds.t_max + 1];
         for &l in &ds.train.lengths {
@@ -57,8 +82,16 @@ fn run() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--variant: {e}"))?;
     let batch_size: usize = get("--batch").unwrap_or("32").parse()?;
     let warmup: usize = get("--warmup").unwrap_or("3").parse()?;
+    let mut model_cfg = model.default_config();
+    if has("--frozen-bert") {
+        match &mut model_cfg {
+            ModelConfig::Magbert(c) => c.finetune = false,
+            ModelConfig::Mim(c) => c.finetune = false,
+            _ => anyhow::bail!("--frozen-bert: {} has no BERT to freeze", model.name()),
+        }
+    }
     let cfg = RunConfig {
-        model: model.default_config(),
+        model: model_cfg,
         variant,
         batch_size,
         lr: 1e-3,

@@ -221,7 +221,8 @@ impl FusionModel for MagBert {
     ) -> candle_core::Result<Self> {
         let bc = config_for(ctx, Self::NAME)?;
         let h = bc.hidden_size;
-        let bert = BertBackbone::new(&bc, true, cfg.dropout, ctx.seed ^ 0xB0, vb.pp("bert"))?;
+        let bert = BertBackbone::new(&bc, true, cfg.dropout, ctx.seed ^ 0xB0, vb.pp("bert"))?
+            .frozen(!cfg.finetune);
         let [_, da, dv] = ctx.dims;
         Ok(Self {
             mag: Mag::new(

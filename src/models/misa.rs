@@ -624,7 +624,8 @@ impl FusionModel for Misa {
                     cfg.bert.dropout,
                     ctx.seed ^ 0xB2,
                     vb.pp("bert"),
-                )?;
+                )?
+                .frozen(!cfg.bert.finetune);
                 let cache = (!cfg.bert.finetune && cfg.bert.feature_cache)
                     .then(|| FrozenText::new(Pooling::Mean, h, FrozenText::default_dir()));
                 (

@@ -448,7 +448,8 @@ impl FusionModel for Mmim {
         let (ah, ao, fw) = (cfg.av_hidden, cfg.av_out, cfg.fusion);
         let mi = vb.pp("mi");
         Ok(Self {
-            bert: BertBackbone::new(&bc, false, cfg.bert_dropout, ctx.seed ^ 0xB1, vb.pp("bert"))?,
+            bert: BertBackbone::new(&bc, false, cfg.bert_dropout, ctx.seed ^ 0xB1, vb.pp("bert"))?
+                .frozen(!cfg.finetune),
             audio: BiLstm::new(da, ah, vb.pp("audio"))?,
             audio_out: linear(2 * ah, ao, vb.pp("audio_out"))?,
             vision: BiLstm::new(dv, ah, vb.pp("vision"))?,

@@ -216,6 +216,72 @@ fn bert_variables_get_the_bert_rate_and_the_rest_the_protocol_rate() {
     assert_eq!(groups[0].0.len(), vm.all_vars().len() - n_bert);
 }
 
+/// A frozen MAG-BERT (`finetune: false`) runs its encoder through detached weights and
+/// input-gradient-only linears: its outputs and the gradients of every variable that trains (the
+/// gate and the head) are those of the same model unfrozen (to f32 rounding: the frozen linears
+/// multiply all rows in one gemm), and no gradient reaches a BERT variable, while unfrozen every
+/// one gets one.
+#[test]
+fn frozen_mag_bert_gives_the_trained_variables_the_unfrozen_gradients_and_bert_none() {
+    let ds = small();
+    let idx: Vec<usize> = (0..12).collect();
+    let b = ds
+        .batch(&ds.train, &idx, &[], DType::F32, &Device::Cpu)
+        .unwrap();
+    let run = |finetune: bool| {
+        let cfg = MagBertConfig {
+            finetune,
+            ..Default::default()
+        };
+        let (m, vm) = build_model::<MagBert>(&cfg, &ctx(&ds, tiny_dir()), &Device::Cpu).unwrap();
+        let out = m.forward(&b, false).unwrap();
+        let mut loss = out.prediction.sqr().unwrap().sum_all().unwrap();
+        for z in out.unimodal.iter().chain([&out.fused]) {
+            loss = (loss + z.sqr().unwrap().mean_all().unwrap()).unwrap();
+        }
+        let grads = loss.backward().unwrap();
+        let data = vm.data().lock().unwrap();
+        let mut by_name: Vec<(String, Option<Vec<f32>>)> = data
+            .iter()
+            .map(|(k, v)| {
+                let g = grads
+                    .get(v.as_tensor())
+                    .map(|g| g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+                (k.clone(), g)
+            })
+            .collect();
+        by_name.sort_by(|a, b| a.0.cmp(&b.0));
+        let pred = out
+            .prediction
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        (pred, by_name)
+    };
+    let (p_free, g_free) = run(true);
+    let (p_frozen, g_frozen) = run(false);
+    let close = |a: &[f32], b: &[f32]| {
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * scale)
+    };
+    assert!(close(&p_frozen, &p_free), "{p_frozen:?} vs {p_free:?}");
+    let mut trained = 0;
+    for ((name, gz), (_, gf)) in g_frozen.iter().zip(&g_free) {
+        if name.starts_with("bert.") {
+            assert!(gz.is_none(), "{name} got a gradient though frozen");
+            assert!(gf.is_some(), "{name} got no gradient unfrozen");
+        } else {
+            let (Some(gz), Some(gf)) = (gz, gf) else {
+                panic!("{name}: a trained variable without a gradient");
+            };
+            assert!(close(gz, gf), "{name}: {gz:?} vs {gf:?}");
+            trained += 1;
+        }
+    }
+    assert!(trained >= 4, "only {trained} trained variables compared");
+}
+
 /// MAG's `α = min(‖E‖/(‖H‖+ε)·β_shift, 1)` never exceeds 1, however large the audio/vision
 /// inputs (here scaled up to 10⁶) or `β_shift` are, and the shift it admits is at most
 /// `β_shift‖E‖`.

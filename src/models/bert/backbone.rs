@@ -28,6 +28,7 @@
 //! would draw `B·heads·L²` random numbers per layer and step on the CPU).
 
 use crate::data::bert::encoder::checkpoint_name;
+use crate::kernels::{fused_ops_enabled, linear_rows, linear_rows_frozen, scale_shift};
 use crate::models::layers::SeededDropout;
 use crate::models::BuildCtx;
 use candle_core::{DType, IndexOp, Module, Tensor, D};
@@ -100,6 +101,12 @@ impl Ln {
         })
     }
 
+    /// Detaches the scale and shift (same storage): no gradient reaches them.
+    fn freeze(&mut self) {
+        self.weight = self.weight.detach();
+        self.bias = self.bias.detach();
+    }
+
     /// Normalises `x` over its last dimension.
     ///
     /// # Shapes
@@ -107,9 +114,13 @@ impl Ln {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let c = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let var = c.sqr()?.mean_keepdim(D::Minus1)?;
-        c.broadcast_div(&(var + self.eps)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        // `⊙ γ + β` as one op: bit for bit the composed broadcasts, without candle's strided
+        // reduction for the gradients of γ and β
+        scale_shift(
+            &c.broadcast_div(&(var + self.eps)?.sqrt()?)?,
+            &self.weight,
+            &self.bias,
+        )
     }
 }
 
@@ -125,9 +136,43 @@ struct Layer {
     out_ln: Ln,
     heads: usize,
     act: HiddenAct,
+    /// Weights detached and linears through [`linear_rows_frozen`] (see [`BertBackbone::frozen`]).
+    frozen: bool,
+}
+
+/// `l` with its weight and bias detached (the same storage: a later `Var::set` shows through).
+fn detached(l: &Linear) -> Linear {
+    Linear::new(l.weight().detach(), l.bias().map(Tensor::detach))
 }
 
 impl Layer {
+    fn freeze(&mut self) {
+        for l in [
+            &mut self.q,
+            &mut self.k,
+            &mut self.v,
+            &mut self.attn_out,
+            &mut self.inter,
+            &mut self.out,
+        ] {
+            *l = detached(l);
+        }
+        self.attn_ln.freeze();
+        self.out_ln.freeze();
+        self.frozen = true;
+    }
+
+    /// `x · wᵀ + b` over the `B × L` rows at once: [`linear_rows`] (one gemm for the weight
+    /// gradient, where candle-nn's `Linear` on a 3-D input computes `B` per-example weight
+    /// gradients and sums them), or [`linear_rows_frozen`] (no weight gradient) when frozen.
+    fn linear(&self, l: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.frozen {
+            linear_rows_frozen(l, x)
+        } else {
+            linear_rows(l, x)
+        }
+    }
+
     fn new(c: &Config, vb: VarBuilder) -> candle_core::Result<Self> {
         let h = c.hidden_size;
         let a = vb.pp("attention");
@@ -142,6 +187,7 @@ impl Layer {
             out_ln: Ln::new(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: c.num_attention_heads,
             act: c.hidden_act,
+            frozen: false,
         })
     }
 
@@ -161,9 +207,9 @@ impl Layer {
     ) -> candle_core::Result<Tensor> {
         let (b, l, h) = x.dims3()?;
         let dh = h / self.heads;
-        let q = self.split_heads(&self.q.forward(x)?)?;
-        let k = self.split_heads(&self.k.forward(x)?)?;
-        let v = self.split_heads(&self.v.forward(x)?)?;
+        let q = self.split_heads(&self.linear(&self.q, x)?)?;
+        let k = self.split_heads(&self.linear(&self.k, x)?)?;
+        let v = self.split_heads(&self.linear(&self.v, x)?)?;
         let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?.broadcast_add(mask_add)?;
         let p = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let ctx = p
@@ -171,15 +217,15 @@ impl Layer {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, l, h))?;
-        let a = drop.forward(&self.attn_out.forward(&ctx)?, train)?;
+        let a = drop.forward(&self.linear(&self.attn_out, &ctx)?, train)?;
         let x = self.attn_ln.forward(&(a + x)?)?;
-        let i = self.inter.forward(&x)?;
+        let i = self.linear(&self.inter, &x)?;
         let i = match self.act {
             HiddenAct::Gelu => i.gelu_erf()?,
             HiddenAct::GeluApproximate => i.gelu()?,
             HiddenAct::Relu => i.relu()?,
         };
-        let o = drop.forward(&self.out.forward(&i)?, train)?;
+        let o = drop.forward(&self.linear(&self.out, &i)?, train)?;
         self.out_ln.forward(&(o + x)?)
     }
 }
@@ -195,6 +241,7 @@ pub struct BertBackbone {
     layers: Vec<Layer>,
     pooler: Option<Linear>,
     drop: SeededDropout,
+    frozen: bool,
 }
 
 impl BertBackbone {
@@ -235,8 +282,36 @@ impl BertBackbone {
                 None
             },
             drop: SeededDropout::new(dropout, seed),
+            frozen: false,
             config: c.clone(),
         })
+    }
+
+    /// With `frozen`, a BERT whose variables do not train (a `finetune: false` model): every
+    /// weight is replaced by its detached view of the same storage (so the checkpoint loaded into
+    /// the `VarMap` afterwards, and any later `Var::set`, still show through), and the linears run
+    /// through [`linear_rows_frozen`]. Gradients still flow through the encoder to whatever feeds
+    /// it (MAG-BERT's gate), but the backward computes no weight gradient, sums no per-example
+    /// weight gradients over the batch and scatters nothing into the embedding tables. The values
+    /// and the gradients of the trained variables are those of the unfrozen encoder (tested). A
+    /// no-op without `frozen`, and under `NEURAL_SYNERGY_FUSED_OPS=0`, which keeps candle's
+    /// composed path (variables, all gradients computed and dropped) for side-by-side timing.
+    pub fn frozen(mut self, frozen: bool) -> Self {
+        if !frozen || !fused_ops_enabled() {
+            return self;
+        }
+        for e in [&mut self.word, &mut self.pos, &mut self.typ] {
+            *e = Embedding::new(e.embeddings().detach(), e.hidden_size());
+        }
+        self.emb_ln.freeze();
+        for l in &mut self.layers {
+            l.freeze();
+        }
+        if let Some(p) = &mut self.pooler {
+            *p = detached(p);
+        }
+        self.frozen = true;
+        self
     }
 
     /// The checkpoint configuration.
@@ -324,7 +399,12 @@ impl BertBackbone {
             .pooler
             .as_ref()
             .ok_or_else(|| candle_core::Error::Msg("this BERT has no pooler".into()))?;
-        p.forward(&hidden.i((.., 0, ..))?)?.tanh()
+        let cls = hidden.i((.., 0, ..))?;
+        if self.frozen {
+            linear_rows_frozen(p, &cls)?.tanh()
+        } else {
+            p.forward(&cls)?.tanh()
+        }
     }
 }
 
