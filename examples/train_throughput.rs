@@ -39,7 +39,7 @@ fn run() -> anyhow::Result<()> {
     let threads: usize = get("--threads").unwrap_or("1").parse()?;
     neural_synergy::init_threads(Some(threads));
     neural_synergy::single_threaded_blas();
-    let ds = match get("--real-text") {
+    let mut ds = match get("--real-text") {
         Some(dir) => {
             let mut ds = realtext::load(std::path::Path::new(dir), DatasetName::Mosi, 0)?;
             let enc_dir = resolve_encoder_dir(None)?;
@@ -54,7 +54,6 @@ fn run() -> anyhow::Result<()> {
         }
         None => synthetic::generate_for(DatasetName::Mosi, 0),
     };
-    let mut ds = ds;
     if let Some(n) = get("--clips") {
         // the first N training clips only: a shorter epoch for A/B timing of slow models
         let n: usize = n.parse()?;

@@ -58,20 +58,12 @@ pub(crate) fn dense(x: &Tensor, w: &Tensor, b: &Tensor, slope: Option<f64>) -> R
             None => Ok(y),
         };
     }
-    x.contiguous()?.apply_op3(
-        &w.contiguous()?,
-        &b.contiguous()?,
-        Dense {
-            slope,
-            frozen: false,
-        },
-    )
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Dense { slope })
 }
 
 pub(super) struct Dense {
     slope: Option<f64>,
-    /// `w` and `b` are frozen: the backward returns `∂x` only (no `∂w` gemm, no `∂b` sums).
-    frozen: bool,
 }
 
 impl Dense {
@@ -129,11 +121,14 @@ impl CustomOp3 for Dense {
         Ok((out, shape))
     }
 
+    /// Each gradient only for an operand that tracks one (a variable or a result of one): a
+    /// detached weight (a frozen encoder's) costs no `∂w` gemm and no `∂b` sums, an input that is
+    /// data no `∂x` gemm — gradients candle would compute and then drop.
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -143,52 +138,33 @@ impl CustomOp3 for Dense {
                 .apply_op2_no_bwd(res, &LeakyReluGrad { slope })?,
             None => grad.clone(),
         };
-        let gx = gz.matmul(w)?;
-        if self.frozen {
-            return Ok((Some(gx), None, None));
-        }
-        let gw = gz.t()?.matmul(x)?;
-        let gb = gz.contiguous()?.apply_op1_no_bwd(&ColumnSums)?;
-        Ok((Some(gx), Some(gw), Some(gb)))
+        let gx = x.track_op().then(|| gz.matmul(w)).transpose()?;
+        let gw = w.track_op().then(|| gz.t()?.matmul(x)).transpose()?;
+        let gb = b
+            .track_op()
+            .then(|| gz.contiguous()?.apply_op1_no_bwd(&ColumnSums))
+            .transpose()?;
+        Ok((gx, gw, gb))
     }
 }
 
-/// [`linear_rows`] for a **frozen** layer (a pretrained encoder whose weights do not train): the
-/// same value `x · wᵀ + b` over the last dimension of an input of any rank, but the gradient flows
-/// to `x` only, `∂x = ∂y · w`. `w` and `b` receive no gradient at all (as if detached).
+/// `layer` with its weight and bias detached: views of the same storage (a later `Var::set` shows
+/// through) from which no gradient flows back — a frozen layer (a pretrained encoder whose
+/// weights do not train). Through [`linear_rows`] it is the same value `x · wᵀ + b` with the
+/// gradient flowing to `x` only, `∂x = ∂y · w`.
 ///
 /// Why: candle's `Linear` on a `B × L × in` input multiplies by `w` broadcast to `B` copies, so a
 /// backward computes `B` per-example weight gradients (`B × in × out`, e.g. 32 × 384 × 1536 for a
 /// MiniLM feed-forward layer) and then sums them over the batch — for weights that do not train.
 /// Detaching the weights alone drops the sum but not the gemm: candle's matmul backward computes
-/// both operands' gradients. Here the backward is one gemm (`∂x`), so a frozen BERT that gradients
-/// must pass through (MAG-BERT's gate sits below its encoder) costs a forward and one input-gradient
-/// gemm per layer. A layer without a bias, other devices and dtypes and
-/// `NEURAL_SYNERGY_FUSED_OPS=0` use candle-nn's forward on the detached weights (the same values
-/// and input gradient, computed by the composed ops).
-pub(crate) fn linear_rows_frozen(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
-    use candle_core::Module;
-    let w = layer.weight().detach();
-    let b = layer.bias().map(Tensor::detach);
-    let fused = match (&b, x.dims().split_last()) {
-        (Some(b), Some((&inp, lead))) if fusable_with(x, &[&w, b]) => Some((b, inp, lead)),
-        _ => None,
-    };
-    let Some((b, inp, lead)) = fused else {
-        return candle_nn::Linear::new(w, b).forward(x);
-    };
-    let rows: usize = lead.iter().product();
-    let y = x.reshape((rows, inp))?.contiguous()?.apply_op3(
-        &w.contiguous()?,
-        &b.contiguous()?,
-        Dense {
-            slope: None,
-            frozen: true,
-        },
-    )?;
-    let mut dims = lead.to_vec();
-    dims.push(y.dim(1)?);
-    y.reshape(dims)
+/// both operands' gradients. The fused dense op computes a gradient only for an operand that
+/// tracks one, so the backward of a detached layer through [`linear_rows`] is one gemm (`∂x`),
+/// and a frozen BERT that gradients must pass through (MAG-BERT's gate sits below its encoder)
+/// costs a forward and one input-gradient gemm per layer. A layer without a bias, other devices
+/// and dtypes and `NEURAL_SYNERGY_FUSED_OPS=0` use candle-nn's forward on the detached weights
+/// (the same values and input gradient, computed by the composed ops).
+pub(crate) fn detached(layer: &candle_nn::Linear) -> candle_nn::Linear {
+    candle_nn::Linear::new(layer.weight().detach(), layer.bias().map(Tensor::detach))
 }
 
 /// `Σ_rows g` of an `n × m` matrix, adding the rows in order — the same additions in the same
@@ -258,9 +234,10 @@ impl CustomOp2 for MatmulNt {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let gx = grad.matmul(w)?;
-        let gw = grad.t()?.matmul(x)?;
-        Ok((Some(gx), Some(gw)))
+        // as the dense op: a gradient only for an operand that tracks one
+        let gx = x.track_op().then(|| grad.matmul(w)).transpose()?;
+        let gw = w.track_op().then(|| grad.t()?.matmul(x)).transpose()?;
+        Ok((gx, gw))
     }
 }
 

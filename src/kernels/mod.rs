@@ -225,7 +225,7 @@ use dense::*;
 use leaky_relu::*;
 
 pub(crate) use couple::affine_couple;
-pub(crate) use dense::{dense, linear_forward, linear_rows, linear_rows_frozen};
+pub(crate) use dense::{dense, detached, linear_forward, linear_rows};
 pub(crate) use kurtosis::kurtosis_fixed_factor;
 pub(crate) use leaky_relu::leaky_relu;
 pub(crate) use mmd::mmd2_gaussian;

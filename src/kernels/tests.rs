@@ -205,13 +205,14 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
-    /// `linear_rows_frozen` is `linear_rows` with the weights detached: the same value and input
-    /// gradient bit for bit (the same gemms), and no gradient at all reaches the weight or the
-    /// bias, even when they are variables of the graph. Without a bias it is candle-nn's `Linear`.
+    /// `linear_rows` of a `detached` layer (a frozen one) has the value and input gradient of the
+    /// same layer on variables bit for bit (the same gemms), and no gradient at all reaches the
+    /// weight or the bias, though they are variables of the graph. Without a bias it is candle-nn's
+    /// `Linear`.
     #[test]
     fn frozen_linear_rows_equal_linear_rows_and_give_the_weights_no_gradient(a in 1usize..5, n in 1usize..10, d_in in 1usize..40, d_out in 1usize..12, three_d in any::<bool>(), bias in any::<bool>(), seed in any::<u64>(), f32_ in any::<bool>()) {
         use candle_nn::Module;
-        use super::{linear_rows, linear_rows_frozen};
+        use super::{detached, linear_rows};
         let dt = if f32_ { DType::F32 } else { DType::F64 };
         let (xs, gs): (Vec<usize>, Vec<usize>) = if three_d { (vec![a, n, d_in], vec![a, n, d_out]) } else { (vec![a * n, d_in], vec![a * n, d_out]) };
         let x = from_array2(&randn(a * n, d_in, seed), dt, &cpu()).unwrap().reshape(xs).unwrap();
@@ -219,13 +220,14 @@ proptest! {
         let w = candle_core::Var::from_tensor(&from_array2(&randn(d_out, d_in, seed ^ 1), dt, &cpu()).unwrap()).unwrap();
         let b = candle_core::Var::from_tensor(&from_array2(&randn(1, d_out, seed ^ 2), dt, &cpu()).unwrap().squeeze(0).unwrap()).unwrap();
         let layer = candle_nn::Linear::new(w.as_tensor().clone(), bias.then(|| b.as_tensor().clone()));
-        let (yf, gxf) = value_and_grad(&x, &g, |x| linear_rows_frozen(&layer, x));
+        let frozen = detached(&layer);
+        let (yf, gxf) = value_and_grad(&x, &g, |x| linear_rows(&frozen, x));
         let (yr, gxr) = value_and_grad(&x, &g, |x| if bias { linear_rows(&layer, x) } else { layer.forward(x) });
         prop_assert_eq!(yf, yr);
         prop_assert_eq!(gxf, gxr);
         // the weights are variables of this graph, yet get no gradient
         let xv = candle_core::Var::from_tensor(&x).unwrap();
-        let y = linear_rows_frozen(&layer, xv.as_tensor()).unwrap();
+        let y = linear_rows(&frozen, xv.as_tensor()).unwrap();
         let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
         prop_assert!(grads.get(xv.as_tensor()).is_some());
         prop_assert!(grads.get(w.as_tensor()).is_none());

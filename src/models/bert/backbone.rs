@@ -28,7 +28,7 @@
 //! would draw `B·heads·L²` random numbers per layer and step on the CPU).
 
 use crate::data::bert::encoder::checkpoint_name;
-use crate::kernels::{fused_ops_enabled, linear_rows, linear_rows_frozen, scale_shift};
+use crate::kernels::{detached, fused_ops_enabled, linear_rows, scale_shift};
 use crate::models::layers::SeededDropout;
 use crate::models::BuildCtx;
 use candle_core::{DType, IndexOp, Module, Tensor, D};
@@ -136,13 +136,6 @@ struct Layer {
     out_ln: Ln,
     heads: usize,
     act: HiddenAct,
-    /// Weights detached and linears through [`linear_rows_frozen`] (see [`BertBackbone::frozen`]).
-    frozen: bool,
-}
-
-/// `l` with its weight and bias detached (the same storage: a later `Var::set` shows through).
-fn detached(l: &Linear) -> Linear {
-    Linear::new(l.weight().detach(), l.bias().map(Tensor::detach))
 }
 
 impl Layer {
@@ -159,18 +152,6 @@ impl Layer {
         }
         self.attn_ln.freeze();
         self.out_ln.freeze();
-        self.frozen = true;
-    }
-
-    /// `x · wᵀ + b` over the `B × L` rows at once: [`linear_rows`] (one gemm for the weight
-    /// gradient, where candle-nn's `Linear` on a 3-D input computes `B` per-example weight
-    /// gradients and sums them), or [`linear_rows_frozen`] (no weight gradient) when frozen.
-    fn linear(&self, l: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
-        if self.frozen {
-            linear_rows_frozen(l, x)
-        } else {
-            linear_rows(l, x)
-        }
     }
 
     fn new(c: &Config, vb: VarBuilder) -> candle_core::Result<Self> {
@@ -187,7 +168,6 @@ impl Layer {
             out_ln: Ln::new(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: c.num_attention_heads,
             act: c.hidden_act,
-            frozen: false,
         })
     }
 
@@ -207,9 +187,9 @@ impl Layer {
     ) -> candle_core::Result<Tensor> {
         let (b, l, h) = x.dims3()?;
         let dh = h / self.heads;
-        let q = self.split_heads(&self.linear(&self.q, x)?)?;
-        let k = self.split_heads(&self.linear(&self.k, x)?)?;
-        let v = self.split_heads(&self.linear(&self.v, x)?)?;
+        let q = self.split_heads(&linear_rows(&self.q, x)?)?;
+        let k = self.split_heads(&linear_rows(&self.k, x)?)?;
+        let v = self.split_heads(&linear_rows(&self.v, x)?)?;
         let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?.broadcast_add(mask_add)?;
         let p = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let ctx = p
@@ -217,15 +197,15 @@ impl Layer {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, l, h))?;
-        let a = drop.forward(&self.linear(&self.attn_out, &ctx)?, train)?;
+        let a = drop.forward(&linear_rows(&self.attn_out, &ctx)?, train)?;
         let x = self.attn_ln.forward(&(a + x)?)?;
-        let i = self.linear(&self.inter, &x)?;
+        let i = linear_rows(&self.inter, &x)?;
         let i = match self.act {
             HiddenAct::Gelu => i.gelu_erf()?,
             HiddenAct::GeluApproximate => i.gelu()?,
             HiddenAct::Relu => i.relu()?,
         };
-        let o = drop.forward(&self.linear(&self.out, &i)?, train)?;
+        let o = drop.forward(&linear_rows(&self.out, &i)?, train)?;
         self.out_ln.forward(&(o + x)?)
     }
 }
@@ -289,8 +269,8 @@ impl BertBackbone {
 
     /// With `frozen`, a BERT whose variables do not train (a `finetune: false` model): every
     /// weight is replaced by its detached view of the same storage (so the checkpoint loaded into
-    /// the `VarMap` afterwards, and any later `Var::set`, still show through), and the linears run
-    /// through [`linear_rows_frozen`]. Gradients still flow through the encoder to whatever feeds
+    /// the `VarMap` afterwards, and any later `Var::set`, still show through), so the linears
+    /// ([`linear_rows`]) compute no weight gradient for them. Gradients still flow through the encoder to whatever feeds
     /// it (MAG-BERT's gate), but the backward computes no weight gradient, sums no per-example
     /// weight gradients over the batch and scatters nothing into the embedding tables. The values
     /// and the gradients of the trained variables are those of the unfrozen encoder (tested). A
@@ -401,7 +381,7 @@ impl BertBackbone {
             .ok_or_else(|| candle_core::Error::Msg("this BERT has no pooler".into()))?;
         let cls = hidden.i((.., 0, ..))?;
         if self.frozen {
-            linear_rows_frozen(p, &cls)?.tanh()
+            linear_rows(p, &cls)?.tanh()
         } else {
             p.forward(&cls)?.tanh()
         }
