@@ -73,6 +73,25 @@ pub(crate) fn epoch_s(r: &crate::train::RunResult) -> Option<f64> {
     (r.epochs > 0 && r.wall_s.is_finite()).then(|| r.wall_s / r.epochs as f64)
 }
 
+/// Wall seconds per epoch of each finished run of `model` × `variant` (any variant of `model`
+/// when `variant` is `None`) in `measured` that trained on a GPU (`gpu`) or on the CPU (`!gpu`).
+fn epochs_s<'a>(
+    measured: &'a [RunRecord],
+    model: &'a str,
+    variant: Option<Variant>,
+    gpu: bool,
+) -> impl Iterator<Item = f64> + 'a {
+    measured
+        .iter()
+        .map(|r| &r.result)
+        .filter(move |r| {
+            r.config.model.kind().name() == model
+                && variant.is_none_or(|v| r.config.variant == v)
+                && r.device.is_some() == gpu
+        })
+        .filter_map(epoch_s)
+}
+
 /// Mean wall seconds per epoch of the finished runs of `model` × `variant` (any variant of
 /// `model` when `variant` is `None`) in `measured` that trained on a GPU (`gpu`) or on the CPU
 /// (`!gpu`), and how many there are.
@@ -82,16 +101,7 @@ fn measured_epoch_s(
     variant: Option<Variant>,
     gpu: bool,
 ) -> (Option<f64>, usize) {
-    let per_epoch: Vec<f64> = measured
-        .iter()
-        .map(|r| &r.result)
-        .filter(|r| {
-            r.config.model.kind().name() == model
-                && variant.is_none_or(|v| r.config.variant == v)
-                && r.device.is_some() == gpu
-        })
-        .filter_map(epoch_s)
-        .collect();
+    let per_epoch: Vec<f64> = epochs_s(measured, model, variant, gpu).collect();
     let mean =
         (!per_epoch.is_empty()).then(|| per_epoch.iter().sum::<f64>() / per_epoch.len() as f64);
     (mean, per_epoch.len())
@@ -116,12 +126,39 @@ fn cpu_epoch_s(
             format!("measured, other variants of {model} ({n} finished runs)"),
         );
     }
+    (
+        embedded_epoch_s(model, variant, train_clips),
+        "embedded (MOSI shapes, scaled)".to_string(),
+    )
+}
+
+/// [`MOSI_EPOCH_S`]'s seconds per epoch of `model` × `variant`, scaled by training clips.
+fn embedded_epoch_s(model: &str, variant: Variant, train_clips: usize) -> Option<f64> {
     let scale = train_clips as f64 / MOSI_TRAIN_CLIPS as f64;
-    let s = MOSI_EPOCH_S
+    MOSI_EPOCH_S
         .iter()
         .find(|(m, _, _)| *m == model)
-        .map(|&(_, nll, syn)| scale * if variant.has_regulariser() { syn } else { nll });
-    (s, "embedded (MOSI shapes, scaled)".to_string())
+        .map(|&(_, nll, syn)| scale * if variant.has_regulariser() { syn } else { nll })
+}
+
+/// The projected wall seconds of one run of `c` (what `--time-limit` compares with the time
+/// left): its epoch cap × the **largest** wall seconds per epoch among the finished runs in
+/// `measured` of the same model and variant on the same kind of device (`gpu`), else among the
+/// model's other variants, else (CPU only) the embedded [`MOSI_EPOCH_S`] scaled by training
+/// clips. The largest, not the mean `--plan` shows: a run that does not fit is lost when the
+/// budget ends. `None`: nothing projects it (e.g. a BERT model with no finished run).
+pub(crate) fn run_projection(
+    c: &RunConfig,
+    train_clips: usize,
+    measured: &[RunRecord],
+    gpu: bool,
+) -> Option<f64> {
+    let model = c.model.kind().name();
+    let slowest = |variant| epochs_s(measured, model, variant, gpu).reduce(f64::max);
+    slowest(Some(c.variant))
+        .or_else(|| slowest(None))
+        .or_else(|| (!gpu).then(|| embedded_epoch_s(model, c.variant, train_clips))?)
+        .map(|s| s * c.max_epochs as f64)
 }
 
 /// The cost plan of `runs` on a dataset with `train_clips` training clips; `finished[i]`: run `i`

@@ -4,6 +4,7 @@
 pub(crate) mod bert;
 pub(crate) mod compact;
 pub mod cost;
+mod deadline;
 mod error;
 pub mod expected;
 mod run_context;
@@ -421,6 +422,8 @@ pub(crate) fn plan_keys(plan: &Plan, ds: &Dataset, configs: &[Checked<RunConfig>
         .collect()
 }
 
+pub(crate) use deadline::{Admission, Deadline};
+pub use deadline::{NotStarted, TimeLimit, TimeLimitError};
 pub use error::ExperimentError;
 pub use run_context::RunContext;
 pub use shard::{read_dir as read_results_dir, Merged, Shard, ShardError};
@@ -448,17 +451,33 @@ pub(crate) struct Progress<'a> {
     pub finished: Option<&'a RunRecord>,
 }
 
+/// What [`run_plan`] did.
+#[derive(Debug)]
+pub(crate) struct PlanRun {
+    /// The records of this plan (shard): found in the results file or trained now.
+    pub records: Vec<RunRecord>,
+    /// The selected run per (model, variant, seed) among them.
+    pub selected: Vec<Selected>,
+    /// Runs the deadline did not start (projected to end after it), in plan order.
+    pub not_started: Vec<NotStarted>,
+    /// Runs that started without a projection under a deadline (nothing measured them).
+    pub unprojected: usize,
+}
+
 /// Runs (or resumes) every run of the plan — only its shard's runs when [`Plan::shard`] is set —
-/// appending each finished run to the results file that `results` holds locked; returns all records of this plan (shard) and the
-/// selected run per (model, variant, seed). A run that fails inside
-/// (see [`crate::train`]) is recorded with its cause and the plan goes on.
+/// appending each finished run to the results file that `results` holds locked; returns all
+/// records of this plan (shard) and the selected run per (model, variant, seed). A run that fails
+/// inside (see [`crate::train`]) is recorded with its cause and the plan goes on. Under a
+/// `deadline` (`--time-limit`), a run projected to end after it is not started (the next command
+/// resumes it); the runs after it in the plan still start if they fit.
 pub(crate) fn run_plan(
     plan: &Plan,
     ds: &Dataset,
     results: &store::ResultsWriter,
+    deadline: Option<&Deadline>,
     progress: impl FnMut(Progress<'_>) + Send,
     on_epoch: impl FnMut(usize, f64) + Send,
-) -> Result<(Vec<RunRecord>, Vec<Selected>), ExperimentError> {
+) -> Result<PlanRun, ExperimentError> {
     let mut configs = plan.runs(ds)?;
     let mut keys = plan_keys(plan, ds, &configs);
     if let Some(s) = plan.shard {
@@ -497,6 +516,8 @@ pub(crate) fn run_plan(
     let out = std::sync::Mutex::new(Vec::<(usize, RunRecord)>::new());
     let file = std::sync::Mutex::new(());
     let error = std::sync::Mutex::new(None::<ExperimentError>);
+    let not_started = std::sync::Mutex::new(Vec::<(usize, NotStarted)>::new());
+    let unprojected = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..plan.jobs.clamp(1, todo.len().max(1)) {
             scope.spawn(|| loop {
@@ -506,6 +527,16 @@ pub(crate) fn run_plan(
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(&i) = todo.get(n) else { return };
                 let c = &configs[i];
+                match deadline.map(|d| d.admit(c, std::time::Instant::now())) {
+                    Some(Admission::TooLong(left)) => {
+                        not_started.lock().expect("not started").push((i, left));
+                        continue;
+                    }
+                    Some(Admission::Unprojected) => {
+                        unprojected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Some(Admission::Fits) | None => {}
+                }
                 (progress.lock().expect("progress"))(Progress {
                     config: c,
                     done: finished.load(std::sync::atomic::Ordering::SeqCst),
@@ -567,7 +598,14 @@ pub(crate) fn run_plan(
     }
     let mine: Vec<RunRecord> = slots.into_iter().flatten().collect();
     let selected = select(&mine);
-    Ok((mine, selected))
+    let mut not_started = not_started.into_inner().expect("not started");
+    not_started.sort_by_key(|(i, _)| *i);
+    Ok(PlanRun {
+        records: mine,
+        selected,
+        not_started: not_started.into_iter().map(|(_, n)| n).collect(),
+        unprojected: unprojected.into_inner(),
+    })
 }
 
 /// A point of the hyper-parameter grid: batch size, then the bits of the learning rate and of the

@@ -225,6 +225,11 @@ fn bad_arguments_are_one_line_errors() {
             "are on mosi",
         ),
         (&["--tune", "gamma_q=1,2", "--plan"][..], "unknown weight"),
+        (&["--time-limit", "2h30", "--plan"][..], "is not a duration"),
+        (
+            &["--time-limit", "0:00", "--plan"][..],
+            "at least one second",
+        ),
         (
             &["--tune", "beta=0.1,-1", "--plan"][..],
             "must be finite and >= 0",
@@ -250,6 +255,82 @@ fn bad_arguments_are_one_line_errors() {
         assert_ne!(code, 0, "{args:?}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// `--time-limit`: a run starts only when its epoch cap × the slowest measured seconds per epoch
+/// of its model and variant (else of its model's other variants) fits in what is left; the runs
+/// that do not fit are not started, are named on stderr and resume with the next command. The
+/// measured run's wall time is doctored in the results file to make the projections exact.
+#[test]
+fn time_limit_starts_only_the_runs_projected_to_end_within_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let path = dir.path().join("results.jsonl");
+    let lines = || std::fs::read_to_string(&path).unwrap().lines().count();
+    let base = [
+        "--profile",
+        "smoke",
+        "--models",
+        "flstm",
+        "--max-epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    ];
+    let (code, _, err) = run(&[&base[..], &["--variants", "nll", "--seeds", "0"]].concat());
+    assert_eq!(code, 0, "{err}");
+    // one epoch that took 10^6 s: a run of this model is projected at 10^6 s (11.6 days)
+    let mut rec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(rec["result"]["epochs"], 1);
+    rec["result"]["wall_s"] = serde_json::json!(1e6);
+    std::fs::write(&path, format!("{rec}\n")).unwrap();
+
+    let nll = [&base[..], &["--variants", "nll", "--seeds", "0,1,2"]].concat();
+    let (code, _, err) = run(&[&nll[..], &["--time-limit", "11d"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("--time-limit 11-00:00:00: 2 runs not started")
+            && err.contains("first: FLSTM NLL seed 1, 16667 min projected"),
+        "{err}"
+    );
+    assert_eq!(lines(), 1, "nothing trained");
+    // 12 days hold a 10^6 s run: both start
+    let (code, _, err) = run(&[&nll[..], &["--time-limit", "12d"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("not started"), "{err}");
+    assert_eq!(lines(), 3);
+
+    // NLL+SKL has no run: its projection falls back to FLSTM's other variants, and takes the
+    // slowest of them (the mean of the three NLL runs would fit in 11 days)
+    let skl = [
+        &base[..],
+        &[
+            "--variants",
+            "nll-skl",
+            "--seeds",
+            "0",
+            "--shard",
+            "0/1",
+            "--json",
+        ],
+    ]
+    .concat();
+    for (limit, runs, not_started) in [("11d", 0, 1), ("12d", 1, 0)] {
+        let (code, stdout, err) = run(&[&skl[..], &["--time-limit", limit]].concat());
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            (v["runs"].as_u64(), v["not_started"].as_u64()),
+            (Some(runs), Some(not_started)),
+            "{limit}: {v}"
+        );
+        assert_eq!(
+            err.contains("first: FLSTM NLL+SKL seed 0"),
+            not_started == 1,
+            "{limit}: {err}"
+        );
     }
 }
 

@@ -71,8 +71,19 @@ fn wait(job: &str, limit: Duration) -> Vec<String> {
 
 /// Submits `reproduce-paper ARGS` as an array of `n` shards plus the report job.
 fn submit(n: usize, out: &Path, args: &[&str]) -> (String, String) {
+    submit_with(n, out, "", args)
+}
+
+/// [`submit`] with extra sbatch options for both jobs (`submit.sh -s`).
+fn submit_with(n: usize, out: &Path, sbatch: &str, args: &[&str]) -> (String, String) {
     let ids = sh(Command::new(repo().join("scripts/slurm/submit.sh"))
-        .args(["-n", &n.to_string(), "-o", out.to_str().unwrap(), "--"])
+        .args(["-n", &n.to_string(), "-o", out.to_str().unwrap()])
+        .args(if sbatch.is_empty() {
+            vec![]
+        } else {
+            vec!["-s", sbatch]
+        })
+        .arg("--")
         .args(args)
         .env("REPRODUCE_PAPER", env!("CARGO_BIN_EXE_reproduce-paper")));
     let mut it = ids.split_whitespace().map(str::to_string);
@@ -182,4 +193,57 @@ fn slurm_shard_cancelled_mid_run_and_resubmitted_skips_finished_runs() {
         assert!(after.contains(l), "a finished run was redone or changed");
     }
     assert!(dir.path().join("table.csv").exists());
+}
+
+#[test]
+fn slurm_task_with_a_time_limit_starts_only_the_runs_that_fit_in_what_is_left() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let grid = [
+        "--profile",
+        "smoke",
+        "--models",
+        "flstm",
+        "--variants",
+        "nll",
+        "--max-epochs",
+        "1",
+    ];
+    // one finished run whose epoch took 10^6 s: every FLSTM run is projected at 10^6 s
+    let (code, _, err) = crate::common::run_bin(
+        env!("CARGO_BIN_EXE_reproduce-paper"),
+        &[&grid[..], &["--seeds", "0", "--quiet", "--out", out]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let path = dir.path().join("results.jsonl");
+    let mut rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    rec["result"]["wall_s"] = serde_json::json!(1e6);
+    std::fs::write(&path, format!("{rec}\n")).unwrap();
+    // a 10-minute job: the task passes what is left of it as --time-limit and starts nothing
+    let (array, report) = submit_with(
+        1,
+        dir.path(),
+        "--time=10",
+        &[&grid[..], &["--seeds", "0,1"]].concat(),
+    );
+    assert_eq!(
+        wait(&array, Duration::from_secs(300)),
+        ["COMPLETED"],
+        "array {array}"
+    );
+    let _ = wait(&report, Duration::from_secs(300));
+    let log = std::fs::read_to_string(dir.path().join(format!("slurm-{array}_0.out"))).unwrap();
+    assert!(
+        log.contains("reproduce.sbatch: --time-limit ")
+            && log.contains("2 runs not started, each projected to end after the limit"),
+        "{log}"
+    );
+    assert!(
+        lines(&dir.path().join("results.shard-0-of-1.jsonl")).is_empty(),
+        "{log}"
+    );
 }

@@ -124,6 +124,13 @@ pub struct RunArgs {
     /// BERT at every step (its gate acts inside BERT).
     #[arg(long)]
     pub frozen_bert: bool,
+    /// A wall-clock budget for this command (a Slurm job's --time, what is left of a session): a
+    /// run starts only when it is projected to end within it (its epoch cap × the slowest
+    /// measured seconds per epoch on this data in --out); the runs that do not fit are left for
+    /// the next command, which resumes them. Minutes (90), Slurm's forms (1:30:00, 1-12) or
+    /// units (2h30m).
+    #[arg(long, value_name = "DURATION")]
+    pub time_limit: Option<crate::experiments::TimeLimit>,
     /// Same as the `plan` subcommand (kept for old scripts).
     #[arg(long, hide = true)]
     pub plan: bool,

@@ -8,13 +8,15 @@ use super::{MisaText, RunArgs};
 use crate::data::realtext::CueMode;
 use crate::data::Tier;
 use crate::experiments::shard::Shard;
-use crate::experiments::{load_dataset, run_plan, Plan};
+use crate::experiments::{load_dataset, run_plan, Deadline, Plan, PlanRun, TimeLimit};
 use crate::report::tables;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 /// `reproduce-paper run` (and `plan`): train the plan and report.
 pub(super) fn run(args: RunArgs) -> Result<()> {
+    // --time-limit counts from here
+    let started = std::time::Instant::now();
     // one thread by default: Candle's small per-step LSTM ops run faster without thread
     // hand-offs (measured: smoke profile 43 s with 1 thread, 87 s with 2, same numbers)
     crate::try_init_threads(Some(args.threads.unwrap_or(1)))?;
@@ -51,6 +53,10 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         return print_plan(&plan, &ds, &out, args.json);
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
+    let deadline = match args.time_limit {
+        None => None,
+        Some(limit) => Some(deadline(limit, started, &plan, &ds, &out)?),
+    };
     let results = out.join(
         args.shard
             .map_or_else(|| "results.jsonl".to_string(), |s| s.file_name()),
@@ -68,19 +74,25 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         crate::app::progress::Mode::detect(args.quiet),
         metric,
     ));
-    let (records, selected) = run_plan(
+    let done = run_plan(
         &plan,
         &ds,
         &writer,
+        deadline.as_ref(),
         |p| display.lock().expect("display").run(&p),
         |epoch, score| display.lock().expect("display").epoch(epoch, score),
     )?;
     display.lock().expect("display").finish();
     drop(writer);
+    if let Some(limit) = args.time_limit {
+        print_time_limit(limit, &done);
+    }
+    let (records, selected) = (done.records, done.selected);
     if let Some(shard) = args.shard {
         // a shard holds part of the grid: the tables come from the merge of all shards
         let wall = start.elapsed().as_secs_f64();
-        print_shard_done(shard, &records, &ctx, &results, &out, wall, args.json);
+        let left = done.not_started.len();
+        print_shard_done(shard, &records, left, &ctx, &results, &out, wall, args.json);
         return Ok(());
     }
     // the folder read once: when it holds runs of earlier commands too (other models, seeds,
@@ -213,10 +225,56 @@ fn has_other_runs(
         .any(|r| !mine.contains(r.key.as_str()))
 }
 
+/// The `--time-limit` budget from `started`, projecting runs from the finished runs of the same
+/// data in `out` (every results file there, shards included).
+fn deadline(
+    limit: TimeLimit,
+    started: std::time::Instant,
+    plan: &Plan,
+    ds: &crate::data::Dataset,
+    out: &std::path::Path,
+) -> Result<Deadline> {
+    let measured: Vec<_> = crate::experiments::shard::read_dir(out)?
+        .records
+        .into_iter()
+        .filter(|r| crate::data::same_data(&r.data, &ds.description))
+        .collect();
+    let gpu = !plan.device.is_cpu();
+    Ok(Deadline::new(limit, started, measured, ds.train.len(), gpu))
+}
+
+/// What `--time-limit` left out (stderr): the runs not started, with their projections, and the
+/// runs that started without one.
+fn print_time_limit(limit: TimeLimit, done: &PlanRun) {
+    if done.unprojected > 0 {
+        eprintln!(
+            "reproduce-paper: note: --time-limit {limit}: {} runs started without a projection \
+             (no finished run of their model on this data in --out, and no embedded time)",
+            done.unprojected
+        );
+    }
+    let Some(first) = done.not_started.first() else {
+        return;
+    };
+    eprintln!(
+        "reproduce-paper: --time-limit {limit}: {} runs not started, each projected to end after \
+         the limit (first: {} {} seed {}, {:.0} min projected, {:.0} min left); the same command \
+         resumes them",
+        done.not_started.len(),
+        first.model,
+        first.variant,
+        first.seed,
+        first.projected_s / 60.0,
+        first.left_s / 60.0
+    );
+}
+
 /// What a finished shard prints (it renders no table: `report --from` merges the shards).
+#[allow(clippy::too_many_arguments)]
 fn print_shard_done(
     shard: Shard,
     records: &[crate::experiments::RunRecord],
+    not_started: usize,
     ctx: &tables::RunContext,
     results: &std::path::Path,
     out: &std::path::Path,
@@ -234,14 +292,20 @@ fn print_shard_done(
                 "shard": shard.to_string(),
                 "runs": records.len(),
                 "failed": failed,
+                "not_started": not_started,
                 "planned_runs": ctx.planned_runs,
                 "results": results,
                 "wall_s": wall,
             })
         );
     } else {
+        let left = if not_started > 0 {
+            format!(", {not_started} not started (--time-limit)")
+        } else {
+            String::new()
+        };
         println!(
-            "shard {shard}: {} runs finished ({failed} failed inside) of {} planned in all; results in {}",
+            "shard {shard}: {} runs finished ({failed} failed inside){left} of {} planned in all; results in {}",
             records.len(),
             ctx.planned_runs.unwrap_or(0),
             results.display()
