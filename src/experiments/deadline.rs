@@ -38,12 +38,20 @@ pub enum TimeLimitError {
 }
 
 impl TimeLimit {
-    /// A budget of `seconds` (at least one).
+    /// A budget of `seconds`: at least one, at most a century.
     pub fn from_secs(seconds: u64) -> Result<Self, TimeLimitError> {
-        if seconds == 0 {
-            return Err(TimeLimitError::Zero(seconds.to_string()));
+        Self::checked(seconds, &seconds.to_string())
+    }
+
+    /// The one check of a budget (`input`: what the user wrote, for the error): at least one
+    /// second, and at most a century, so that `Instant + budget` cannot overflow (a century is
+    /// "no limit" in practice).
+    fn checked(seconds: u64, input: &str) -> Result<Self, TimeLimitError> {
+        match seconds {
+            0 => Err(TimeLimitError::Zero(input.to_string())),
+            n if n > 100 * 365 * 86_400 => Err(TimeLimitError::TooLarge(input.to_string())),
+            n => Ok(Self(Duration::from_secs(n))),
         }
-        Ok(Self(Duration::from_secs(seconds)))
     }
 
     /// The budget.
@@ -59,7 +67,8 @@ fn number(digits: &str) -> Option<u64> {
         .then(|| digits.parse().unwrap_or(u64::MAX))
 }
 
-/// Seconds of Slurm's forms: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`.
+/// Seconds of Slurm's forms: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S` (`None`: not one of
+/// them; `Some(None)`: too large for a `u64`).
 fn slurm_seconds(s: &str) -> Option<Option<u64>> {
     let (days, rest) = match s.split_once('-') {
         Some((d, rest)) => (Some(number(d)?), rest),
@@ -84,7 +93,8 @@ fn slurm_seconds(s: &str) -> Option<Option<u64>> {
     ]))
 }
 
-/// Seconds of units in descending order, each at most once: `1d2h3m4s`, `90m`, `2h30m`.
+/// Seconds of units in descending order, each at most once: `1d2h3m4s`, `90m`, `2h30m` (`None`:
+/// not that form; `Some(None)`: too large for a `u64`).
 fn unit_seconds(s: &str) -> Option<Option<u64>> {
     const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3600), ('m', 60), ('s', 1)];
     let mut terms = Vec::new();
@@ -122,10 +132,7 @@ impl FromStr for TimeLimit {
         match parsed {
             None => Err(TimeLimitError::Syntax(s.to_string())),
             Some(None) => Err(TimeLimitError::TooLarge(s.to_string())),
-            Some(Some(0)) => Err(TimeLimitError::Zero(s.to_string())),
-            // Instant + Duration must not overflow: a century is "no limit" in practice
-            Some(Some(n)) if n > 100 * 365 * 86_400 => Err(TimeLimitError::TooLarge(s.to_string())),
-            Some(Some(n)) => Ok(Self(Duration::from_secs(n))),
+            Some(Some(n)) => Self::checked(n, s),
         }
     }
 }
@@ -279,6 +286,15 @@ mod tests {
                 huge.parse::<TimeLimit>()
             );
         }
+        // the constructor from seconds checks exactly what parsing does
+        assert!(matches!(
+            TimeLimit::from_secs(0),
+            Err(TimeLimitError::Zero(_))
+        ));
+        assert!(matches!(
+            TimeLimit::from_secs(u64::MAX),
+            Err(TimeLimitError::TooLarge(_))
+        ));
         let msg = "2h30".parse::<TimeLimit>().unwrap_err().to_string();
         assert!(
             msg.starts_with("\"2h30\" is not a duration: give minutes"),

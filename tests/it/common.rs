@@ -109,6 +109,24 @@ pub fn run_bin_with(
     )
 }
 
+/// Trains the one-epoch run of `reproduce-paper ARGS --quiet --out OUT` (args that plan exactly one
+/// run) and doctors its record to have taken `wall_s` seconds: what `--time-limit` then projects
+/// every run of its model at (× the epoch cap), exactly.
+pub fn one_run_taking(out: &std::path::Path, args: &[&str], wall_s: f64) {
+    let dir = out.to_str().unwrap();
+    let (code, _, err) = run_bin(
+        env!("CARGO_BIN_EXE_reproduce-paper"),
+        &[args, &["--quiet", "--out", dir]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let path = out.join("results.jsonl");
+    let mut rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(rec["result"]["epochs"], 1, "{rec}");
+    rec["result"]["wall_s"] = serde_json::json!(wall_s);
+    std::fs::write(&path, format!("{rec}\n")).unwrap();
+}
+
 /// Runs the `synergy` binary.
 pub fn synergy(args: &[&str]) -> (i32, String, String) {
     run_bin(env!("CARGO_BIN_EXE_synergy"), args)

@@ -87,14 +87,13 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
     if let Some(limit) = args.time_limit {
         print_time_limit(limit, &done);
     }
-    let (records, selected) = (done.records, done.selected);
     if let Some(shard) = args.shard {
         // a shard holds part of the grid: the tables come from the merge of all shards
         let wall = start.elapsed().as_secs_f64();
-        let left = done.not_started.len();
-        print_shard_done(shard, &records, left, &ctx, &results, &out, wall, args.json);
+        print_shard_done(shard, &done, &ctx, &results, &out, wall, args.json);
         return Ok(());
     }
+    let (records, selected) = (done.records, done.selected);
     // the folder read once: when it holds runs of earlier commands too (other models, seeds,
     // variants or grid points on the same data), its tables cover all of them, as `report
     // --from` does, so a narrower command never leaves a narrower table behind
@@ -234,13 +233,30 @@ fn deadline(
     ds: &crate::data::Dataset,
     out: &std::path::Path,
 ) -> Result<Deadline> {
-    let measured: Vec<_> = crate::experiments::shard::read_dir(out)?
-        .records
-        .into_iter()
-        .filter(|r| crate::data::same_data(&r.data, &ds.description))
-        .collect();
+    let measured = on_same_data(folder_records(out)?, ds);
     let gpu = !plan.device.is_cpu();
     Ok(Deadline::new(limit, started, measured, ds.train.len(), gpu))
+}
+
+/// The finished runs in every results file of `out` (shards and archive parts included); none
+/// when `out` does not exist yet.
+fn folder_records(out: &std::path::Path) -> Result<Vec<crate::experiments::RunRecord>> {
+    Ok(if out.is_dir() {
+        crate::experiments::shard::read_dir(out)?.records
+    } else {
+        Vec::new()
+    })
+}
+
+/// The runs among `records` on `ds`'s data: the ones whose seconds per epoch project `ds`'s runs.
+fn on_same_data(
+    records: Vec<crate::experiments::RunRecord>,
+    ds: &crate::data::Dataset,
+) -> Vec<crate::experiments::RunRecord> {
+    records
+        .into_iter()
+        .filter(|r| crate::data::same_data(&r.data, &ds.description))
+        .collect()
 }
 
 /// What `--time-limit` left out (stderr): the runs not started, with their projections, and the
@@ -270,17 +286,16 @@ fn print_time_limit(limit: TimeLimit, done: &PlanRun) {
 }
 
 /// What a finished shard prints (it renders no table: `report --from` merges the shards).
-#[allow(clippy::too_many_arguments)]
 fn print_shard_done(
     shard: Shard,
-    records: &[crate::experiments::RunRecord],
-    not_started: usize,
+    done: &PlanRun,
     ctx: &tables::RunContext,
     results: &std::path::Path,
     out: &std::path::Path,
     wall: f64,
     json: bool,
 ) {
+    let (records, not_started) = (&done.records, done.not_started.len());
     let failed = records
         .iter()
         .filter(|r| r.result.failure.is_some())
@@ -327,11 +342,7 @@ fn print_plan(
     use crate::experiments::cost;
     let runs = plan.runs(ds)?;
     // per-epoch times of finished runs of the same data in --out, when there are any
-    let records = if out.is_dir() {
-        crate::experiments::shard::read_dir(out)?.records
-    } else {
-        Vec::new()
-    };
+    let records = folder_records(out)?;
     // runs already in --out (a resume skips them): counted apart, not costed
     let finished: Vec<bool> = {
         let have: std::collections::HashSet<&str> =
@@ -341,10 +352,7 @@ fn print_plan(
             .map(|k| have.contains(k.as_str()))
             .collect()
     };
-    let measured: Vec<_> = records
-        .into_iter()
-        .filter(|r| crate::data::same_data(&r.data, &ds.description))
-        .collect();
+    let measured = on_same_data(records, ds);
     let lines = cost::plan_cost(&runs, &finished, ds.train.len(), &measured);
     // hours on one GPU over the lines measured on a GPU (null: none measured)
     let gpu_hours = cost::gpu_total(&lines).map(|(hours, _)| hours);
