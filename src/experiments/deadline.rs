@@ -162,10 +162,12 @@ pub struct NotStarted {
 }
 
 /// When the budget ends, and what a run is projected to take.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Deadline {
     at: Instant,
-    measured: Vec<RunRecord>,
+    /// Finished runs of the same data: those in `--out` at the start, then each run this command
+    /// finishes ([`Self::learn`]), so a later run is projected from what this command measured.
+    measured: std::sync::Mutex<Vec<RunRecord>>,
     train_clips: usize,
     gpu: bool,
 }
@@ -182,7 +184,7 @@ impl Deadline {
     ) -> Self {
         Self {
             at: started + limit.duration(),
-            measured,
+            measured: std::sync::Mutex::new(measured),
             train_clips,
             gpu,
         }
@@ -190,8 +192,11 @@ impl Deadline {
 
     /// Whether a run of `c` started at `now` is projected to end before the budget does.
     pub(crate) fn admit(&self, c: &RunConfig, now: Instant) -> Admission {
-        let Some(projected_s) = run_projection(c, self.train_clips, &self.measured, self.gpu)
-        else {
+        let projected = {
+            let measured = self.measured.lock().expect("measured runs");
+            run_projection(c, self.train_clips, &measured, self.gpu)
+        };
+        let Some(projected_s) = projected else {
             return Admission::Unprojected;
         };
         let left_s = self.at.saturating_duration_since(now).as_secs_f64();
@@ -209,6 +214,17 @@ impl Deadline {
     }
 }
 
+impl Deadline {
+    /// Counts a run this command just finished among the measured ones: the runs after it are
+    /// projected from its wall seconds per epoch too.
+    pub(crate) fn learn(&self, finished: &RunRecord) {
+        self.measured
+            .lock()
+            .expect("measured runs")
+            .push(finished.clone());
+    }
+}
+
 /// What [`Deadline::admit`] says of a run about to start.
 #[derive(Debug)]
 pub(crate) enum Admission {
@@ -218,6 +234,50 @@ pub(crate) enum Admission {
     Unprojected,
     /// Projected to end after the budget: it is not started.
     TooLong(NotStarted),
+}
+
+/// What `--time-limit` would start of a plan's runs, simulated without training (`plan
+/// --time-limit`): see [`schedule`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Schedule {
+    /// Per run (plan order): whether it would start.
+    pub starts: Vec<bool>,
+    /// When the last started run is projected to end, seconds into the budget.
+    pub end_s: f64,
+    /// Runs nothing projects: they start, and are counted as taking no time (so `end_s` and the
+    /// runs after them are optimistic).
+    pub unprojected: usize,
+}
+
+/// The runs `run` would start under a budget of `limit_s` seconds with `jobs` workers, if each
+/// run took exactly its projection (`projected_s[i]`, plan order; `None`: nothing projects it):
+/// as [`super::run_plan`] does, the first free worker takes the next run, which starts when its
+/// projection fits in what is left and is otherwise passed over (the worker takes the next one).
+pub(crate) fn schedule(projected_s: &[Option<f64>], jobs: usize, limit_s: f64) -> Schedule {
+    let mut free_at = vec![0.0f64; jobs.max(1)];
+    let mut starts = Vec::with_capacity(projected_s.len());
+    let (mut end_s, mut unprojected) = (0.0f64, 0);
+    for p in projected_s {
+        let (w, now) = free_at
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("at least one worker");
+        let ends = now + p.unwrap_or(0.0);
+        let start = p.is_none() || ends <= limit_s;
+        if start {
+            free_at[w] = ends;
+            end_s = end_s.max(ends);
+            unprojected += usize::from(p.is_none());
+        }
+        starts.push(start);
+    }
+    Schedule {
+        starts,
+        end_s,
+        unprojected,
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +362,38 @@ mod tests {
         );
     }
 
+    /// A finished run of TFN's NLL that trained `epochs` epochs in `wall_s` seconds.
+    fn finished(epochs: usize, wall_s: f64) -> RunRecord {
+        RunRecord {
+            key: "k".into(),
+            tier: crate::data::Tier::Synthetic,
+            profile: crate::experiments::Profile::Quick,
+            data: "d".into(),
+            result: crate::train::RunResult::finished_for_tests(
+                crate::models::ModelKind::Tfn,
+                epochs,
+                wall_s,
+                None,
+            ),
+        }
+    }
+
+    #[test]
+    fn a_run_finished_by_this_command_projects_the_runs_after_it() {
+        let now = Instant::now();
+        let limit = TimeLimit::from_secs(3600).unwrap();
+        // TFN with the embedded table's MOSI seconds: a 10-epoch run fits in an hour
+        let d = Deadline::new(limit, now, Vec::new(), 1281, false);
+        let c = finished(1, 1.0).result.config;
+        assert!(matches!(d.admit(&c, now), Admission::Fits));
+        // this command then measures 1000 s per epoch: 10 epochs no longer fit
+        d.learn(&finished(2, 2000.0));
+        match d.admit(&c, now) {
+            Admission::TooLong(n) => assert!((n.projected_s - 10_000.0).abs() < 1e-6, "{n:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     proptest! {
         #[test]
         fn display_parses_back_to_the_same_budget(s in 1u64..40 * 365 * 86_400) {
@@ -316,6 +408,41 @@ mod tests {
             let units = format!("{d}d{h}h{m}m{s}s").parse::<TimeLimit>().unwrap();
             prop_assert_eq!(slurm, units);
             prop_assert_eq!(slurm.duration().as_secs(), ((d * 24 + h) * 60 + m) * 60 + s);
+        }
+
+        /// Every run the schedule starts ends within the budget (runs taken in order by the
+        /// first free of `jobs` workers).
+        #[test]
+        fn every_started_run_ends_within_the_budget(
+            p in proptest::collection::vec(0.0f64..100.0, 0..30),
+            jobs in 1usize..5,
+            limit in 0.0f64..500.0,
+        ) {
+            let projected: Vec<Option<f64>> = p.iter().copied().map(Some).collect();
+            let s = schedule(&projected, jobs, limit);
+            prop_assert!(s.end_s <= limit);
+            prop_assert_eq!(s.starts.len(), p.len());
+            // one worker: the started runs run back to back
+            let one = schedule(&projected, 1, limit);
+            let total: f64 = p.iter().zip(&one.starts).filter(|(_, &s)| s).map(|(p, _)| p).sum();
+            prop_assert!((total - one.end_s).abs() < 1e-9 && total <= limit);
+        }
+
+        /// A budget that holds every run back to back starts them all; as many workers as runs
+        /// start exactly the runs that fit on their own.
+        #[test]
+        fn enough_time_starts_all_and_enough_workers_start_each_that_fits(
+            p in proptest::collection::vec(0.0f64..100.0, 0..30),
+            jobs in 1usize..5,
+            limit in 0.0f64..500.0,
+        ) {
+            let projected: Vec<Option<f64>> = p.iter().copied().map(Some).collect();
+            let all = schedule(&projected, jobs, p.iter().sum::<f64>() + 1.0);
+            prop_assert!(all.starts.iter().all(|&s| s));
+            let wide = schedule(&projected, p.len().max(1), limit);
+            for (i, &x) in p.iter().enumerate() {
+                prop_assert_eq!(wide.starts[i], x <= limit);
+            }
         }
 
         #[test]

@@ -109,6 +109,9 @@ pub struct Plan {
     /// The (batch size, learning rate) grid when `--batch-size`/`--lr` replaced the profile's
     /// ([`grid_with`]); `None`: [`Profile::grid`].
     pub grid: Option<Vec<(usize, f64)>>,
+    /// Model hyper-parameters set on the command line (`--model-param`), already applied to
+    /// `models`; kept to record them in `run.json` and the tables.
+    pub model_settings: Vec<crate::models::ModelSetting>,
 }
 
 /// The profile's grid with its batch sizes and/or learning rates replaced (`--batch-size`,
@@ -422,7 +425,7 @@ pub(crate) fn plan_keys(plan: &Plan, ds: &Dataset, configs: &[Checked<RunConfig>
         .collect()
 }
 
-pub(crate) use deadline::{Admission, Deadline};
+pub(crate) use deadline::{schedule, Admission, Deadline};
 pub use deadline::{NotStarted, TimeLimit, TimeLimitError};
 pub use error::ExperimentError;
 pub use run_context::RunContext;
@@ -577,6 +580,9 @@ pub(crate) fn run_plan(
                         *error.lock().expect("error") = Some(e.into());
                         return;
                     }
+                }
+                if let Some(deadline) = deadline {
+                    deadline.learn(&rec);
                 }
                 let d = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 (progress.lock().expect("progress"))(Progress {

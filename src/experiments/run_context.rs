@@ -47,6 +47,9 @@ pub struct RunContext {
     /// (`synergy pid-codes --from DIR` adds it) or when the features could not be coded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_codes: Option<crate::experiments::synergy_pid::PidCodes>,
+    /// Model hyper-parameters the command set (`--model-param`, e.g. `magbert.beta_shift=0.1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_settings: Vec<String>,
 }
 
 impl RunContext {
@@ -82,6 +85,10 @@ impl RunContext {
                 ("test subsets", c.test_subsets != first.test_subsets),
                 ("epoch cap (--max-epochs)", c.max_epochs != first.max_epochs),
                 ("grid (--batch-size/--lr)", c.grid() != first.grid()),
+                (
+                    "model settings (--model-param)",
+                    c.model_settings != first.model_settings,
+                ),
                 (
                     "PID codes (pid_codes)",
                     matches!((&c.pid_codes, &first.pid_codes), (Some(a), Some(b)) if a != b),
@@ -155,6 +162,7 @@ impl RunContext {
             planned_runs: plan.runs(ds).ok().map(|r| r.len()),
             test_subsets: ds.test_subsets.clone(),
             grid: plan.grid.clone(),
+            model_settings: plan.model_settings.iter().map(|s| s.to_string()).collect(),
             pid_codes: match crate::experiments::synergy_pid::pid_codes(ds) {
                 Ok(codes) => Some(codes),
                 Err(e) => {

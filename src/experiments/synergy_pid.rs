@@ -670,6 +670,7 @@ pub fn loading_plan(
         cues,
         pairs: None,
         grid: None,
+        model_settings: Vec::new(),
     }
 }
 

@@ -50,11 +50,13 @@ pub mod mag_bert;
 pub mod mfn;
 pub mod misa;
 pub mod mmim;
+pub mod setting;
 pub mod tfn;
 
 pub use layers::lstm;
 pub use layers::pool::{last_valid, masked_mean};
 pub use layers::SeededDropout;
+pub use setting::{ModelSetting, ModelSettingError};
 
 use crate::data::{Dataset, SeqBatch, Task};
 pub use crate::synergy::ModelOutput;

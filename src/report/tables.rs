@@ -268,6 +268,16 @@ pub(crate) fn markdown(
             "Acc2 = acc2_non0 (Rahman et al.)."
         },
     );
+    if !ctx.model_settings.is_empty() {
+        s += &format!(
+            "Model hyper-parameters set (`--model-param`, every run of the model, baseline included): {}.\n\n",
+            ctx.model_settings
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     s += &cell_runs_markdown(cells);
     if !ctx.ceilings.is_empty() {
         s += match ctx.tier {

@@ -164,3 +164,43 @@ pub(crate) fn select_best<'a>(
         }
     })
 }
+
+#[cfg(test)]
+impl RunResult {
+    /// A finished NLL run of `model` (seed 0, quick-profile protocol, default hyper-parameters)
+    /// that trained `epochs` epochs in `wall_s` seconds, on `device` (`None`: the CPU): what the
+    /// cost projections read, for unit tests.
+    pub(crate) fn finished_for_tests(
+        model: crate::models::ModelKind,
+        epochs: usize,
+        wall_s: f64,
+        device: Option<&str>,
+    ) -> Self {
+        let config = RunConfig {
+            model: model.default_config(),
+            variant: crate::train::Variant::Nll,
+            batch_size: 32,
+            lr: 1e-3,
+            seed: 0,
+            max_epochs: 10,
+            patience: 8,
+            loss: crate::train::TaskLoss::L1,
+            synergy: crate::synergy::SynergyConfig::default(),
+        };
+        Self {
+            config,
+            epochs,
+            best_epoch: epochs,
+            selection: Selection::Mae,
+            valid_score: 1.0,
+            valid_score_baseline: 2.0,
+            test: None,
+            test_predictions: None,
+            failure: None,
+            wall_s,
+            dropped: Vec::new(),
+            device: device.map(str::to_string),
+            robustness: Vec::new(),
+        }
+    }
+}

@@ -250,11 +250,113 @@ fn bad_arguments_are_one_line_errors() {
             &["--batch-size", "32,1", "--plan"][..],
             "--batch-size must be >= 2, got 1",
         ),
+        (
+            &[
+                "--models",
+                "tfn",
+                "--model-param",
+                "tfn.post_fusoin=8",
+                "--plan",
+            ][..],
+            "TFN has no field \"post_fusoin\"",
+        ),
+        (
+            &[
+                "--models",
+                "tfn",
+                "--model-param",
+                "tfn.post_fusion=0",
+                "--plan",
+            ][..],
+            "must be >= 1",
+        ),
+        (
+            &[
+                "--models",
+                "tfn",
+                "--model-param",
+                "tfn.post_fusion=wide",
+                "--plan",
+            ][..],
+            "invalid type",
+        ),
+        (
+            &["--models", "tfn", "--model-param", "lmf.rank=2", "--plan"][..],
+            "LMF is not among the models this command trains",
+        ),
+        (
+            &["--model-param", "tfn=2", "--plan"][..],
+            "expected MODEL.FIELD=VALUE",
+        ),
     ] {
         let (code, _, err) = run(args);
         assert_ne!(code, 0, "{args:?}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// `--model-param MODEL.FIELD=VALUE`: the field is set in every run of the model (the stored
+/// configuration says so), the runs get other keys than the defaults' (nothing is resumed across
+/// values), and run.json and the table record the setting.
+#[test]
+fn a_model_param_sets_the_field_in_every_run_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let smoke = [
+        "--profile",
+        "smoke",
+        "--models",
+        "tfn",
+        "--variants",
+        "nll",
+        "--seeds",
+        "0",
+        "--max-epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    ];
+    let (code, _, err) = run(&[&smoke[..], &["--model-param", "tfn.post_fusion=8"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let records = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let set = records(dir.path());
+    assert!(!set.is_empty());
+    for r in &set {
+        assert_eq!(r["result"]["config"]["model"]["post_fusion"], 8, "{r}");
+    }
+    let ctx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        ctx["model_settings"],
+        serde_json::json!(["tfn.post_fusion=8"])
+    );
+    let table = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert!(table.contains("`tfn.post_fusion=8`"), "{table}");
+    // the default's runs are other runs: none of the set runs' keys comes back
+    let other = tempfile::tempdir().unwrap();
+    let plain = smoke.map(|a| {
+        if a == out {
+            other.path().to_str().unwrap()
+        } else {
+            a
+        }
+    });
+    let (code, _, err) = run(&plain);
+    assert_eq!(code, 0, "{err}");
+    let defaults = records(other.path());
+    assert_eq!(defaults.len(), set.len());
+    for (a, b) in set.iter().zip(&defaults) {
+        assert_ne!(a["key"], b["key"]);
+        assert_ne!(b["result"]["config"]["model"]["post_fusion"], 8);
     }
 }
 
@@ -285,6 +387,25 @@ fn time_limit_starts_only_the_runs_projected_to_end_within_it() {
     let base = [&smoke[..], &["--quiet", "--out", out]].concat();
 
     let nll = [&base[..], &["--variants", "nll", "--seeds", "0,1,2"]].concat();
+    // `--plan --time-limit` simulates it: in 12 days one worker fits one of the two 10^6 s runs
+    // left, two workers fit both; nothing trains
+    let (code, plan, err) = run(&[&nll[..], &["--plan", "--time-limit", "12d"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        plan.contains("1 of the 2 runs not yet in --out would start")
+            && plan.contains("1 would not (first: FLSTM NLL seed 2, 16667 min projected)"),
+        "{plan}"
+    );
+    let (code, plan, err) = run(&[
+        &nll[..],
+        &["--plan", "--json", "--jobs", "2", "--time-limit", "12d"],
+    ]
+    .concat());
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    assert_eq!(plan["time_limit"]["would_start"], 2, "{plan}");
+    assert_eq!(plan["time_limit"]["not_started"], 0, "{plan}");
+    assert_eq!(lines(), 1, "a plan trains nothing");
     let (code, _, err) = run(&[&nll[..], &["--time-limit", "11d"]].concat());
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -161,6 +161,13 @@ pub struct RunArgs {
     /// with the batch size and learning rate. Multiplies those variants' runs.
     #[arg(long, value_name = "WEIGHT=VALUES")]
     pub tune: Vec<String>,
+    /// Set a model hyper-parameter for every run of that model, baseline included:
+    /// `MODEL.FIELD=VALUE` (e.g. `magbert.beta_shift=0.1`; nested fields with dots,
+    /// `misa.bert.finetune=false`; repeat the flag for several). FIELD is a name of the model's
+    /// configuration as results.jsonl stores it; the value is checked before anything trains. The
+    /// runs get their own keys, and run.json and the tables record the settings.
+    #[arg(long, value_name = "MODEL.FIELD=VALUE")]
+    pub model_param: Vec<String>,
     /// Where to train: cpu (default) or cuda (GPU 0; needs a build with `--features cuda`). GPU
     /// runs get their own run keys (a CPU run in --out never stands in for a GPU run).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]

@@ -9,6 +9,7 @@ use crate::data::realtext::CueMode;
 use crate::data::Tier;
 use crate::experiments::shard::Shard;
 use crate::experiments::{load_dataset, run_plan, Deadline, Plan, PlanRun, TimeLimit};
+use crate::models::ModelSetting;
 use crate::report::tables;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -34,13 +35,6 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         // the regression default collapses binary runs (chosen on validation; see the constant)
         plan.synergy.gamma_l2 = crate::experiments::BINARY_TASK_GAMMA_L2;
     }
-    for note in crate::experiments::bert::text_options(
-        &mut plan.models,
-        args.misa_text == MisaText::Bert,
-        args.frozen_bert,
-    ) {
-        eprintln!("reproduce-paper: note: {note}");
-    }
     for note in crate::experiments::bert::prepare(
         &mut ds,
         &mut plan.models,
@@ -50,7 +44,7 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         eprintln!("reproduce-paper: note: {note}");
     }
     if args.plan {
-        return print_plan(&plan, &ds, &out, args.json);
+        return print_plan(&plan, &ds, &out, args.json, args.time_limit);
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
     let deadline = match args.time_limit {
@@ -149,7 +143,7 @@ fn plan_and_out(args: &RunArgs) -> Result<(Plan, PathBuf)> {
             tier.name()
         );
     }
-    let plan = Plan {
+    let mut plan = Plan {
         tier,
         dataset,
         profile,
@@ -177,7 +171,22 @@ fn plan_and_out(args: &RunArgs) -> Result<(Plan, PathBuf)> {
         } else {
             None
         },
+        model_settings: Vec::new(),
     };
+    for note in crate::experiments::bert::text_options(
+        &mut plan.models,
+        args.misa_text == MisaText::Bert,
+        args.frozen_bert,
+    ) {
+        eprintln!("reproduce-paper: note: {note}");
+    }
+    // after the text options: an explicit setting wins (checked before the data loads)
+    plan.model_settings = args
+        .model_param
+        .iter()
+        .map(|s| s.parse::<ModelSetting>())
+        .collect::<Result<_, _>>()?;
+    crate::models::setting::apply_all(&mut plan.models, &plan.model_settings)?;
     Ok((plan, out))
 }
 
@@ -338,6 +347,7 @@ fn print_plan(
     ds: &crate::data::Dataset,
     out: &std::path::Path,
     json: bool,
+    time_limit: Option<TimeLimit>,
 ) -> Result<()> {
     use crate::experiments::cost;
     let runs = plan.runs(ds)?;
@@ -354,6 +364,15 @@ fn print_plan(
     };
     let measured = on_same_data(records, ds);
     let lines = cost::plan_cost(&runs, &finished, ds.train.len(), &measured);
+    let budget = time_limit.map(|limit| {
+        let todo: Vec<&crate::train::RunConfig> = runs
+            .iter()
+            .zip(&finished)
+            .filter(|(_, &done)| !done)
+            .map(|(c, _)| &**c)
+            .collect();
+        budget_fit(limit, &todo, plan, ds, &measured)
+    });
     // hours on one GPU over the lines measured on a GPU (null: none measured)
     let gpu_hours = cost::gpu_total(&lines).map(|(hours, _)| hours);
     if json {
@@ -371,6 +390,7 @@ fn print_plan(
                 "finished": finished.iter().filter(|&&f| f).count(),
                 "cpu_hours": lines.iter().filter_map(|l| l.cpu_hours).sum::<f64>(),
                 "gpu_hours": gpu_hours,
+                "time_limit": budget.as_ref().map(|b| &b.json),
             })
         );
     } else {
@@ -384,8 +404,84 @@ fn print_plan(
             ds.name
         );
         print!("{}", cost::markdown(&lines, &header, plan.jobs));
+        if let Some(b) = &budget {
+            println!("\n{}", b.text);
+        }
     }
     Ok(())
+}
+
+/// What `plan --time-limit` says: the schedule `run` would follow under the budget.
+struct BudgetFit {
+    text: String,
+    json: serde_json::Value,
+}
+
+/// Simulates `run --time-limit limit` on the runs still to train (`todo`, plan order), each taking
+/// its projection ([`crate::experiments::cost::run_projection`], as `run` projects it).
+fn budget_fit(
+    limit: TimeLimit,
+    todo: &[&crate::train::RunConfig],
+    plan: &Plan,
+    ds: &crate::data::Dataset,
+    measured: &[crate::experiments::RunRecord],
+) -> BudgetFit {
+    let gpu = !plan.device.is_cpu();
+    let projected: Vec<Option<f64>> = todo
+        .iter()
+        .map(|c| crate::experiments::cost::run_projection(c, ds.train.len(), measured, gpu))
+        .collect();
+    let limit_s = limit.duration().as_secs_f64();
+    let s = crate::experiments::schedule(&projected, plan.jobs, limit_s);
+    let would = s.starts.iter().filter(|&&x| x).count();
+    let first_left = s.starts.iter().position(|&x| !x).map(|i| {
+        let c = todo[i];
+        (
+            format!(
+                "{} {} seed {}",
+                c.model.kind().name(),
+                c.variant.name(),
+                c.seed
+            ),
+            projected[i].unwrap_or(f64::NAN),
+        )
+    });
+    let mut text = format!(
+        "Under `--time-limit {limit}` with `--jobs {}` (each run at its epoch cap × the slowest \
+         measured seconds per epoch, as `run` projects it): {would} of the {} runs not yet in \
+         --out would start, the last projected to end {:.1} h into the budget",
+        plan.jobs,
+        todo.len(),
+        s.end_s / 3600.0
+    );
+    match &first_left {
+        Some((run, p)) => {
+            text += &format!(
+                "; {} would not (first: {run}, {:.0} min projected).",
+                todo.len() - would,
+                p / 60.0
+            )
+        }
+        None => text += ".",
+    }
+    if s.unprojected > 0 {
+        text += &format!(
+            " {} of them nothing projects (no finished run of their model): counted as taking \
+             no time.",
+            s.unprojected
+        );
+    }
+    let json = serde_json::json!({
+        "limit_s": limit_s,
+        "jobs": plan.jobs,
+        "to_train": todo.len(),
+        "would_start": would,
+        "not_started": todo.len() - would,
+        "end_s": s.end_s,
+        "unprojected": s.unprojected,
+        "first_not_started": first_left.map(|(run, p)| serde_json::json!({"run": run, "projected_s": p})),
+    });
+    BudgetFit { text, json }
 }
 
 /// Writes `bytes` to `path` through a temporary file named after this process and a rename, so

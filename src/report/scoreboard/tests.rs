@@ -5,41 +5,15 @@ use super::Source;
 use crate::data::{DatasetName, Task, Tier};
 use crate::experiments::{Profile, Selected};
 use crate::models::ModelKind;
-use crate::synergy::SynergyConfig;
-use crate::train::{RunConfig, RunResult, Selection, TaskLoss, Variant};
+use crate::train::{RunResult, Variant};
 
 /// A finished run of `model` that trained `epochs` epochs in `wall_s` seconds (on `device`).
 fn run(model: ModelKind, epochs: usize, wall_s: f64, device: Option<&str>) -> Selected {
-    let config = RunConfig {
-        model: model.default_config(),
-        variant: Variant::Nll,
-        batch_size: 32,
-        lr: 1e-3,
-        seed: 0,
-        max_epochs: 10,
-        patience: 8,
-        loss: TaskLoss::L1,
-        synergy: SynergyConfig::default(),
-    };
     Selected {
         model,
         variant: Variant::Nll,
         seed: 0,
-        result: RunResult {
-            config,
-            epochs,
-            best_epoch: epochs,
-            selection: Selection::Mae,
-            valid_score: 1.0,
-            valid_score_baseline: 2.0,
-            test: None,
-            test_predictions: None,
-            failure: None,
-            wall_s,
-            dropped: Vec::new(),
-            device: device.map(str::to_string),
-            robustness: Vec::new(),
-        },
+        result: RunResult::finished_for_tests(model, epochs, wall_s, device),
     }
 }
 
