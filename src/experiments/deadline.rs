@@ -212,9 +212,7 @@ impl Deadline {
             })
         }
     }
-}
 
-impl Deadline {
     /// Counts a run this command just finished among the measured ones: the runs after it are
     /// projected from its wall seconds per epoch too.
     pub(crate) fn learn(&self, finished: &RunRecord) {
@@ -238,7 +236,7 @@ pub(crate) enum Admission {
 
 /// What `--time-limit` would start of a plan's runs, simulated without training (`plan
 /// --time-limit`): see [`schedule`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug)]
 pub(crate) struct Schedule {
     /// Per run (plan order): whether it would start.
     pub starts: Vec<bool>,

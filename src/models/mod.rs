@@ -230,6 +230,11 @@ macro_rules! fusion_models {
             pub fn name(self) -> &'static str {
                 match self { $( ModelKind::$variant => <$ty as FusionModel>::NAME ),* }
             }
+            /// The name `--models` takes (`magbert`): clap's name of the variant.
+            pub fn cli_name(self) -> String {
+                clap::ValueEnum::to_possible_value(&self)
+                    .map_or_else(|| self.name().to_lowercase(), |p| p.get_name().to_string())
+            }
             /// Whether the model **with its default configuration** reads BERT tokens
             /// ([`FusionModel::needs_tokens`]; MISA does only with its BERT text path, see
             /// [`ModelConfig::needs_tokens`]).

@@ -65,14 +65,6 @@ pub struct ModelSetting {
     pub value: Value,
 }
 
-/// The command-line name of a model (`magbert`), as `--models` takes it.
-fn cli_name(kind: ModelKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(Value::String(s)) => s,
-        _ => kind.name().to_lowercase(),
-    }
-}
-
 impl FromStr for ModelSetting {
     type Err = ModelSettingError;
 
@@ -85,20 +77,18 @@ impl FromStr for ModelSetting {
         if path.iter().any(String::is_empty) || rhs.is_empty() {
             return Err(syntax());
         }
-        let wanted = model.trim().to_lowercase();
-        let model = ModelKind::ALL
-            .iter()
-            .copied()
-            .find(|&k| cli_name(k) == wanted)
-            .ok_or_else(|| ModelSettingError::UnknownModel {
+        // parsed as `--models` parses a model (ignoring case)
+        let model = <ModelKind as clap::ValueEnum>::from_str(model.trim(), true).map_err(|_| {
+            ModelSettingError::UnknownModel {
                 spec: spec.to_string(),
-                model: wanted,
+                model: model.trim().to_string(),
                 known: ModelKind::ALL
                     .iter()
-                    .map(|&k| cli_name(k))
+                    .map(|k| k.cli_name())
                     .collect::<Vec<_>>()
                     .join(", "),
-            })?;
+            }
+        })?;
         // a JSON literal, else the bare word as a string (`--model-param misa.text_encoder=bert`)
         let value = serde_json::from_str(rhs).unwrap_or_else(|_| Value::String(rhs.to_string()));
         Ok(Self { model, path, value })
@@ -115,7 +105,7 @@ impl fmt::Display for ModelSetting {
         write!(
             f,
             "{}.{}={}",
-            cli_name(self.model),
+            self.model.cli_name(),
             self.path.join("."),
             value
         )
@@ -192,7 +182,7 @@ pub fn apply_all(
         {
             return Err(ModelSettingError::Twice(format!(
                 "{}.{}",
-                cli_name(s.model),
+                s.model.cli_name(),
                 s.path.join(".")
             )));
         }

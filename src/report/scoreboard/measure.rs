@@ -139,10 +139,7 @@ fn reason(c: &PaperClaim, tier: Tier) -> String {
 }
 
 fn command(c: &PaperClaim, tier: Tier, tables: &str, bert: bool) -> String {
-    use clap::ValueEnum;
-    let model = kind_of(&c.model)
-        .and_then(|k| k.to_possible_value())
-        .map_or_else(|| c.model.to_lowercase(), |p| p.get_name().to_string());
+    let model = kind_of(&c.model).map_or_else(|| c.model.to_lowercase(), ModelKind::cli_name);
     let mut s = format!(
         "reproduce-paper --profile quick --seeds 0,1,2,3,4 --tables {tables} --models {model} --tier {}",
         tier.name()
