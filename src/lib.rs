@@ -160,21 +160,32 @@ pub fn single_threaded_blas() {
 
 /// Keeps freed memory in the process instead of returning it to the kernel after every large
 /// tensor (glibc only; elsewhere a no-op). Training allocates and frees many tensors of a few
-/// hundred KiB to a few MiB per step; glibc serves those from fresh `mmap`s (or trims them off the
-/// heap) and the kernel zero-fills every page again on first touch. Raising the mmap threshold to
-/// 256 MiB and the trim threshold to 512 MiB keeps them in the heap for reuse. Measured on a
-/// one-epoch EF-LSTM NLL+SMMD run (`/usr/bin/time`, see docs/src/performance.md): 482 k → 84 k
-/// minor page faults, system time 1.53 s → 0.55 s. The binaries call this first;
+/// hundred KiB to tens of MiB per step; glibc serves those from fresh `mmap`s (or trims them off
+/// the heap) and the kernel zero-fills every page again on first touch. Three settings keep them
+/// in the heap for reuse:
+/// - the mmap threshold at 256 MiB and the trim threshold at 512 MiB (the main heap keeps what it
+///   frees);
+/// - **one arena** (`M_ARENA_MAX` = 1). `run` trains on worker threads (`--jobs`), and glibc gives
+///   each thread an arena of its own whose heaps are 64 MiB `mmap`s: a tensor larger than a heap
+///   is `mmap`ped whatever the threshold, and a heap that empties is unmapped. TFN's fused tensor
+///   (18 MiB per batch of 32) and its 36 MiB post-fusion gradient were paged in afresh every step.
+///   With one arena every thread allocates from the main heap, under the thresholds above.
+///
+/// Measured (`/usr/bin/time`, see docs/src/performance.md): a one-epoch EF-LSTM NLL+SMMD run,
+/// 482 k → 84 k minor page faults (the thresholds); a one-epoch TFN NLL run on synthetic MOSEI,
+/// system time 74 s → 1.4 s and CPU time 281 s → 199 s (one arena). The binaries call this first;
 /// `NEURAL_SYNERGY_MALLOC=default` leaves glibc's defaults (to measure the difference).
 pub fn tune_allocator() {
     if std::env::var("NEURAL_SYNERGY_MALLOC").is_ok_and(|v| v == "default") {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called at the start of `main`.
+    // SAFETY: mallopt only sets allocator parameters; called at the start of `main`, before any
+    // other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -146,8 +146,9 @@ impl ModelSetting {
             }
             // a field left out of the serialised form at its default (MISA's `bert` group) is
             // added; reading the configuration back says whether it exists
+            let key = stored_key(map, field);
             node = map
-                .entry(field.clone())
+                .entry(key)
                 .or_insert_with(|| Value::Object(Default::default()));
         }
         *node = self.value.clone();
@@ -169,6 +170,31 @@ impl ModelSetting {
     }
 }
 
+/// The key under which `map` stores `field`: `field` itself, or for `vision_*` the `video_*`
+/// name TFN and LMF store (MMSA's spelling, which their run keys hash; serde reads both, but the
+/// serialised form shows only the stored one, and writing the other beside it would be a
+/// duplicate field).
+fn stored_key(map: &serde_json::Map<String, Value>, field: &str) -> String {
+    if !map.contains_key(field) {
+        if let Some(rest) = field.strip_prefix("vision_") {
+            let video = format!("video_{rest}");
+            if map.contains_key(&video) {
+                return video;
+            }
+        }
+    }
+    field.to_string()
+}
+
+/// Whether two settings' paths name the same field (`vision_*` and `video_*` are one field).
+fn same_field(a: &[String], b: &[String]) -> bool {
+    let canon = |p: &String| match p.strip_prefix("vision_") {
+        Some(rest) => format!("video_{rest}"),
+        None => p.clone(),
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| canon(x) == canon(y))
+}
+
 /// Applies `settings` to the plan's `models` in order. Errors on a setting of a model the plan
 /// does not train, on the same field set twice, and on any refused setting.
 pub fn apply_all(
@@ -178,7 +204,7 @@ pub fn apply_all(
     for (i, s) in settings.iter().enumerate() {
         if settings[..i]
             .iter()
-            .any(|t| t.model == s.model && t.path == s.path)
+            .any(|t| t.model == s.model && same_field(&t.path, &s.path))
         {
             return Err(ModelSettingError::Twice(format!(
                 "{}.{}",
@@ -317,6 +343,39 @@ mod tests {
         apply_all(&mut models, &[s("magbert.beta_shift=0.1")]).unwrap();
         assert_eq!(field(&models[0], &["beta_shift"]), serde_json::json!(0.1));
         assert_eq!(models[1], ModelKind::Tfn.default_config());
+    }
+
+    #[test]
+    fn vision_fields_are_set_under_their_stored_video_names() {
+        let tfn = ModelKind::Tfn.default_config();
+        let s = |spec: &str| spec.parse::<ModelSetting>().unwrap();
+        for (spec, stored, value) in [
+            (
+                "tfn.vision_hidden=16",
+                "video_hidden",
+                serde_json::json!(16),
+            ),
+            ("tfn.video_hidden=16", "video_hidden", serde_json::json!(16)),
+            (
+                "tfn.vision_dropout=0.1",
+                "video_dropout",
+                serde_json::json!(0.1),
+            ),
+        ] {
+            let out = s(spec).apply(&tfn).unwrap().unwrap();
+            assert_eq!(field(&out, &[stored]), value, "{spec}");
+        }
+        let lmf = ModelKind::Lmf.default_config();
+        let out = s("lmf.vision_hidden=8").apply(&lmf).unwrap().unwrap();
+        assert_eq!(field(&out, &["video_hidden"]), serde_json::json!(8));
+        let mut models = vec![tfn];
+        assert!(matches!(
+            apply_all(
+                &mut models,
+                &[s("tfn.vision_hidden=16"), s("tfn.video_hidden=8")]
+            ),
+            Err(ModelSettingError::Twice(_))
+        ));
     }
 
     proptest! {
