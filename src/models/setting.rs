@@ -170,17 +170,23 @@ impl ModelSetting {
     }
 }
 
-/// The key under which `map` stores `field`: `field` itself, or for `vision_*` the `video_*`
-/// name TFN and LMF store (MMSA's spelling, which their run keys hash; serde reads both, but the
-/// serialised form shows only the stored one, and writing the other beside it would be a
-/// duplicate field).
+/// `field` under TFN's and LMF's stored spelling: `vision_*` as `video_*` (MMSA's names, which
+/// their run keys hash; serde reads both, but the serialised form shows only the stored one);
+/// every other name as it is.
+fn video_spelling(field: &str) -> String {
+    match field.strip_prefix("vision_") {
+        Some(rest) => format!("video_{rest}"),
+        None => field.to_string(),
+    }
+}
+
+/// The key under which `map` stores `field`: `field` itself, or its [`video_spelling`] where only
+/// that is stored (writing the other spelling beside it would be a duplicate field).
 fn stored_key(map: &serde_json::Map<String, Value>, field: &str) -> String {
     if !map.contains_key(field) {
-        if let Some(rest) = field.strip_prefix("vision_") {
-            let video = format!("video_{rest}");
-            if map.contains_key(&video) {
-                return video;
-            }
+        let video = video_spelling(field);
+        if map.contains_key(&video) {
+            return video;
         }
     }
     field.to_string()
@@ -188,11 +194,10 @@ fn stored_key(map: &serde_json::Map<String, Value>, field: &str) -> String {
 
 /// Whether two settings' paths name the same field (`vision_*` and `video_*` are one field).
 fn same_field(a: &[String], b: &[String]) -> bool {
-    let canon = |p: &String| match p.strip_prefix("vision_") {
-        Some(rest) => format!("video_{rest}"),
-        None => p.clone(),
-    };
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| canon(x) == canon(y))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| video_spelling(x) == video_spelling(y))
 }
 
 /// Applies `settings` to the plan's `models` in order. Errors on a setting of a model the plan
