@@ -165,22 +165,27 @@ impl Plan {
         self.grid.clone().unwrap_or_else(|| self.profile.grid())
     }
 
-    /// Every run of the plan (model × variant × seed × grid point), each checked once.
+    /// Every run of the plan, each checked once, in **seed-major** order: seed × model × variant ×
+    /// grid point × weights. Every claim (a variant against its model's NLL at one seed) thus
+    /// completes before the next seed starts, so a plan cut short by `--time-limit` (or killed)
+    /// leaves whole paired seeds, not five NLL seeds and no variant to compare them with. The
+    /// order decides only which runs train first: run keys, shards ([`Shard::select`]) and the
+    /// `--plan` table (one line per model × variant, in order of first appearance) do not
+    /// depend on it.
     pub fn runs(&self, ds: &Dataset) -> Result<Vec<Checked<RunConfig>>, ExperimentError> {
         let (cap, patience) = self.profile.epochs();
         let max_epochs = self.max_epochs.unwrap_or(cap);
         let mut out = Vec::new();
-        for model in &self.models {
-            for &variant in &self.variants {
-                if let Some(p) = &self.pairs {
-                    if !p.contains(&(model.kind(), variant)) {
-                        continue;
+        for &seed in &self.seeds {
+            for model in &self.models {
+                for &variant in &self.variants {
+                    if let Some(p) = &self.pairs {
+                        if !p.contains(&(model.kind(), variant)) {
+                            continue;
+                        }
                     }
-                }
-                let weights = self.weight_grid.configs(&self.synergy, variant);
-                for &seed in &self.seeds {
                     for (batch_size, lr) in self.grid() {
-                        for synergy in &weights {
+                        for synergy in self.weight_grid.configs(&self.synergy, variant) {
                             let c = RunConfig {
                                 model: model.clone(),
                                 variant,
@@ -190,7 +195,7 @@ impl Plan {
                                 max_epochs,
                                 patience,
                                 loss: TaskLoss::for_task(ds.task),
-                                synergy: synergy.clone(),
+                                synergy,
                             };
                             out.push(Checked::new(c)?);
                         }

@@ -396,6 +396,20 @@ fn time_limit_starts_only_the_runs_projected_to_end_within_it() {
             && plan.contains("1 would not (first: FLSTM NLL seed 2, 16667 min projected)"),
         "{plan}"
     );
+    // runs are seed-major: with NLL+SKL beside NLL, the one run that fits is seed 0's NLL+SKL
+    // (completing seed 0's pair), so the first not started is seed 1's NLL, not seed 2's
+    let both = [
+        &base[..],
+        &["--variants", "nll,nll-skl", "--seeds", "0,1,2"],
+    ]
+    .concat();
+    let (code, plan, err) = run(&[&both[..], &["--plan", "--time-limit", "12d"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        plan.contains("1 of the 5 runs not yet in --out would start")
+            && plan.contains("4 would not (first: FLSTM NLL seed 1, 16667 min projected)"),
+        "{plan}"
+    );
     let (code, plan, err) = run(&[
         &nll[..],
         &["--plan", "--json", "--jobs", "2", "--time-limit", "12d"],
