@@ -48,7 +48,7 @@ impl Bandwidths {
             });
         }
         if let Some(&bad) = sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(EstimatorError::NonPositiveBandwidth(bad));
+            return Err(EstimatorError::NonPositiveBandwidth(bad.sqrt()));
         }
         Ok(Self(sigmas))
     }
@@ -318,7 +318,47 @@ pub fn pairwise_sq_dists(a: &ArrayView2<f64>, b: &ArrayView2<f64>) -> Result<Arr
 ///
 /// Needs at least two pooled points; a zero median (more than half the pairs are duplicates) is an
 /// error, since it would give a zero bandwidth. Cost `O((n+m)² d)` time, `O((n+m)²)` memory.
+/// [`median_bandwidth_or_positive`] is the total form the training losses use.
 pub fn median_bandwidth(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<f64> {
+    let mut all = pooled_sq_dists(x, y)?;
+    let sigma = median(&mut all).sqrt();
+    if !(sigma > 0.0 && sigma.is_finite()) {
+        return Err(EstimatorError::NonPositiveBandwidth(sigma));
+    }
+    Ok(sigma)
+}
+
+/// [`median_bandwidth`], made total for batches whose points have collapsed (what a regulariser
+/// can do to a C-network's representations mid-training):
+///
+/// * `σ = sqrt(median{‖zᵢ − zⱼ‖²})` when that median is positive (the same value);
+/// * else `σ = sqrt(median{‖zᵢ − zⱼ‖² : ‖zᵢ − zⱼ‖² > 0})`, the median over the pairs that differ
+///   (a duplicate is a pair at squared distance exactly 0 in the GEMM form `‖a‖² + ‖b‖² − 2aᵀb`,
+///   clamped at 0, as for collapsed ReLU outputs);
+/// * else (every pooled point coincides) `σ = 1`: then every Gaussian kernel value is 1, so MMD²
+///   and its gradient are 0 whatever `σ` is.
+///
+/// A non-finite squared distance (a NaN or infinite input) is an error, as are fewer than two
+/// points; the strict form's checks otherwise apply.
+pub fn median_bandwidth_or_positive(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<f64> {
+    let mut all = pooled_sq_dists(x, y)?;
+    if let Some(&bad) = all.iter().find(|d| !d.is_finite()) {
+        return Err(EstimatorError::NonPositiveBandwidth(bad.sqrt()));
+    }
+    let med = median(&mut all);
+    if med > 0.0 {
+        return Ok(med.sqrt());
+    }
+    all.retain(|&d| d > 0.0);
+    if all.is_empty() {
+        return Ok(1.0);
+    }
+    Ok(median(&mut all).sqrt())
+}
+
+/// The squared distances `‖zᵢ − zⱼ‖²`, `i < j`, of the pooled sample `Z = [X; Y]` (at least two
+/// points), in no particular order.
+fn pooled_sq_dists(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<Vec<f64>> {
     super::check_pair(x, y)?;
     let z = concatenate(Axis(0), &[x.view(), y.view()]).expect("same width");
     let z = z.as_standard_layout();
@@ -333,7 +373,7 @@ pub fn median_bandwidth(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<f64>
     let norms = sq_norms(&z.view());
     let norms = norms.as_slice().unwrap();
     let zv = z.view();
-    let mut all: Vec<f64> = tiles(n, n, true)
+    Ok(tiles(n, n, true)
         .into_par_iter()
         .map(|(i0, i1, j0, j1)| {
             let a = zv.slice(s![i0..i1, ..]);
@@ -349,28 +389,38 @@ pub fn median_bandwidth(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<f64>
             v
         })
         .flatten()
-        .collect();
+        .collect())
+}
+
+/// The median of a non-empty slice (the mean of the two middle values for an even length),
+/// reordering it; NaN sorts last (`total_cmp`).
+fn median(all: &mut [f64]) -> f64 {
     let cnt = all.len();
     let mid = cnt / 2;
     let cmp = |a: &f64, b: &f64| a.total_cmp(b);
     let (_, upper_mid, _) = all.select_nth_unstable_by(mid, cmp);
     let upper_mid = *upper_mid;
-    let med = if cnt % 2 == 1 {
+    if cnt % 2 == 1 {
         upper_mid
     } else {
         let lower_mid = all[..mid].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         0.5 * (lower_mid + upper_mid)
-    };
-    let sigma = med.sqrt();
-    if !(sigma > 0.0 && sigma.is_finite()) {
-        return Err(EstimatorError::NonPositiveBandwidth(sigma));
     }
-    Ok(sigma)
 }
 
 /// The `--median` set: `σ_med × {0.25, 0.5, 1, 2, 4}`.
 pub fn median_bandwidths(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<Bandwidths> {
     let s = median_bandwidth(x, y)?;
+    Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * s).collect())
+}
+
+/// `σ × {0.25, 0.5, 1, 2, 4}` with `σ` from [`median_bandwidth_or_positive`] (the training
+/// losses' set: positive for any finite batch of at least two points).
+pub fn median_bandwidths_or_positive(
+    x: &ArrayView2<f64>,
+    y: &ArrayView2<f64>,
+) -> Result<Bandwidths> {
+    let s = median_bandwidth_or_positive(x, y)?;
     Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * s).collect())
 }
 

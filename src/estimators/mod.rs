@@ -20,7 +20,8 @@ pub mod pid;
 
 pub use bounds::{dv_bound, dv_nwj, log_mean_exp, nwj_bound, DvNwj};
 pub use kernel::{
-    median_bandwidth, median_bandwidths, pairwise_sq_dists, Bandwidths, MEDIAN_SCALES,
+    median_bandwidth, median_bandwidth_or_positive, median_bandwidths,
+    median_bandwidths_or_positive, pairwise_sq_dists, Bandwidths, MEDIAN_SCALES,
 };
 pub use kl::{gaussian_kl, knn_kl};
 pub use kmeans::{KMeans, KMeansParams};

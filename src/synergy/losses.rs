@@ -11,7 +11,10 @@ pub enum BandwidthSpec {
     /// Fixed σ values.
     Fixed(Bandwidths),
     /// `σ_med × {0.25, 0.5, 1, 2, 4}`, with `σ_med` computed on the **detached** batch (no
-    /// gradient flows through the bandwidth), by the reference estimator.
+    /// gradient flows through the bandwidth), by the reference estimator in its total form
+    /// ([`estimators::median_bandwidth_or_positive`]): a batch whose representations collapsed
+    /// (most pairs identical) takes the median over the pairs that differ, and a batch of one
+    /// repeated point `σ = 1`, instead of failing the run on a zero bandwidth.
     Median,
 }
 
@@ -22,7 +25,7 @@ impl BandwidthSpec {
             BandwidthSpec::Fixed(b) => b.clone(),
             BandwidthSpec::Median => {
                 let (xa, ya) = (to_array2(&x.detach())?, to_array2(&y.detach())?);
-                estimators::median_bandwidths(&xa.view(), &ya.view())?
+                estimators::median_bandwidths_or_positive(&xa.view(), &ya.view())?
             }
         })
     }

@@ -3,7 +3,9 @@
 use crate::common::*;
 use ndarray::{arr1, s, Array2, Axis};
 use neural_synergy::estimators::closed_form::gaussian_mmd2;
-use neural_synergy::estimators::{median_bandwidth, mmd2, Bandwidths, MmdVariant, MEDIAN_SCALES};
+use neural_synergy::estimators::{
+    median_bandwidth, median_bandwidth_or_positive, mmd2, Bandwidths, MmdVariant, MEDIAN_SCALES,
+};
 use proptest::prelude::*;
 
 const ALL: [MmdVariant; 3] = [MmdVariant::Biased, MmdVariant::Unbiased, MmdVariant::Linear];
@@ -126,6 +128,46 @@ proptest! {
         let med = if c % 2 == 1 { dists[c / 2] } else { 0.5 * (dists[c / 2 - 1] + dists[c / 2]) };
         let s = median_bandwidth(&x.view(), &y.view()).unwrap();
         prop_assert!((s * s - med).abs() <= 1e-9 * (1.0 + med), "{} vs {}", s * s, med);
+    }
+
+    /// Where the strict median heuristic has a bandwidth, the total form gives the same one.
+    #[test]
+    fn total_median_bandwidth_equals_the_strict_one_when_that_exists(n in 1usize..40, m in 1usize..40, d in 1usize..4, seed in any::<u64>()) {
+        let x = randn(n, d, seed);
+        let y = randn(m, d, seed.wrapping_add(2));
+        if let Ok(strict) = median_bandwidth(&x.view(), &y.view()) {
+            prop_assert_eq!(median_bandwidth_or_positive(&x.view(), &y.view()).unwrap(), strict);
+        }
+    }
+
+    /// A collapsed batch — `k ≥ 4` copies of one point and one point at squared distance `δ²`
+    /// from them, so most pairs are duplicates — has a zero median (the strict heuristic fails); the
+    /// total form takes the median over the pairs that differ, all at `δ²`: `σ = δ`. A batch of
+    /// one repeated point gets `σ = 1`, and MMD² there is 0 at that bandwidth.
+    #[test]
+    fn collapsed_batch_takes_the_median_of_the_differing_pairs(k in 4usize..30, d in 1usize..5, seed in any::<u64>(), delta in 0.1f64..10.0) {
+        // integer coordinates: the GEMM-form distances between copies are exactly 0
+        let p = randn(1, d, seed).mapv(|v| (3.0 * v).round());
+        let x = Array2::from_shape_fn((k, d), |(_, j)| p[[0, j]]);
+        let mut y = p.clone();
+        y[[0, 0]] += delta;
+        prop_assert!(median_bandwidth(&x.view(), &y.view()).is_err());
+        let s = median_bandwidth_or_positive(&x.view(), &y.view()).unwrap();
+        prop_assert!((s - delta).abs() <= 1e-6 * (1.0 + delta), "σ = {s}, δ = {delta}");
+        let one = median_bandwidth_or_positive(&x.view(), &p.view()).unwrap();
+        prop_assert_eq!(one, 1.0);
+        let b = Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * one).collect()).unwrap();
+        let v = mmd2(&x.view(), &p.view(), MmdVariant::Biased, &b).unwrap();
+        prop_assert!(v.abs() < 1e-12, "MMD² of coincident points = {v}");
+    }
+
+    /// Non-finite inputs stay an error in the total form (never a NaN bandwidth).
+    #[test]
+    fn total_median_bandwidth_refuses_non_finite_points(n in 2usize..20, d in 1usize..4, seed in any::<u64>(), bad in prop::sample::select(vec![f64::NAN, f64::INFINITY])) {
+        let mut x = randn(n, d, seed);
+        let y = randn(n, d, seed ^ 7);
+        x[[0, 0]] = bad;
+        prop_assert!(median_bandwidth_or_positive(&x.view(), &y.view()).is_err());
     }
 }
 
