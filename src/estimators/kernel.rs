@@ -410,8 +410,7 @@ fn median(all: &mut [f64]) -> f64 {
 
 /// The `--median` set: `σ_med × {0.25, 0.5, 1, 2, 4}`.
 pub fn median_bandwidths(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<Bandwidths> {
-    let s = median_bandwidth(x, y)?;
-    Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * s).collect())
+    median_scaled(median_bandwidth(x, y)?)
 }
 
 /// `σ × {0.25, 0.5, 1, 2, 4}` with `σ` from [`median_bandwidth_or_positive`] (the training
@@ -420,8 +419,12 @@ pub fn median_bandwidths_or_positive(
     x: &ArrayView2<f64>,
     y: &ArrayView2<f64>,
 ) -> Result<Bandwidths> {
-    let s = median_bandwidth_or_positive(x, y)?;
-    Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * s).collect())
+    median_scaled(median_bandwidth_or_positive(x, y)?)
+}
+
+/// `σ × MEDIAN_SCALES`.
+fn median_scaled(sigma: f64) -> Result<Bandwidths> {
+    Bandwidths::new(MEDIAN_SCALES.iter().map(|c| c * sigma).collect())
 }
 
 #[cfg(test)]

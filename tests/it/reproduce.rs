@@ -387,10 +387,15 @@ fn time_limit_starts_only_the_runs_projected_to_end_within_it() {
     let base = [&smoke[..], &["--quiet", "--out", out]].concat();
 
     let nll = [&base[..], &["--variants", "nll", "--seeds", "0,1,2"]].concat();
+    // `--plan --time-limit 12d` on `args`: its output (the command succeeds)
+    let plan_12d = |args: &[&str]| {
+        let (code, plan, err) = run(&[args, &["--plan", "--time-limit", "12d"]].concat());
+        assert_eq!(code, 0, "{err}");
+        plan
+    };
     // `--plan --time-limit` simulates it: in 12 days one worker fits one of the two 10^6 s runs
     // left, two workers fit both; nothing trains
-    let (code, plan, err) = run(&[&nll[..], &["--plan", "--time-limit", "12d"]].concat());
-    assert_eq!(code, 0, "{err}");
+    let plan = plan_12d(&nll);
     assert!(
         plan.contains("1 of the 2 runs not yet in --out would start")
             && plan.contains("1 would not (first: FLSTM NLL seed 2, 16667 min projected)"),
@@ -398,13 +403,13 @@ fn time_limit_starts_only_the_runs_projected_to_end_within_it() {
     );
     // runs are seed-major: with NLL+SKL beside NLL, the one run that fits is seed 0's NLL+SKL
     // (completing seed 0's pair), so the first not started is seed 1's NLL, not seed 2's
-    let both = [
-        &base[..],
-        &["--variants", "nll,nll-skl", "--seeds", "0,1,2"],
-    ]
-    .concat();
-    let (code, plan, err) = run(&[&both[..], &["--plan", "--time-limit", "12d"]].concat());
-    assert_eq!(code, 0, "{err}");
+    let plan = plan_12d(
+        &[
+            &base[..],
+            &["--variants", "nll,nll-skl", "--seeds", "0,1,2"],
+        ]
+        .concat(),
+    );
     assert!(
         plan.contains("1 of the 5 runs not yet in --out would start")
             && plan.contains("4 would not (first: FLSTM NLL seed 1, 16667 min projected)"),
